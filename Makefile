@@ -1,0 +1,40 @@
+# The two README commands: `make demo` and `make test`. Both build or refresh .venv first,
+# from the frozen lock, so a fresh machine with only Python 3.11 + pip is enough.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint lock plan clean
+
+$(STAMP): requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	@touch $(STAMP)
+
+## demo: the main job on the embedded default (no cloud): check and plan the demo stacks
+demo: $(STAMP)
+	$(PY) -m stacks check
+	$(PY) -m stacks list
+
+## test: the full suite (fast tests and the slow real-engine tests), plus ruff
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+## test-fast: everything except tests marked slow
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## lock: re-freeze requirements.lock from requirements.txt (run after changing a pin)
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -r requirements.txt
+	.venv-lock/bin/pip freeze > requirements.lock && rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

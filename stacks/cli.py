@@ -1,0 +1,107 @@
+"""``python -m stacks``: list, check (and plan / diff, see ``stacks.plan``) the committed stacks offline.
+
+Exit codes: 0 all valid; 2 bad input (every error listed, each naming the key and the fix).
+No traceback is ever shown for a bad stack file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import SpecErrors
+from .loader import load_stack_file, resolve_stack_arg, stack_files
+from .spec import StackSpec
+
+EXIT_INVALID = 2
+
+
+def _load_all(args: Sequence[str], require_secrets: bool) -> tuple[list[StackSpec], list[SpecErrors]]:
+    targets = list(args) or list(stack_files())
+    specs, failures = [], []
+    for arg in targets:
+        try:
+            name, path = resolve_stack_arg(arg)
+            specs.append(load_stack_file(Path(path), name, require_secrets=require_secrets))
+        except SpecErrors as exc:
+            failures.append(exc)
+    return specs, failures
+
+
+def _accel(spec: StackSpec) -> str:
+    return f"{spec.chips_per_node}x {spec.machine.chip.name}" + (f" ({spec.machine.topology})" if spec.machine.topology else "")
+
+
+def cmd_list(console: Console) -> int:
+    specs, failures = _load_all([], require_secrets=False)
+    table = Table(title="committed stacks", show_lines=False)
+    for col in ("stack", "model", "precision", "accelerator", "machine", "server", "TP", "$/h", "fits"):
+        table.add_column(col, justify="right" if col in ("TP", "$/h") else "left")
+    for s in specs:
+        table.add_row(s.name, s.model.alias, s.precision.name, _accel(s), s.machine.name, s.server.name,
+                      str(s.tensor_parallel), f"{s.usd_per_hour:.2f}" + (" spot" if s.spot else ""),
+                      "yes" if s.sizing.fits else "NO")
+    console.print(table)
+    for exc in failures:
+        console.print(f"[red]invalid[/red] {exc.render()}", highlight=False)
+    return EXIT_INVALID if failures else 0
+
+
+def cmd_check(console: Console, args: Sequence[str], require_secrets: bool) -> int:
+    specs, failures = _load_all(args, require_secrets)
+    table = Table(title="sizing (the guide's rules 1-3)")
+    cols = ("stack", "weights", "fit (≤80 %)", "KV cache", "KV tokens", "seqs @ max len", "TP", "$/h")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "stack" else "right")
+    for s in specs:
+        z = s.sizing
+        table.add_row(
+            s.name,
+            f"{z.weight_gb:.1f} GB ({z.weight_gib:.1f} GiB)",
+            f"{z.weight_share:.0%} of {z.group_memory_gb:g} GB",
+            f"{z.kv_gib:.1f} GiB ({z.kv_share:.0%})",
+            f"{z.kv_tokens:,}",
+            f"{z.max_seqs_at_max_len} @ {z.max_model_len}",
+            str(s.tensor_parallel),
+            f"{s.usd_per_hour:.2f}",
+        )
+    if specs:
+        console.print(table)
+    for s in specs:
+        for warning in s.warnings:
+            console.print(f"[yellow]warning[/yellow] {s.name}: {warning}", highlight=False)
+    for exc in failures:
+        console.print(f"[red]error[/red] {exc.render()}", highlight=False)
+    if failures:
+        console.print(f"{len(failures)} invalid stack(s)", style="bold red")
+        return EXIT_INVALID
+    console.print(f"{len(specs)} stack(s) valid", style="bold green")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stacks", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="one line per committed stack")
+    check = sub.add_parser("check", help="validate stacks without Pulumi and print their sizing")
+    check.add_argument("stacks", nargs="*", metavar="STACK-NAME | FILE", help="default: every committed stack")
+    check.add_argument("--deploy", action="store_true",
+                       help="also require the secrets `pulumi up` will need (HF token, API key) to be set")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console(width=200) if not sys.stdout.isatty() else Console()
+    if args.command == "list":
+        return cmd_list(console)
+    if args.command == "check":
+        return cmd_check(console, args.stacks, args.deploy)
+    parser.error(f"unknown command {args.command}")
+    return EXIT_INVALID

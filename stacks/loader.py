@@ -1,0 +1,183 @@
+"""Read a Pulumi stack file (or a Pulumi config mapping) into a validated ``StackSpec``.
+
+Two entry points, one path: ``load_stack_file`` for the offline tools (reads the YAML directly)
+and ``spec_from_config`` for ``__main__.py`` (which hands over what ``pulumi.Config`` holds).
+Both produce the same ``StackConfig`` -> ``StackSpec``; pydantic's errors are translated here into
+``SpecError``s that name the key as written in the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .config import PROJECT, PROVIDER_NAMESPACES, StackConfig
+from .errors import SpecError, SpecErrors, did_you_mean
+from .spec import StackSpec, resolve
+
+STACKS_DIR = Path(__file__).parent
+
+
+def stack_files(directory: Path = STACKS_DIR) -> dict[str, Path]:
+    """Committed stacks: name -> path of ``Pulumi.<name>.yaml``."""
+    return {p.name[len("Pulumi.") : -len(".yaml")]: p for p in sorted(directory.glob("Pulumi.*.yaml"))}
+
+
+def resolve_stack_arg(arg: str) -> tuple[str, Path]:
+    """A stack name (committed) or a path to a stack file."""
+    path = Path(arg)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        name = path.name
+        name = name[len("Pulumi.") :] if name.startswith("Pulumi.") else name
+        return name.rsplit(".", 1)[0], path
+    files = stack_files()
+    if arg in files:
+        return arg, files[arg]
+    raise SpecErrors(
+        arg,
+        [SpecError("stack", f'no stack named "{arg}"{did_you_mean(arg, files)}',
+                   f"use one of: {', '.join(files)}, or a path to a Pulumi.<stack>.yaml file")],
+    )
+
+
+def load_stack_file(path: Path, name: str | None = None, *, require_secrets: bool = False) -> StackSpec:
+    """Parse and validate one stack file. Raises ``SpecErrors`` listing every problem."""
+    name = name or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SpecErrors(str(path), [SpecError("(file)", f"not valid YAML: {exc}", "fix the YAML syntax")]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise SpecErrors(str(path), [SpecError("config", "the file has no `config:` mapping",
+                                               "a stack file is `config:` followed by `gcp:*` and "
+                                               f"`{PROJECT}:*` keys; see README")])
+    return spec_from_config(document["config"], name, source=str(path), require_secrets=require_secrets)
+
+
+def spec_from_config(
+    flat: Mapping[str, Any], name: str, *, source: str | None = None, require_secrets: bool = False
+) -> StackSpec:
+    """Validate a flat Pulumi config mapping (``"ns:key" -> value``) into a ``StackSpec``.
+
+    Secret values are never read: a secret key only counts as *present* (``{secure: ...}`` in a
+    file, or any value handed over by the Pulumi runtime, which keeps it a secret).
+    """
+    source = source or name
+    errors: list[SpecError] = []
+    nested: dict[str, Any] = {"gcp": {}}
+    secrets_present: set[str] = set()
+    plaintext_secrets: set[str] = set()
+    for full_key, value in flat.items():
+        namespace, _, key = str(full_key).partition(":")
+        if not key:
+            namespace, key = PROJECT, namespace
+        if namespace == PROJECT:
+            nested[key] = value
+            if isinstance(value, dict) and set(value) == {"secure"}:
+                secrets_present.add(key)
+        elif namespace == "gcp":
+            nested["gcp"][key] = value
+        elif namespace not in PROVIDER_NAMESPACES:
+            errors.append(SpecError(full_key, f'unknown config namespace "{namespace}"'
+                                    f"{did_you_mean(namespace, (PROJECT, *PROVIDER_NAMESPACES))}",
+                                    f"project keys are written `{PROJECT}:<key>`"))
+    # Secret keys named by the `secrets` section are taken out before schema validation.
+    secret_names = _secret_key_names(nested.get("secrets"))
+    for secret_key in secret_names:
+        if secret_key in nested:
+            value = nested.pop(secret_key)
+            if isinstance(value, dict) and set(value) == {"secure"}:
+                secrets_present.add(secret_key)
+            else:
+                plaintext_secrets.add(secret_key)
+    for secret_key in sorted(plaintext_secrets):
+        errors.append(SpecError(f"{PROJECT}:{secret_key}", "holds a plaintext value; secrets must be encrypted",
+                                f"pulumi config set --secret {secret_key} <value>  (and remove the plaintext)"))
+    try:
+        config = StackConfig.model_validate(nested)
+    except ValidationError as exc:
+        errors.extend(_translate(exc))
+        raise SpecErrors(source, errors) from None
+    if errors:
+        raise SpecErrors(source, errors)
+    return resolve(config, name, secrets_present, source=source, require_secrets=require_secrets)
+
+
+def _secret_key_names(secrets_section: Any) -> set[str]:
+    names = {"hfToken", "apiKey"}
+    if isinstance(secrets_section, dict):
+        names |= {v for v in secrets_section.values() if isinstance(v, str)}
+    return names
+
+
+def _key_name(loc: tuple[Any, ...]) -> str:
+    """('accelerator', 'gpusPerNode') -> 'gke-llm-bench:accelerator.gpusPerNode'."""
+    if not loc:
+        return "config"
+    head, *rest = loc
+    prefix = "gcp:" if head == "gcp" else f"{PROJECT}:{head}"
+    if head == "gcp":
+        prefix = "gcp"
+    out = prefix
+    for i, part in enumerate(rest):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += (":" if head == "gcp" and i == 0 else ".") + str(part)
+    return out
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the mapping at ``loc`` (for did-you-mean on keys)."""
+    model: Any = StackConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        field = fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model
+
+
+def _translate(exc: ValidationError) -> list[SpecError]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = _key_name(loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            owner = _model_at(loc[:-1])
+            allowed = [f.alias or n for n, f in owner.model_fields.items()] if owner else []
+            if owner is StackConfig:
+                allowed = [a for a in allowed if a != "gcp"]
+            hint = did_you_mean(str(loc[-1]), allowed)
+            out.append(SpecError(key, f"unknown config key{hint}", f"valid keys here: {', '.join(allowed)}"))
+        elif kind == "missing":
+            out.append(SpecError(key, "is required", "add it to the stack file"))
+        elif kind == "literal_error":
+            out.append(SpecError(key, f"{err['input']!r} is not allowed{did_you_mean(err['input'], _literal_choices(err))}",
+                                 f"use one of: {err['ctx']['expected']}"))
+        elif kind.endswith("_type") or kind in ("model_type", "model_attributes_type", "dict_type"):
+            expected = kind.removesuffix("_type").replace("model_attributes", "mapping").replace("model", "mapping")
+            out.append(SpecError(key, f"expected a {expected}, got {type(err['input']).__name__} {err['input']!r}",
+                                 f"write it as a {expected} (no quotes around numbers and booleans)"))
+        elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            out.append(SpecError(key, f"{err['input']!r}: {err['msg'].lower()}", "use a value in range"))
+        else:
+            out.append(SpecError(key, err["msg"], "see the config schema in README"))
+    return out
+
+
+def _literal_choices(err: Any) -> list[str]:
+    expected = str(err.get("ctx", {}).get("expected", ""))
+    return [c.strip(" '") for c in expected.replace(" or ", ",").split(",") if c.strip(" '")]
