@@ -34,7 +34,9 @@ def _load_all(args: Sequence[str], require_secrets: bool) -> tuple[list[StackSpe
 
 
 def _accel(spec: StackSpec) -> str:
-    return f"{spec.chips_per_node}x {spec.machine.chip.name}" + (f" ({spec.machine.topology})" if spec.machine.topology else "")
+    return f"{spec.chips_per_node}x {spec.machine.chip.name}" + (
+        f" ({spec.machine.topology})" if spec.machine.topology else ""
+    )
 
 
 def cmd_list(console: Console) -> int:
@@ -43,9 +45,17 @@ def cmd_list(console: Console) -> int:
     for col in ("stack", "model", "precision", "accelerator", "machine", "server", "TP", "$/h", "fits"):
         table.add_column(col, justify="right" if col in ("TP", "$/h") else "left")
     for s in specs:
-        table.add_row(s.name, s.model.alias, s.precision.name, _accel(s), s.machine.name, s.server.name,
-                      str(s.tensor_parallel), f"{s.usd_per_hour:.2f}" + (" spot" if s.spot else ""),
-                      "yes" if s.sizing.fits else "NO")
+        table.add_row(
+            s.name,
+            s.model.alias,
+            s.precision.name,
+            _accel(s),
+            s.machine.name,
+            s.server.name,
+            str(s.tensor_parallel),
+            f"{s.usd_per_hour:.2f}" + (" spot" if s.spot else ""),
+            "yes" if s.sizing.fits else "NO",
+        )
     console.print(table)
     for exc in failures:
         console.print(f"[red]invalid[/red] {exc.render()}", highlight=False)
@@ -90,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="one line per committed stack")
     check = sub.add_parser("check", help="validate stacks without Pulumi and print their sizing")
     check.add_argument("stacks", nargs="*", metavar="STACK-NAME | FILE", help="default: every committed stack")
-    check.add_argument("--deploy", action="store_true",
-                       help="also require the secrets `pulumi up` will need (HF token, API key) to be set")
+    check.add_argument(
+        "--deploy",
+        action="store_true",
+        help="also require the secrets `pulumi up` will need (HF token, API key) to be set",
+    )
     return parser
 
 

@@ -23,9 +23,7 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 class _Section(BaseModel):
     """Base for every config section: camelCase keys, unknown keys rejected, no coercion of strings."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True, frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True, frozen=True)
 
 
 class GcpConfig(_Section):

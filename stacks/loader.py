@@ -8,6 +8,7 @@ Both produce the same ``StackConfig`` -> ``StackSpec``; pydantic's errors are tr
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,13 @@ def resolve_stack_arg(arg: str) -> tuple[str, Path]:
         return arg, files[arg]
     raise SpecErrors(
         arg,
-        [SpecError("stack", f'no stack named "{arg}"{did_you_mean(arg, files)}',
-                   f"use one of: {', '.join(files)}, or a path to a Pulumi.<stack>.yaml file")],
+        [
+            SpecError(
+                "stack",
+                f'no stack named "{arg}"{did_you_mean(arg, files)}',
+                f"use one of: {', '.join(files)}, or a path to a Pulumi.<stack>.yaml file",
+            )
+        ],
     )
 
 
@@ -52,9 +58,16 @@ def load_stack_file(path: Path, name: str | None = None, *, require_secrets: boo
     except yaml.YAMLError as exc:
         raise SpecErrors(str(path), [SpecError("(file)", f"not valid YAML: {exc}", "fix the YAML syntax")]) from None
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise SpecErrors(str(path), [SpecError("config", "the file has no `config:` mapping",
-                                               "a stack file is `config:` followed by `gcp:*` and "
-                                               f"`{PROJECT}:*` keys; see README")])
+        raise SpecErrors(
+            str(path),
+            [
+                SpecError(
+                    "config",
+                    "the file has no `config:` mapping",
+                    f"a stack file is `config:` followed by `gcp:*` and `{PROJECT}:*` keys; see README",
+                )
+            ],
+        )
     return spec_from_config(document["config"], name, source=str(path), require_secrets=require_secrets)
 
 
@@ -82,9 +95,13 @@ def spec_from_config(
         elif namespace == "gcp":
             nested["gcp"][key] = value
         elif namespace not in PROVIDER_NAMESPACES:
-            errors.append(SpecError(full_key, f'unknown config namespace "{namespace}"'
-                                    f"{did_you_mean(namespace, (PROJECT, *PROVIDER_NAMESPACES))}",
-                                    f"project keys are written `{PROJECT}:<key>`"))
+            errors.append(
+                SpecError(
+                    full_key,
+                    f'unknown config namespace "{namespace}"{did_you_mean(namespace, (PROJECT, *PROVIDER_NAMESPACES))}',
+                    f"project keys are written `{PROJECT}:<key>`",
+                )
+            )
     # Secret keys named by the `secrets` section are taken out before schema validation.
     secret_names = _secret_key_names(nested.get("secrets"))
     for secret_key in secret_names:
@@ -95,16 +112,60 @@ def spec_from_config(
             else:
                 plaintext_secrets.add(secret_key)
     for secret_key in sorted(plaintext_secrets):
-        errors.append(SpecError(f"{PROJECT}:{secret_key}", "holds a plaintext value; secrets must be encrypted",
-                                f"pulumi config set --secret {secret_key} <value>  (and remove the plaintext)"))
+        errors.append(
+            SpecError(
+                f"{PROJECT}:{secret_key}",
+                "holds a plaintext value; secrets must be encrypted",
+                f"pulumi config set --secret {secret_key} <value>  (and remove the plaintext)",
+            )
+        )
     try:
         config = StackConfig.model_validate(nested)
     except ValidationError as exc:
         errors.extend(_translate(exc))
+        errors.extend(_semantic_errors_despite(exc, nested, name, secrets_present, source, require_secrets, errors))
         raise SpecErrors(source, errors) from None
     if errors:
         raise SpecErrors(source, errors)
     return resolve(config, name, secrets_present, source=source, require_secrets=require_secrets)
+
+
+def _semantic_errors_despite(
+    exc: ValidationError,
+    nested: dict[str, Any],
+    name: str,
+    secrets_present: set[str],
+    source: str,
+    require_secrets: bool,
+    known: list[SpecError],
+) -> list[SpecError]:
+    """Catalog and cross-field errors of a file that also has schema errors.
+
+    The keys pydantic rejected are dropped (so their defaults apply) and the rest is resolved, so
+    that one run lists a typo *and* an unknown GPU. Missing required keys cannot be dropped; then
+    only the schema errors are reported.
+    """
+    pruned = copy.deepcopy(nested)
+    for err in exc.errors():
+        if err["type"] == "missing":
+            return []
+        *parents, leaf = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        holder: Any = pruned
+        for part in parents:
+            holder = holder[part] if isinstance(holder, (dict, list)) else None
+        if isinstance(holder, dict):
+            holder.pop(leaf, None)
+        elif isinstance(holder, list) and isinstance(leaf, int) and leaf < len(holder):
+            holder[leaf] = None
+    try:
+        config = StackConfig.model_validate(pruned)
+        resolve(config, name, secrets_present, source=source, require_secrets=require_secrets)
+    except ValidationError:
+        return []
+    except SpecErrors as semantic:
+        seen = {e.key for e in known}
+        return [e for e in semantic.errors if e.key not in seen]
+    return []
 
 
 def _secret_key_names(secrets_section: Any) -> set[str]:
@@ -119,10 +180,7 @@ def _key_name(loc: tuple[Any, ...]) -> str:
     if not loc:
         return "config"
     head, *rest = loc
-    prefix = "gcp:" if head == "gcp" else f"{PROJECT}:{head}"
-    if head == "gcp":
-        prefix = "gcp"
-    out = prefix
+    out = "gcp" if head == "gcp" else f"{PROJECT}:{head}"
     for i, part in enumerate(rest):
         if isinstance(part, int):
             out += f"[{part}]"
@@ -165,12 +223,22 @@ def _translate(exc: ValidationError) -> list[SpecError]:
         elif kind == "missing":
             out.append(SpecError(key, "is required", "add it to the stack file"))
         elif kind == "literal_error":
-            out.append(SpecError(key, f"{err['input']!r} is not allowed{did_you_mean(err['input'], _literal_choices(err))}",
-                                 f"use one of: {err['ctx']['expected']}"))
+            out.append(
+                SpecError(
+                    key,
+                    f"{err['input']!r} is not allowed{did_you_mean(err['input'], _literal_choices(err))}",
+                    f"use one of: {err['ctx']['expected']}",
+                )
+            )
         elif kind.endswith("_type") or kind in ("model_type", "model_attributes_type", "dict_type"):
             expected = kind.removesuffix("_type").replace("model_attributes", "mapping").replace("model", "mapping")
-            out.append(SpecError(key, f"expected a {expected}, got {type(err['input']).__name__} {err['input']!r}",
-                                 f"write it as a {expected} (no quotes around numbers and booleans)"))
+            out.append(
+                SpecError(
+                    key,
+                    f"expected a {expected}, got {type(err['input']).__name__} {err['input']!r}",
+                    f"write it as a {expected} (no quotes around numbers and booleans)",
+                )
+            )
         elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
             out.append(SpecError(key, f"{err['input']!r}: {err['msg'].lower()}", "use a value in range"))
         else:

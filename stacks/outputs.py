@@ -36,7 +36,8 @@ def stack_outputs(spec: StackSpec) -> dict[str, Any]:
         f"{server.metrics_path}",
         "metricsPortForward": (
             f"kubectl port-forward -n {ns} svc/{svc} {metrics_local}:{server.metrics_port}"
-            if metrics_port_differs else None
+            if metrics_port_differs
+            else None
         ),
         "healthPath": server.health_path,
         "accelerator": spec.accelerator,

@@ -112,33 +112,61 @@ class StackSpec:
         return {
             "stack": self.name,
             "model": {
-                "alias": m.alias, "hfId": m.hf_id, "checkpoint": self.checkpoint, "revision": self.revision,
-                "servedName": self.served_name, "family": m.family, "params": m.params,
-                "activeParams": m.active_params or m.params, "layers": m.layers, "hidden": m.hidden,
-                "heads": m.heads, "kvHeads": m.kv_heads, "headDim": m.head_dim, "ffn": m.ffn,
-                "vocab": m.vocab, "maxContext": m.max_context, "gated": m.gated,
+                "alias": m.alias,
+                "hfId": m.hf_id,
+                "checkpoint": self.checkpoint,
+                "revision": self.revision,
+                "servedName": self.served_name,
+                "family": m.family,
+                "params": m.params,
+                "activeParams": m.active_params or m.params,
+                "layers": m.layers,
+                "hidden": m.hidden,
+                "heads": m.heads,
+                "kvHeads": m.kv_heads,
+                "headDim": m.head_dim,
+                "ffn": m.ffn,
+                "vocab": m.vocab,
+                "maxContext": m.max_context,
+                "gated": m.gated,
                 "encoderDecoder": m.encoder_decoder,
             },
             "precision": self.precision.name,
             "kvCacheDtype": self.kv_cache_dtype,
             "accelerator": {
-                "kind": self.accelerator_kind, "type": self.accelerator, "name": self.machine.chip.name,
-                "machineType": self.machine.name, "perNode": self.chips_per_node, "nodeCount": self.node_count,
-                "autoscaling": list(self.autoscaling) if self.autoscaling else None, "spot": self.spot,
-                "topology": self.machine.topology, "memoryGB": self.machine.chip.memory_gb,
-                "bandwidthGBps": self.machine.chip.bandwidth_gbps, "tflops": dict(self.machine.chip.tflops),
+                "kind": self.accelerator_kind,
+                "type": self.accelerator,
+                "name": self.machine.chip.name,
+                "machineType": self.machine.name,
+                "perNode": self.chips_per_node,
+                "nodeCount": self.node_count,
+                "autoscaling": list(self.autoscaling) if self.autoscaling else None,
+                "spot": self.spot,
+                "topology": self.machine.topology,
+                "memoryGB": self.machine.chip.memory_gb,
+                "bandwidthGBps": self.machine.chip.bandwidth_gbps,
+                "tflops": dict(self.machine.chip.tflops),
             },
             "server": {
-                "kind": self.server.name, "image": self.image, "dialect": self.server.dialect,
-                "tensorParallel": self.tensor_parallel, "replicas": self.replicas, "maxBatch": self.max_batch,
-                "maxModelLen": self.max_model_len, "maxBatchedTokens": self.max_batched_tokens,
-                "gpuMemoryUtilization": self.gpu_memory_utilization, "prefixCaching": self.prefix_caching,
-                "chunkedPrefill": self.chunked_prefill, "extraArgs": list(self.extra_args),
+                "kind": self.server.name,
+                "image": self.image,
+                "dialect": self.server.dialect,
+                "tensorParallel": self.tensor_parallel,
+                "replicas": self.replicas,
+                "maxBatch": self.max_batch,
+                "maxModelLen": self.max_model_len,
+                "maxBatchedTokens": self.max_batched_tokens,
+                "gpuMemoryUtilization": self.gpu_memory_utilization,
+                "prefixCaching": self.prefix_caching,
+                "chunkedPrefill": self.chunked_prefill,
+                "extraArgs": list(self.extra_args),
             },
             "exposure": self.exposure,
             "cost": {
-                "usdPerHour": round(self.usd_per_hour, 4), "usdPerNodeHour": self.usd_per_node_hour,
-                "usdPerReplicaHour": round(self.usd_per_replica_hour, 4), "spot": self.spot,
+                "usdPerHour": round(self.usd_per_hour, 4),
+                "usdPerNodeHour": self.usd_per_node_hour,
+                "usdPerReplicaHour": round(self.usd_per_replica_hour, 4),
+                "spot": self.spot,
                 "source": self.price_source,
             },
             "location": {"project": self.project, "region": self.region, "zone": self.zone},
@@ -166,44 +194,68 @@ class _Resolver:
             self.error(K("model"), "names no model", "set `name` (a catalog alias) or `hfId` (+ `architecture`)")
             return None
         if m.name is not None and m.architecture is not None:
-            self.error(K("model.architecture"), "given together with a catalog `name`",
-                       "drop `architecture` (the catalog has it) or drop `name` and use `hfId`")
+            self.error(
+                K("model.architecture"),
+                "given together with a catalog `name`",
+                "drop `architecture` (the catalog has it) or drop `name` and use `hfId`",
+            )
             return None
         if m.name is not None:
             found = self.cat.models.get(m.name)
             if found is None:
-                self.error(K("model.name"), f'unknown model "{m.name}"{did_you_mean(m.name, self.cat.models)}',
-                           one_of(m.name, self.cat.models) + "; or use `hfId` with `architecture`")
+                self.error(
+                    K("model.name"),
+                    f'unknown model "{m.name}"{did_you_mean(m.name, self.cat.models)}',
+                    one_of(m.name, self.cat.models) + "; or use `hfId` with `architecture`",
+                )
             return found
         assert m.hf_id is not None
         if m.architecture is not None:
             a = m.architecture
             return ModelArch(
-                alias=m.hf_id.split("/")[-1].lower(), hf_id=m.hf_id, family=a.family, params=a.params,
-                layers=a.layers, hidden=a.hidden, heads=a.heads, kv_heads=a.kv_heads, head_dim=a.head_dim,
-                ffn=a.ffn, vocab=a.vocab, max_context=a.max_context, gated=a.gated,
-                encoder_decoder=a.encoder_decoder, active_params=a.active_params,
+                alias=m.hf_id.split("/")[-1].lower(),
+                hf_id=m.hf_id,
+                family=a.family,
+                params=a.params,
+                layers=a.layers,
+                hidden=a.hidden,
+                heads=a.heads,
+                kv_heads=a.kv_heads,
+                head_dim=a.head_dim,
+                ffn=a.ffn,
+                vocab=a.vocab,
+                max_context=a.max_context,
+                gated=a.gated,
+                encoder_decoder=a.encoder_decoder,
+                active_params=a.active_params,
             )
         found = self.cat.model_by_hf_id(m.hf_id)
         if found is None:
-            self.error(K("model.hfId"), f'"{m.hf_id}" is not in the catalog',
-                       "add `architecture:` (params, layers, hidden, heads, kvHeads, headDim, ffn, vocab, "
-                       "maxContext) from its config.json, or use a catalog `name`")
+            self.error(
+                K("model.hfId"),
+                f'"{m.hf_id}" is not in the catalog',
+                "add `architecture:` (params, layers, hidden, heads, kvHeads, headDim, ffn, vocab, "
+                "maxContext) from its config.json, or use a catalog `name`",
+            )
         return found
 
     def precision(self) -> Precision | None:
         w = self.c.precision.weights
         if w not in PRECISIONS:
-            self.error(K("precision.weights"), f'unknown precision "{w}"{did_you_mean(w, PRECISIONS)}',
-                       one_of(w, PRECISIONS))
+            self.error(
+                K("precision.weights"), f'unknown precision "{w}"{did_you_mean(w, PRECISIONS)}', one_of(w, PRECISIONS)
+            )
             return None
         return PRECISIONS[w]
 
     def kv_dtype(self) -> str | None:
         kv = self.c.precision.kv_cache
         if kv not in KV_CACHE_BYTES:
-            self.error(K("precision.kvCache"), f'unknown KV-cache dtype "{kv}"{did_you_mean(kv, KV_CACHE_BYTES)}',
-                       one_of(kv, KV_CACHE_BYTES))
+            self.error(
+                K("precision.kvCache"),
+                f'unknown KV-cache dtype "{kv}"{did_you_mean(kv, KV_CACHE_BYTES)}',
+                one_of(kv, KV_CACHE_BYTES),
+            )
             return None
         return kv
 
@@ -211,8 +263,11 @@ class _Resolver:
         kind = self.c.server.kind
         found = self.cat.servers.get(kind)
         if found is None:
-            self.error(K("server.kind"), f'unknown server kind "{kind}"{did_you_mean(kind, self.cat.servers)}',
-                       one_of(kind, self.cat.servers))
+            self.error(
+                K("server.kind"),
+                f'unknown server kind "{kind}"{did_you_mean(kind, self.cat.servers)}',
+                one_of(kind, self.cat.servers),
+            )
         return found
 
     # -- accelerator -----------------------------------------------------------------------------
@@ -220,21 +275,29 @@ class _Resolver:
         a = self.c.accelerator
         if a.tpu is not None:
             if a.gpu or a.gpus_per_node:
-                self.error(K("accelerator.tpu"), "a TPU pool cannot also have `gpu` / `gpusPerNode`",
-                           "remove `gpu` and `gpusPerNode` for a TPU (JetStream) stack")
+                self.error(
+                    K("accelerator.tpu"),
+                    "a TPU pool cannot also have `gpu` / `gpusPerNode`",
+                    "remove `gpu` and `gpusPerNode` for a TPU (JetStream) stack",
+                )
                 return None
             matches = [m for m in self.cat.machines.values() if m.topology == a.tpu.topology]
             if a.machine_type:
                 machine = self._known_machine(a.machine_type)
                 if machine and machine.topology != a.tpu.topology:
-                    self.error(K("accelerator.tpu.topology"),
-                               f"{a.machine_type} has topology {machine.topology}, not {a.tpu.topology}",
-                               f"use topology {machine.topology} or drop `tpu.topology`")
+                    self.error(
+                        K("accelerator.tpu.topology"),
+                        f"{a.machine_type} has topology {machine.topology}, not {a.tpu.topology}",
+                        f"use topology {machine.topology} or drop `tpu.topology`",
+                    )
                 return machine
             if not matches:
                 topologies = sorted({m.topology for m in self.cat.machines.values() if m.topology})
-                self.error(K("accelerator.tpu.topology"), f'no TPU v5e machine type with topology "{a.tpu.topology}"',
-                           f"use one of: {', '.join(topologies)}")
+                self.error(
+                    K("accelerator.tpu.topology"),
+                    f'no TPU v5e machine type with topology "{a.tpu.topology}"',
+                    f"use one of: {', '.join(topologies)}",
+                )
                 return None
             return matches[0]
         if a.machine_type:
@@ -242,27 +305,41 @@ class _Resolver:
             if machine is None:
                 return None
             if a.gpu and a.gpu != machine.chip.key:
-                self.error(K("accelerator.gpu"), f'"{a.gpu}" does not match {machine.name}, which carries '
-                           f"{machine.chip.key}", "drop `gpu` (it is derived from the machine type) or fix it")
+                self.error(
+                    K("accelerator.gpu"),
+                    f'"{a.gpu}" does not match {machine.name}, which carries {machine.chip.key}',
+                    "drop `gpu` (it is derived from the machine type) or fix it",
+                )
             if a.gpus_per_node and a.gpus_per_node != machine.count:
-                self.error(K("accelerator.gpusPerNode"), f"{machine.name} has {machine.count} "
-                           f"{'chip' if machine.kind == 'tpu' else 'GPU'}(s) per node, not {a.gpus_per_node}",
-                           self._counts_fix(machine.chip.key))
+                self.error(
+                    K("accelerator.gpusPerNode"),
+                    f"{machine.name} has {machine.count} "
+                    f"{'chip' if machine.kind == 'tpu' else 'GPU'}(s) per node, not {a.gpus_per_node}",
+                    self._counts_fix(machine.chip.key),
+                )
             return machine
         if not a.gpu:
-            self.error(K("accelerator"), "names no accelerator",
-                       "set `gpu` (e.g. nvidia-l4) or `machineType` (e.g. g2-standard-8), or `tpu.topology`")
+            self.error(
+                K("accelerator"),
+                "names no accelerator",
+                "set `gpu` (e.g. nvidia-l4) or `machineType` (e.g. g2-standard-8), or `tpu.topology`",
+            )
             return None
         if a.gpu not in self.cat.chips or self.cat.chips[a.gpu].kind != "gpu":
             gpus = [k for k, c in self.cat.chips.items() if c.kind == "gpu"]
-            self.error(K("accelerator.gpu"), f'unknown GPU type "{a.gpu}"{did_you_mean(a.gpu, gpus)}', one_of(a.gpu, gpus))
+            self.error(
+                K("accelerator.gpu"), f'unknown GPU type "{a.gpu}"{did_you_mean(a.gpu, gpus)}', one_of(a.gpu, gpus)
+            )
             return None
         candidates = [m for m in self.cat.machines_for(a.gpu) if a.spot or a.queued_provisioning or m.on_demand]
         if a.gpus_per_node:
             exact = [m for m in candidates if m.count == a.gpus_per_node]
             if not exact:
-                self.error(K("accelerator.gpusPerNode"), f"no machine type carries {a.gpus_per_node} x {a.gpu}",
-                           self._counts_fix(a.gpu))
+                self.error(
+                    K("accelerator.gpusPerNode"),
+                    f"no machine type carries {a.gpus_per_node} x {a.gpu}",
+                    self._counts_fix(a.gpu),
+                )
                 return None
             return min(exact, key=lambda m: m.on_demand_usd_h)
         # Derive: the cheapest machine type whose GPUs hold the model (or the requested TP).
@@ -277,8 +354,11 @@ class _Resolver:
     def _known_machine(self, name: str) -> MachineType | None:
         machine = self.cat.machines.get(name)
         if machine is None:
-            self.error(K("accelerator.machineType"), f'unknown machine type "{name}"{did_you_mean(name, self.cat.machines)}',
-                       one_of(name, self.cat.machines))
+            self.error(
+                K("accelerator.machineType"),
+                f'unknown machine type "{name}"{did_you_mean(name, self.cat.machines)}',
+                one_of(name, self.cat.machines),
+            )
         return machine
 
     def _counts_fix(self, chip_key: str) -> str:
@@ -295,34 +375,62 @@ class _Resolver:
         self._location()
         node_count, autoscaling = self._node_count()
         if a.spot and a.reservation not in ("none", "any"):
-            self.error(K("accelerator.reservation"), f'spot VMs cannot consume the specific reservation "{a.reservation}"',
-                       "set `spot: false` to use the reservation, or `reservation: none` to run on spot")
+            self.error(
+                K("accelerator.reservation"),
+                f'spot VMs cannot consume the specific reservation "{a.reservation}"',
+                "set `spot: false` to use the reservation, or `reservation: none` to run on spot",
+            )
         elif a.spot and a.reservation == "any":
             self.warnings.append("spot VMs never consume reservations: `reservation: any` has no effect")
         if machine and not machine.on_demand and not (a.spot or a.queued_provisioning):
-            self.error(K("accelerator.machineType"), f"{machine.name} is sold only as spot or flex-start capacity",
-                       "set `spot: true` or `queuedProvisioning: true`, or use a3-highgpu-8g")
+            self.error(
+                K("accelerator.machineType"),
+                f"{machine.name} is sold only as spot or flex-start capacity",
+                "set `spot: true` or `queuedProvisioning: true`, or use a3-highgpu-8g",
+            )
 
-        checkpoint = self._checkpoint(model, precision)
+        supported = not (server and precision and precision.name not in server.precisions)
+        checkpoint = self._checkpoint(model, precision if supported else None)
         if server and machine and server.accelerator != machine.kind:
             want = "a TPU (`tpu.topology`)" if server.accelerator == "tpu" else "a GPU (`gpu` or `machineType`)"
-            self.error(K("server.kind"), f"{server.name} runs on {server.accelerator.upper()}s but the accelerator is "
-                       f"{machine.chip.name}", f"give {server.name} {want}, or pick a server for {machine.kind.upper()}s "
-                       f"({', '.join(n for n, k in self.cat.servers.items() if k.accelerator == machine.kind)})")
-        if server and precision and precision.name not in server.precisions:
-            self.error(K("precision.weights"), f"{server.name} does not serve {precision.name}",
-                       f"use one of {', '.join(server.precisions)} with {server.name}")
+            self.error(
+                K("server.kind"),
+                f"{server.name} runs on {server.accelerator.upper()}s but the accelerator is {machine.chip.name}",
+                f"give {server.name} {want}, or pick a server for {machine.kind.upper()}s "
+                f"({', '.join(n for n, k in self.cat.servers.items() if k.accelerator == machine.kind)})",
+            )
+        if not supported:
+            self.error(
+                K("precision.weights"),
+                f"{server.name} does not serve {precision.name}",
+                f"use one of {', '.join(server.precisions)} with {server.name}",
+            )
         if server and kv_dtype and kv_dtype != "auto" and kv_dtype not in (*server.kv_cache_dtypes, "bf16", "fp16"):
-            self.error(K("precision.kvCache"), f"{server.name} has no {kv_dtype} KV cache",
-                       f"use auto or one of {', '.join(server.kv_cache_dtypes)}")
+            self.error(
+                K("precision.kvCache"),
+                f"{server.name} has no {kv_dtype} KV cache",
+                f"use auto or one of {', '.join(server.kv_cache_dtypes)}",
+            )
         if server and model and model.family not in server.families:
             supported = [n for n, k in self.cat.servers.items() if model.family in k.families]
-            self.error(K("server.kind"), f"{server.name} does not run {model.family} models ({model.hf_id})",
-                       f"use {', '.join(supported) or 'another model'}")
-        if server and precision and machine and precision.name == "fp8" and not machine.chip.fp8 \
-                and server.fp8_needs_hw_fp8:
-            self.error(K("precision.weights"), f"{server.name} needs FP8 tensor cores; {machine.chip.name} has none",
-                       "use bf16/int8/awq, or an L4 / H100 / H200")
+            self.error(
+                K("server.kind"),
+                f"{server.name} does not run {model.family} models ({model.hf_id})",
+                f"use {', '.join(supported) or 'another model'}",
+            )
+        if (
+            server
+            and precision
+            and machine
+            and precision.name == "fp8"
+            and not machine.chip.fp8
+            and server.fp8_needs_hw_fp8
+        ):
+            self.error(
+                K("precision.weights"),
+                f"{server.name} needs FP8 tensor cores; {machine.chip.name} has none",
+                "use bf16/int8/awq, or an L4 / H100 / H200",
+            )
         if machine and precision and precision.name == "bf16" and not machine.chip.bf16:
             self.error(K("precision.weights"), f"{machine.chip.name} has no bfloat16", "use fp16")
 
@@ -330,42 +438,95 @@ class _Resolver:
         max_model_len = self._max_model_len(model)
         max_batched = s.max_batched_tokens or (DEFAULT_BATCHED_TOKENS if s.chunked_prefill else max_model_len or 0)
         if s.max_batched_tokens and not s.chunked_prefill and max_model_len and s.max_batched_tokens < max_model_len:
-            self.error(K("server.maxBatchedTokens"), f"{s.max_batched_tokens} is below maxModelLen {max_model_len} "
-                       "without chunked prefill: long prompts could never be scheduled",
-                       "raise it to at least maxModelLen, or enable `chunkedPrefill`")
+            self.error(
+                K("server.maxBatchedTokens"),
+                f"{s.max_batched_tokens} is below maxModelLen {max_model_len} "
+                "without chunked prefill: long prompts could never be scheduled",
+                "raise it to at least maxModelLen, or enable `chunkedPrefill`",
+            )
         if machine and tp and s.replicas * tp > machine.count * node_count:
-            self.error(K("server.replicas"), f"{s.replicas} replica(s) x TP {tp} need {s.replicas * tp} "
-                       f"{'chips' if machine.kind == 'tpu' else 'GPUs'}; the pool has {machine.count * node_count}",
-                       f"raise `accelerator.nodeCount` to {math.ceil(s.replicas * tp / machine.count)} or lower replicas")
+            self.error(
+                K("server.replicas"),
+                f"{s.replicas} replica(s) x TP {tp} need {s.replicas * tp} "
+                f"{'chips' if machine.kind == 'tpu' else 'GPUs'}; the pool has {machine.count * node_count}",
+                f"raise `accelerator.nodeCount` to {math.ceil(s.replicas * tp / machine.count)} or lower replicas",
+            )
         hf_key, api_key = self._secrets(model, secrets_present, require_secrets)
         self._exposure(api_key)
 
         if self.errors:
             raise SpecErrors(source, self.errors)
         assert model and precision and kv_dtype and server and machine and tp and max_model_len and checkpoint
-        sizing = size(model, precision, kv_dtype, machine.chip, tp, memory_utilization=s.gpu_memory_utilization,
-                      max_model_len=max_model_len, max_batch=s.max_batch, tokens_per_step=max_batched)
+        sizing = size(
+            model,
+            precision,
+            kv_dtype,
+            machine.chip,
+            tp,
+            memory_utilization=s.gpu_memory_utilization,
+            max_model_len=max_model_len,
+            max_batch=s.max_batch,
+            tokens_per_step=max_batched,
+        )
         if sizing.kv_tokens < max_model_len:
-            raise SpecErrors(source, [SpecError(
-                K("server.maxModelLen"), f"the KV cache holds {sizing.kv_tokens:,} tokens, less than one sequence of "
-                f"{max_model_len:,}", "lower maxModelLen, raise gpuMemoryUtilization, or add GPUs / quantize")])
+            raise SpecErrors(
+                source,
+                [
+                    SpecError(
+                        K("server.maxModelLen"),
+                        f"the KV cache holds {sizing.kv_tokens:,} tokens, less than one sequence of {max_model_len:,}",
+                        "lower maxModelLen, raise gpuMemoryUtilization, or add GPUs / quantize",
+                    )
+                ],
+            )
         if precision.bits < 8:
-            self.warnings.append(f"{precision.name} is {precision.bits}-bit: evaluate the model's accuracy before "
-                                 "serving it (the guide's recommendation 1)")
+            self.warnings.append(
+                f"{precision.name} is {precision.bits}-bit: evaluate the model's accuracy before "
+                "serving it (the guide's recommendation 1)"
+            )
         price, price_source = self._price(machine)
         return StackSpec(
-            name=name, source=source, project=c.gcp.project, region=c.gcp.region, zone=c.gcp.zone,
-            node_locations=tuple(c.gcp.zones or ([c.gcp.zone] if c.gcp.zone else [])), cluster=c.cluster,
-            machine=machine, node_count=node_count, autoscaling=autoscaling, spot=a.spot, reservation=a.reservation,
-            compact_placement=a.compact_placement, queued_provisioning=a.queued_provisioning,
-            driver_version=a.driver_version, model=model, checkpoint=checkpoint, revision=c.model.revision,
-            served_name=c.model.served_name or checkpoint, precision=precision, kv_cache_dtype=kv_dtype,
-            server=server, image=s.image or server.image, namespace=s.namespace, tensor_parallel=tp,
-            replicas=s.replicas, max_batch=s.max_batch, max_model_len=max_model_len, max_batched_tokens=max_batched,
-            gpu_memory_utilization=s.gpu_memory_utilization, prefix_caching=s.prefix_caching,
-            chunked_prefill=s.chunked_prefill, extra_args=tuple(s.extra_args), exposure=c.exposure.mode,
-            allowlist=tuple(c.exposure.allowlist), service_port=c.exposure.port, hf_token_key=hf_key,
-            api_key_key=api_key, usd_per_node_hour=price, price_source=price_source, sizing=sizing,
+            name=name,
+            source=source,
+            project=c.gcp.project,
+            region=c.gcp.region,
+            zone=c.gcp.zone,
+            node_locations=tuple(c.gcp.zones or ([c.gcp.zone] if c.gcp.zone else [])),
+            cluster=c.cluster,
+            machine=machine,
+            node_count=node_count,
+            autoscaling=autoscaling,
+            spot=a.spot,
+            reservation=a.reservation,
+            compact_placement=a.compact_placement,
+            queued_provisioning=a.queued_provisioning,
+            driver_version=a.driver_version,
+            model=model,
+            checkpoint=checkpoint,
+            revision=c.model.revision,
+            served_name=c.model.served_name or checkpoint,
+            precision=precision,
+            kv_cache_dtype=kv_dtype,
+            server=server,
+            image=s.image or server.image,
+            namespace=s.namespace,
+            tensor_parallel=tp,
+            replicas=s.replicas,
+            max_batch=s.max_batch,
+            max_model_len=max_model_len,
+            max_batched_tokens=max_batched,
+            gpu_memory_utilization=s.gpu_memory_utilization,
+            prefix_caching=s.prefix_caching,
+            chunked_prefill=s.chunked_prefill,
+            extra_args=tuple(s.extra_args),
+            exposure=c.exposure.mode,
+            allowlist=tuple(c.exposure.allowlist),
+            service_port=c.exposure.port,
+            hf_token_key=hf_key,
+            api_key_key=api_key,
+            usd_per_node_hour=price,
+            price_source=price_source,
+            sizing=sizing,
             warnings=tuple(self.warnings) + sizing.warnings,
         )
 
@@ -380,11 +541,17 @@ class _Resolver:
         a = self.c.accelerator
         if a.autoscaling is not None:
             if a.node_count is not None:
-                self.error(K("accelerator.nodeCount"), "set together with `autoscaling`",
-                           "use either a fixed `nodeCount` or `autoscaling: {min, max}`")
+                self.error(
+                    K("accelerator.nodeCount"),
+                    "set together with `autoscaling`",
+                    "use either a fixed `nodeCount` or `autoscaling: {min, max}`",
+                )
             if a.autoscaling.min > a.autoscaling.max:
-                self.error(K("accelerator.autoscaling.min"), f"min {a.autoscaling.min} > max {a.autoscaling.max}",
-                           "make min <= max")
+                self.error(
+                    K("accelerator.autoscaling.min"),
+                    f"min {a.autoscaling.min} > max {a.autoscaling.max}",
+                    "make min <= max",
+                )
             return a.autoscaling.max, (a.autoscaling.min, a.autoscaling.max)
         return a.node_count or 1, None
 
@@ -395,9 +562,11 @@ class _Resolver:
         if precision.name in ("awq", "gptq"):
             checkpoint = explicit or model.quantized.get(precision.name)
             if checkpoint is None:
-                self.error(K("precision.weights"), f"{precision.name} needs a pre-quantized checkpoint and the catalog "
-                           f"knows none for {model.hf_id}", f"set `model.hfId` to a {precision.name.upper()} checkpoint "
-                           f"of {model.hf_id}")
+                self.error(
+                    K("precision.weights"),
+                    f"{precision.name} needs a pre-quantized checkpoint and the catalog knows none for {model.hf_id}",
+                    f"set `model.hfId` to a {precision.name.upper()} checkpoint of {model.hf_id}",
+                )
             return checkpoint
         return explicit or model.hf_id
 
@@ -408,21 +577,31 @@ class _Resolver:
         if machine.kind == "tpu":
             tp = s.tensor_parallel or machine.count
             if tp != machine.count:
-                self.error(K("server.tensorParallel"), f"JetStream shards over every chip of the host ({machine.count})",
-                           f"drop tensorParallel or set it to {machine.count}")
+                self.error(
+                    K("server.tensorParallel"),
+                    f"JetStream shards over every chip of the host ({machine.count})",
+                    f"drop tensorParallel or set it to {machine.count}",
+                )
             if not fits(model, precision, machine.chip, tp):
                 self._does_not_fit(model, precision, machine, tp)
             return tp
         if s.tensor_parallel is not None:
             tp = s.tensor_parallel
             if tp > machine.count:
-                self.error(K("server.tensorParallel"), f"TP {tp} exceeds the {machine.count} GPU(s) per node of "
-                           f"{machine.name}", f"use TP <= {machine.count} or a machine type with {tp} GPUs")
+                self.error(
+                    K("server.tensorParallel"),
+                    f"TP {tp} exceeds the {machine.count} GPU(s) per node of {machine.name}",
+                    f"use TP <= {machine.count} or a machine type with {tp} GPUs",
+                )
                 return None
             if not tp_divides(model, tp):
                 valid = [t for t in (1, 2, 4, 8) if t <= machine.count and tp_divides(model, t)]
-                self.error(K("server.tensorParallel"), f"TP {tp} does not divide {model.hf_id}'s {model.heads} attention "
-                           f"heads / {model.kv_heads} KV heads", f"use one of: {', '.join(map(str, valid))}")
+                self.error(
+                    K("server.tensorParallel"),
+                    f"TP {tp} does not divide {model.hf_id}'s {model.heads} attention "
+                    f"heads / {model.kv_heads} KV heads",
+                    f"use one of: {', '.join(map(str, valid))}",
+                )
                 return None
             if not fits(model, precision, machine.chip, tp):
                 self._does_not_fit(model, precision, machine, tp)
@@ -437,22 +616,32 @@ class _Resolver:
         limit = 0.8 * tp * machine.chip.memory_gb
         server = self.cat.servers.get(self.c.server.kind)
         precisions = list(server.precisions) if server else list(PRECISIONS)
-        alternatives: list[Alternative] = cheapest_fits(self.cat, model, precisions, accelerator_kind=machine.kind,
-                                                        spot=self.c.accelerator.spot)
-        fix = "cheapest that fit: " + "; ".join(map(str, alternatives)) if alternatives else "no catalog machine fits it"
+        alternatives: list[Alternative] = cheapest_fits(
+            self.cat, model, precisions, accelerator_kind=machine.kind, spot=self.c.accelerator.spot
+        )
+        fix = (
+            "cheapest that fit: " + "; ".join(map(str, alternatives)) if alternatives else "no catalog machine fits it"
+        )
         key = "accelerator.machineType" if self.c.accelerator.machine_type else "accelerator.gpu"
         if machine.kind == "tpu":
             key = "accelerator.tpu.topology"
-        self.error(K(key), f"{model.hf_id} at {precision.name} needs {need_gb:.1f} GB for weights; {tp} x "
-                   f"{machine.chip.name} allows {limit:.1f} GB (80 % of {tp * machine.chip.memory_gb:g} GB)", fix)
+        self.error(
+            K(key),
+            f"{model.hf_id} at {precision.name} needs {need_gb:.1f} GB for weights; {tp} x "
+            f"{machine.chip.name} allows {limit:.1f} GB (80 % of {tp * machine.chip.memory_gb:g} GB)",
+            fix,
+        )
 
     def _max_model_len(self, model: ModelArch | None) -> int | None:
         want = self.c.server.max_model_len
         if model is None:
             return want
         if want is not None and want > model.max_context:
-            self.error(K("server.maxModelLen"), f"{want} exceeds {model.hf_id}'s context of {model.max_context}",
-                       f"use maxModelLen <= {model.max_context}")
+            self.error(
+                K("server.maxModelLen"),
+                f"{want} exceeds {model.hf_id}'s context of {model.max_context}",
+                f"use maxModelLen <= {model.max_context}",
+            )
             return None
         return want or min(model.max_context, DEFAULT_MAX_MODEL_LEN_CAP)
 
@@ -461,9 +650,12 @@ class _Resolver:
         hf_key = None
         if model is not None and model.gated:
             if not sec.hf_token:
-                self.error(K("secrets.hfToken"), f"{model.hf_id} is gated on Hugging Face and no HF token is configured",
-                           "set `secrets.hfToken` to a config key name (default hfToken) and "
-                           "`pulumi config set --secret hfToken <token>`")
+                self.error(
+                    K("secrets.hfToken"),
+                    f"{model.hf_id} is gated on Hugging Face and no HF token is configured",
+                    "set `secrets.hfToken` to a config key name (default hfToken) and "
+                    "`pulumi config set --secret hfToken <token>`",
+                )
             else:
                 hf_key = sec.hf_token
                 self._require_secret(hf_key, present, require, f"{model.hf_id} is gated on Hugging Face")
@@ -471,8 +663,11 @@ class _Resolver:
         wants_key = self.c.exposure.mode == "external" or (sec.api_key and sec.api_key in present)
         if wants_key:
             if not sec.api_key:
-                self.error(K("secrets.apiKey"), "external exposure needs an API key and none is configured",
-                           "set `secrets.apiKey` to a config key name (default apiKey)")
+                self.error(
+                    K("secrets.apiKey"),
+                    "external exposure needs an API key and none is configured",
+                    "set `secrets.apiKey` to a config key name (default apiKey)",
+                )
             else:
                 api_key = sec.api_key
                 self._require_secret(api_key, present, require, "an externally exposed endpoint needs an API key")
@@ -493,14 +688,22 @@ class _Resolver:
             try:
                 net = ipaddress.ip_network(cidr, strict=False)
             except ValueError:
-                self.error(K(f"exposure.allowlist[{i}]"), f'"{cidr}" is not a CIDR range', "write it like 203.0.113.0/24")
+                self.error(
+                    K(f"exposure.allowlist[{i}]"), f'"{cidr}" is not a CIDR range', "write it like 203.0.113.0/24"
+                )
                 continue
             if net.prefixlen == 0:
-                self.error(K(f"exposure.allowlist[{i}]"), f'"{cidr}" allows the whole internet',
-                           "list only the ranges that must reach the endpoint")
+                self.error(
+                    K(f"exposure.allowlist[{i}]"),
+                    f'"{cidr}" allows the whole internet',
+                    "list only the ranges that must reach the endpoint",
+                )
         if e.mode == "external" and not e.allowlist:
-            self.error(K("exposure.allowlist"), "external exposure needs an allowlist of source CIDRs",
-                       "list the client ranges (e.g. [203.0.113.0/24]) or use mode: internal / cluster")
+            self.error(
+                K("exposure.allowlist"),
+                "external exposure needs an allowlist of source CIDRs",
+                "list the client ranges (e.g. [203.0.113.0/24]) or use mode: internal / cluster",
+            )
         if e.mode == "cluster" and e.allowlist:
             self.warnings.append("exposure.allowlist has no effect with mode: cluster")
 
@@ -513,7 +716,12 @@ class _Resolver:
 
 
 def resolve(
-    config: StackConfig, name: str, secrets_present: set[str], *, source: str = "", require_secrets: bool = False,
+    config: StackConfig,
+    name: str,
+    secrets_present: set[str],
+    *,
+    source: str = "",
+    require_secrets: bool = False,
     catalog: Catalog | None = None,
 ) -> StackSpec:
     """Validate ``config`` against the catalog and the guide's rules; raise ``SpecErrors`` listing all problems."""

@@ -1,0 +1,333 @@
+"""Bad stack files: each gets an error naming the key as written and the fix (the README promises it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks import SpecErrors, load_stack_file
+
+
+def errors_for(path, **kwargs) -> list:
+    with pytest.raises(SpecErrors) as info:
+        load_stack_file(path, **kwargs)
+    return info.value.errors
+
+
+def only(errors, key):
+    matching = [e for e in errors if e.key == key]
+    assert matching, f"no error for {key}: {[str(e) for e in errors]}"
+    return matching[0]
+
+
+def test_base_stack_is_valid(stack_file):
+    spec = load_stack_file(stack_file())
+    assert spec.machine.name == "g2-standard-8" and spec.tensor_parallel == 1
+    assert spec.accelerator == "nvidia-l4" and spec.usd_per_hour == pytest.approx(0.8536)
+
+
+def test_unknown_gpu_says_did_you_mean(stack_file):
+    e = only(
+        errors_for(stack_file({"gke-llm-bench:accelerator": {"machineType": None, "gpu": "nvidia-l5"}})),
+        "gke-llm-bench:accelerator.gpu",
+    )
+    assert 'did you mean "nvidia-l4"' in e.message and "nvidia-h100-80gb" in e.fix
+
+
+def test_unknown_machine_type(stack_file):
+    e = only(
+        errors_for(stack_file({"gke-llm-bench:accelerator": {"machineType": "g2-standard-9"}})),
+        "gke-llm-bench:accelerator.machineType",
+    )
+    assert "did you mean" in e.message
+
+
+def test_unknown_model_server_and_precision(stack_file):
+    errors = errors_for(
+        stack_file(
+            {
+                "gke-llm-bench:model": {"name": "llama-2-7"},
+                "gke-llm-bench:server": {"kind": "vllmm"},
+                "gke-llm-bench:precision": "bf61",
+            }
+        )
+    )
+    assert 'did you mean "llama-2-7b"' in only(errors, "gke-llm-bench:model.name").message
+    assert 'did you mean "vllm"' in only(errors, "gke-llm-bench:server.kind").message
+    assert 'did you mean "bf16"' in only(errors, "gke-llm-bench:precision.weights").message
+
+
+def test_unknown_config_key_typo(stack_file):
+    errors = errors_for(stack_file({"gke-llm-bench:server": {"maxBacth": 64}}))
+    e = only(errors, "gke-llm-bench:server.maxBacth")
+    assert 'did you mean "maxBatch"' in e.message
+
+
+def test_unknown_top_level_key_and_namespace(stack_file):
+    errors = errors_for(stack_file({"gke-llm-bench:acelerator": {"gpu": "nvidia-l4"}, "gke-llm-bnech:x": 1}))
+    assert 'did you mean "accelerator"' in only(errors, "gke-llm-bench:acelerator").message
+    assert "unknown config namespace" in only(errors, "gke-llm-bnech:x").message
+
+
+def test_wrong_type_string_for_number(stack_file):
+    e = only(errors_for(stack_file({"gke-llm-bench:server": {"maxBatch": "64"}})), "gke-llm-bench:server.maxBatch")
+    assert "expected a int" in e.message and "str" in e.message and "no quotes" in e.fix
+
+
+def test_machine_type_incompatible_with_gpu_count(stack_file):
+    e = only(
+        errors_for(stack_file({"gke-llm-bench:accelerator": {"gpusPerNode": 2}})),
+        "gke-llm-bench:accelerator.gpusPerNode",
+    )
+    assert "g2-standard-8 has 1" in e.message and "g2-standard-24 (2)" in e.fix
+    e = only(
+        errors_for(
+            stack_file({"gke-llm-bench:accelerator": {"machineType": None, "gpu": "nvidia-l4", "gpusPerNode": 3}})
+        ),
+        "gke-llm-bench:accelerator.gpusPerNode",
+    )
+    assert "no machine type carries 3" in e.message
+
+
+def test_tp_must_divide_heads_and_fit_on_a_node(stack_file):
+    e = only(
+        errors_for(
+            stack_file(
+                {
+                    "gke-llm-bench:accelerator": {"machineType": "g2-standard-96"},
+                    "gke-llm-bench:model": {"name": "falcon-7b"},
+                    "gke-llm-bench:server": {"tensorParallel": 2, "maxModelLen": 2048},
+                }
+            )
+        ),
+        "gke-llm-bench:server.tensorParallel",
+    )
+    assert "71 attention heads" in e.message and "use one of: 1" in e.fix
+    e = only(
+        errors_for(stack_file({"gke-llm-bench:server": {"tensorParallel": 2}})), "gke-llm-bench:server.tensorParallel"
+    )
+    assert "exceeds the 1 GPU(s) per node" in e.message
+
+
+def test_quantization_the_server_does_not_support(stack_file):
+    errors = errors_for(
+        stack_file(
+            {
+                "gke-llm-bench:accelerator": {"machineType": None, "tpu": {"topology": "2x2"}},
+                "gke-llm-bench:model": {"name": "gemma-7b"},
+                "gke-llm-bench:precision": "awq",
+                "gke-llm-bench:server": {"kind": "jetstream"},
+            }
+        )
+    )
+    assert "jetstream does not serve awq" in only(errors, "gke-llm-bench:precision.weights").message
+    # fp8 needs FP8 tensor cores for TGI; the A100 has none
+    errors = errors_for(
+        stack_file(
+            {
+                "gke-llm-bench:accelerator": {"machineType": "a2-highgpu-1g"},
+                "gke-llm-bench:precision": "fp8",
+                "gke-llm-bench:server": {"kind": "tgi"},
+            }
+        )
+    )
+    assert "FP8 tensor cores" in only(errors, "gke-llm-bench:precision.weights").message
+
+
+def test_encoder_decoder_model_on_vllm_is_rejected(stack_file):
+    errors = errors_for(
+        stack_file({"gke-llm-bench:model": {"name": "flan-t5-xxl"}, "gke-llm-bench:server": {"maxModelLen": 512}})
+    )
+    e = only(errors, "gke-llm-bench:server.kind")
+    assert "does not run t5" in e.message and "tgi" in e.fix
+
+
+def test_gated_model_without_hf_token(stack_file):
+    errors = errors_for(stack_file({"gke-llm-bench:secrets": {"hfToken": None}}))
+    assert "gated" in only(errors, "gke-llm-bench:secrets.hfToken").message
+    # declared but not set: a warning offline, an error when checking for deployment
+    path = stack_file()
+    assert any("hfToken is not set" in w for w in load_stack_file(path).warnings)
+    e = only(errors_for(path, require_secrets=True), "gke-llm-bench:hfToken")
+    assert "pulumi config set --secret hfToken" in e.fix
+    secured = stack_file({"gke-llm-bench:hfToken": {"secure": "v1:abc"}})
+    assert load_stack_file(secured, require_secrets=True).hf_token_key == "hfToken"
+
+
+def test_plaintext_secret_is_rejected_and_never_echoed(stack_file):
+    errors = errors_for(stack_file({"gke-llm-bench:hfToken": "hf_plaintext_value"}))
+    e = only(errors, "gke-llm-bench:hfToken")
+    assert "plaintext" in e.message and "--secret" in e.fix
+    assert all("hf_plaintext_value" not in str(err) for err in errors)
+
+
+def test_max_model_len_beyond_context(stack_file):
+    e = only(
+        errors_for(stack_file({"gke-llm-bench:server": {"maxModelLen": 8192}})), "gke-llm-bench:server.maxModelLen"
+    )
+    assert "exceeds" in e.message and "4096" in e.fix
+
+
+def test_model_does_not_fit_lists_cheapest_alternatives(stack_file):
+    e = only(
+        errors_for(stack_file({"gke-llm-bench:model": {"name": "llama-2-70b"}})),
+        "gke-llm-bench:accelerator.machineType",
+    )
+    assert "needs 138.0 GB" in e.message and "allows 19.2 GB" in e.message
+    assert e.fix.startswith("cheapest that fit: ")
+    prices = [float(p.split("$")[1].split("/")[0]) for p in e.fix.split("; ")]
+    assert prices == sorted(prices) and len(prices) >= 3
+    assert "g2-standard-96" in e.fix  # 8 x L4 holds it at fp8
+
+
+def test_spot_with_specific_reservation(stack_file):
+    e = only(
+        errors_for(stack_file({"gke-llm-bench:accelerator": {"spot": True, "reservation": "my-res"}})),
+        "gke-llm-bench:accelerator.reservation",
+    )
+    assert "spot" in e.message
+
+
+def test_external_exposure_needs_allowlist_and_api_key(stack_file):
+    errors = errors_for(
+        stack_file({"gke-llm-bench:exposure": {"mode": "external"}, "gke-llm-bench:secrets": {"apiKey": None}})
+    )
+    assert only(errors, "gke-llm-bench:exposure.allowlist")
+    assert only(errors, "gke-llm-bench:secrets.apiKey")
+    errors = errors_for(stack_file({"gke-llm-bench:exposure": {"mode": "external", "allowlist": ["0.0.0.0/0", "x"]}}))
+    assert "whole internet" in only(errors, "gke-llm-bench:exposure.allowlist[0]").message
+    assert "not a CIDR" in only(errors, "gke-llm-bench:exposure.allowlist[1]").message
+    ok = load_stack_file(
+        stack_file(
+            {
+                "gke-llm-bench:exposure": {"mode": "external", "allowlist": ["203.0.113.0/24"]},
+                "gke-llm-bench:apiKey": {"secure": "v1:x"},
+            }
+        )
+    )
+    assert ok.api_key_key == "apiKey" and ok.allowlist == ("203.0.113.0/24",)
+
+
+def test_zero_and_negative_counts(stack_file):
+    errors = errors_for(
+        stack_file(
+            {"gke-llm-bench:accelerator": {"nodeCount": 0}, "gke-llm-bench:server": {"replicas": -1, "maxBatch": 0}}
+        )
+    )
+    for key in ("accelerator.nodeCount", "server.replicas", "server.maxBatch"):
+        assert "greater than 0" in only(errors, f"gke-llm-bench:{key}").message
+
+
+def test_tpu_server_on_gpu_and_gpu_server_on_tpu(stack_file):
+    e = only(
+        errors_for(
+            stack_file({"gke-llm-bench:server": {"kind": "jetstream"}, "gke-llm-bench:model": {"name": "gemma-7b"}})
+        ),
+        "gke-llm-bench:server.kind",
+    )
+    assert "runs on TPUs" in e.message
+    e = only(
+        errors_for(
+            stack_file(
+                {
+                    "gke-llm-bench:accelerator": {"machineType": None, "tpu": {"topology": "2x2"}},
+                    "gke-llm-bench:model": {"name": "gemma-7b"},
+                }
+            )
+        ),
+        "gke-llm-bench:server.kind",
+    )
+    assert "runs on GPUs" in e.message and "jetstream" in e.fix
+
+
+def test_a3_small_shapes_need_spot_or_flex_start(stack_file):
+    e = only(
+        errors_for(stack_file({"gke-llm-bench:accelerator": {"machineType": "a3-highgpu-1g"}})),
+        "gke-llm-bench:accelerator.machineType",
+    )
+    assert "spot or flex-start" in e.message
+    spec = load_stack_file(stack_file({"gke-llm-bench:accelerator": {"machineType": "a3-highgpu-1g", "spot": True}}))
+    assert spec.spot and spec.usd_per_hour == pytest.approx(3.8609)
+
+
+def test_every_error_is_listed_at_once(stack_file):
+    errors = errors_for(
+        stack_file(
+            {
+                "gke-llm-bench:accelerator": {"machineType": "g2-standard-9"},
+                "gke-llm-bench:server": {"kind": "tgx", "replicas": 0},
+                "gke-llm-bench:model": {"name": "lama"},
+            }
+        )
+    )
+    keys = {e.key for e in errors}
+    assert {"gke-llm-bench:accelerator.machineType", "gke-llm-bench:server.kind", "gke-llm-bench:model.name"} <= keys
+
+
+def test_structural_errors_are_all_listed_too(stack_file):
+    errors = errors_for(stack_file({"gke-llm-bench:server": {"maxBacth": 1, "replicas": "two"}, "gcp:project": None}))
+    keys = {e.key for e in errors}
+    assert {"gke-llm-bench:server.maxBacth", "gke-llm-bench:server.replicas", "gcp:project"} <= keys
+
+
+def test_derivations_machine_from_gpu_and_checkpoint_from_precision(stack_file):
+    spec = load_stack_file(stack_file({"gke-llm-bench:accelerator": {"machineType": None, "gpu": "nvidia-l4"}}))
+    assert spec.machine.name == "g2-standard-4"  # cheapest L4 shape that holds 13.5 GB
+    spec = load_stack_file(
+        stack_file(
+            {
+                "gke-llm-bench:accelerator": {"machineType": None, "gpu": "nvidia-l4"},
+                "gke-llm-bench:model": {"name": "llama-2-70b"},
+                "gke-llm-bench:precision": "fp8",
+            }
+        )
+    )
+    assert spec.machine.name == "g2-standard-48" and spec.tensor_parallel == 4
+    spec = load_stack_file(stack_file({"gke-llm-bench:precision": "awq"}))
+    assert spec.checkpoint == "TheBloke/Llama-2-7B-AWQ" and any("accuracy" in w for w in spec.warnings)
+
+
+def test_custom_architecture_model(stack_file):
+    arch = {
+        "params": 1_000_000_000,
+        "layers": 16,
+        "hidden": 2048,
+        "heads": 16,
+        "kvHeads": 4,
+        "headDim": 128,
+        "ffn": 8192,
+        "vocab": 32000,
+        "maxContext": 2048,
+    }
+    spec = load_stack_file(
+        stack_file(
+            {
+                "gke-llm-bench:model": {"name": None, "hfId": "acme/tiny-1b", "architecture": arch},
+                "gke-llm-bench:server": {"maxModelLen": None},
+            }
+        )
+    )
+    assert spec.model.params == 1_000_000_000 and spec.max_model_len == 2048 and not spec.model.gated
+    e = only(
+        errors_for(stack_file({"gke-llm-bench:model": {"name": None, "hfId": "acme/unknown"}})),
+        "gke-llm-bench:model.hfId",
+    )
+    assert "architecture" in e.fix
+
+
+def test_tpu_stack_resolves(stack_file):
+    spec = load_stack_file(
+        stack_file(
+            {
+                "gke-llm-bench:accelerator": {"machineType": None, "tpu": {"topology": "2x2"}},
+                "gke-llm-bench:model": {"name": "gemma-7b"},
+                "gke-llm-bench:server": {"kind": "jetstream"},
+            }
+        )
+    )
+    assert spec.machine.name == "ct5lp-hightpu-4t" and spec.tensor_parallel == 4
+    assert spec.accelerator == "tpu-v5-lite-podslice" and spec.usd_per_hour == pytest.approx(4.80)
+
+
+def test_bad_yaml_and_missing_config(stack_file):
+    assert "not valid YAML" in errors_for(stack_file(raw="config: [unclosed"))[0].message
+    assert "no `config:` mapping" in errors_for(stack_file(raw="foo: 1\n"))[0].message
