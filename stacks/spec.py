@@ -22,6 +22,10 @@ from .sizing import Alternative, Sizing, cheapest_fits, default_tp, fits, size, 
 
 DEFAULT_MAX_MODEL_LEN_CAP = 8192  # default context when the model allows more: keeps KV per sequence sane
 DEFAULT_BATCHED_TOKENS = 8192  # vLLM's default max_num_batched_tokens with chunked prefill
+DOWNLOAD_GBPS = 0.1  # GB/s one pod pulls from the Hugging Face Hub (conservative; real runs see 0.1-0.5)
+LOAD_GBPS = 1.0  # GB/s per chip from local disk into accelerator memory
+NODE_SCALE_UP_S = 900  # accelerator node provisioning + GKE driver install before a pod can start
+SYSTEM_POOL_NODES = 1  # CPU system pool size per zone: system pods and the in-cluster load generator
 
 
 def K(key: str) -> str:
@@ -105,6 +109,75 @@ class StackSpec:
     @property
     def location(self) -> str:
         return self.zone or self.region
+
+    # -- deployment decisions the components translate (they never choose these themselves) ---------
+    @property
+    def checkpoint_gb(self) -> float:
+        """Size of what the server downloads: 16-bit weights, except pre-quantized 4-bit checkpoints.
+
+        fp8 / int8 are quantized by the server at load time from the 16-bit checkpoint, so the
+        download is the 16-bit size even though the GPU holds half of it.
+        """
+        bytes_per_param = self.precision.bytes_per_param if self.precision.name in ("awq", "gptq") else 2
+        return self.model.params * bytes_per_param / 1e9
+
+    @property
+    def model_cache_gb(self) -> int:
+        """Scratch space per pod for the model: the download, plus what the server derives from it.
+
+        TensorRT-LLM keeps the converted checkpoint and the built engine beside the download (~3x);
+        JetStream reads its converted checkpoint from Cloud Storage and caches only a copy (~1x).
+        """
+        factor = {"triton-trtllm": 3.0}.get(self.server.name, 1.2)
+        return int(math.ceil(self.checkpoint_gb * factor + 10))
+
+    @property
+    def local_ssd_count(self) -> int:
+        """Local SSD partitions backing ephemeral storage (the model cache); 0 when the machine has none."""
+        return self.machine.local_ssd
+
+    @property
+    def boot_disk_gb(self) -> int:
+        """Node boot disk: images (~30 GB for the server images) plus the model cache when no local SSD."""
+        base = 200
+        return base if self.local_ssd_count else base + self.model_cache_gb
+
+    @property
+    def startup_budget_s(self) -> int:
+        """How long the server may take to become ready: download + load (+ engine build / compile).
+
+        Download assumed at DOWNLOAD_GBPS (a conservative Hugging Face throughput from one pod),
+        loading at LOAD_GBPS per chip; a TensorRT-LLM engine build and XLA compilation add time.
+        """
+        download = self.checkpoint_gb / DOWNLOAD_GBPS
+        load = self.checkpoint_gb / (LOAD_GBPS * self.tensor_parallel)
+        build = {"triton-trtllm": 1800, "jetstream": 900}.get(self.server.name, 300)
+        return int(math.ceil((download + load + build) / 60) * 60)
+
+    @property
+    def rollout_timeout_s(self) -> int:
+        """Deployment create/update timeout: accelerator node scale-up plus the startup budget."""
+        return NODE_SCALE_UP_S + self.startup_budget_s
+
+    @property
+    def shm_gb(self) -> int:
+        """/dev/shm for NCCL between tensor-parallel ranks (Docker's 64 MB default breaks TP > 1)."""
+        return 16 if self.tensor_parallel > 1 else 2
+
+    @property
+    def server_resources(self) -> dict[str, dict[str, str]]:
+        """CPU / memory requests and limits for the server container: most of the node, minus system pods."""
+        m = self.machine
+        share = self.tensor_parallel / m.count
+        cpu = max(1, int(m.vcpu * share * 0.9) - 1)  # GKE reserves part of each node
+        memory = max(8, int(m.memory_gb * share * 0.85) - 4)
+        return {"requests": {"cpu": str(cpu), "memory": f"{memory}Gi"}, "limits": {"memory": f"{memory}Gi"}}
+
+    @property
+    def pool_labels(self) -> dict[str, str]:
+        """Labels on the accelerator nodes (GKE adds cloud.google.com/gke-accelerator itself)."""
+        return {"gke-llm-bench/stack": self.name, "gke-llm-bench/pool": "accelerator",
+                "gke-llm-bench/server": self.server.name}
 
     def summary(self) -> dict[str, Any]:
         """Non-secret description, carried into stack outputs and results files."""
