@@ -136,6 +136,7 @@ class SecretsConfig(_Section):
 
     hf_token: str | None = "hfToken"
     api_key: str | None = "apiKey"
+    kaggle: str | None = "kaggleJson"  # kaggle.json content: JetStream's MaxText converter takes Gemma from Kaggle
 
 
 class CostConfig(_Section):
@@ -171,4 +172,4 @@ class StackConfig(_Section):
 # Config keys outside the project namespace that a stack file may carry (provider settings).
 PROVIDER_NAMESPACES = ("gcp", "kubernetes", "pulumi")
 # Keys that hold secrets: their values live only as Pulumi secrets (never in StackConfig).
-SECRET_SECTIONS = ("hfToken", "apiKey")
+SECRET_SECTIONS = ("hfToken", "apiKey", "kaggleJson")

@@ -169,7 +169,7 @@ def _semantic_errors_despite(
 
 
 def _secret_key_names(secrets_section: Any) -> set[str]:
-    names = {"hfToken", "apiKey"}
+    names = {"hfToken", "apiKey", "kaggleJson"}
     if isinstance(secrets_section, dict):
         names |= {v for v in secrets_section.values() if isinstance(v, str)}
     return names

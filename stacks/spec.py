@@ -83,6 +83,7 @@ class StackSpec:
     price_source: str
     sizing: Sizing
     warnings: tuple[str, ...] = field(default=())
+    kaggle_key_key: str | None = None  # config key holding kaggle.json (a Pulumi secret), for JetStream Gemma
 
     @property
     def accelerator(self) -> str:
@@ -525,6 +526,7 @@ class _Resolver:
                 f"raise `accelerator.nodeCount` to {math.ceil(s.replicas * tp / machine.count)} or lower replicas",
             )
         hf_key, api_key = self._secrets(model, secrets_present, require_secrets)
+        kaggle_key = self._kaggle_secret(model, server, secrets_present, require_secrets)
         self._exposure(api_key)
 
         if self.errors:
@@ -597,6 +599,7 @@ class _Resolver:
             service_port=c.exposure.port,
             hf_token_key=hf_key,
             api_key_key=api_key,
+            kaggle_key_key=kaggle_key,
             usd_per_node_hour=price,
             price_source=price_source,
             sizing=sizing,
@@ -745,6 +748,19 @@ class _Resolver:
                 api_key = sec.api_key
                 self._require_secret(api_key, present, require, "an externally exposed endpoint needs an API key")
         return hf_key, api_key
+
+    def _kaggle_secret(self, model, server, present: set[str], require: bool) -> str | None:
+        """JetStream's MaxText checkpoint converter downloads Gemma from Kaggle, not Hugging Face."""
+        if not (server and model and server.name == "jetstream" and model.family.startswith("gemma")):
+            return None
+        key = self.c.secrets.kaggle
+        if not key:
+            self.error(K("secrets.kaggle"), "JetStream converts Gemma checkpoints from Kaggle and no Kaggle "
+                       "credential is configured", "set `secrets.kaggle` to a config key name (default kaggleJson)")
+            return None
+        self._require_secret(key, present, require, "JetStream's checkpoint converter downloads Gemma from Kaggle; "
+                             "the value is your kaggle.json")
+        return key
 
     def _require_secret(self, key: str, present: set[str], require: bool, why: str) -> None:
         if key in present:
