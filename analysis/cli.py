@@ -1,0 +1,80 @@
+"""``python -m analysis``: ``compare`` result directories into a report; ``demo`` runs the whole job
+(plan → simulated endpoints → the guide's workloads → compare) on the committed demo stacks.
+
+Exit codes: 0 ok; 2 bad input (the message names the file or option and the fix); 1 a step of the
+demo failed (its output is shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import AnalysisError
+from .loader import load_runs
+from .report import analyse, headline, write_report
+from .slo import DEFAULT_SLO, parse_slo
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compare", help="compare result directories: tables, cost, SLO verdicts, plots, report.md")
+    c.add_argument("results", nargs="+", metavar="RESULTS",
+                   help="run directories, directories holding runs (e.g. results/), or globs")
+    c.add_argument("--slo", default=DEFAULT_SLO,
+                   help=f"latency objective, e.g. {DEFAULT_SLO} (metrics: ttft tpot ntpot e2e e2e_sched; "
+                        "stats: mean p50 p90 p95 p99 max; also error_rate=1%%)")
+    c.add_argument("--baseline", default=None, metavar="STACK",
+                   help="stack whose throughput per $ is 1 (default: per model, its first G2 stack)")
+    c.add_argument("--out", default="reports/compare", type=Path, help="output directory (default reports/compare)")
+    c.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    d = sub.add_parser("demo", help="the main job on the embedded default: plan, simulate, load-test, compare")
+    d.add_argument("--out", default="reports/demo", type=Path, help="report directory (default reports/demo)")
+    d.add_argument("--results-dir", default=None, type=Path,
+                   help="where the load tester writes runs (default <out>/results)")
+    d.add_argument("--stacks", default=None, help="comma-separated stacks (default: the llama2-* demo stacks)")
+    d.add_argument("--slo", default=DEFAULT_SLO, help="latency objective for the verdicts")
+    d.add_argument("--scale", type=float, default=1.0,
+                   help="multiply request counts and durations (0.25 for a quick look; 1 fits in 10 minutes)")
+    d.add_argument("--parallel", type=int, default=0, help="stacks load-tested at once (default: all)")
+    return p
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    slo = parse_slo(args.slo)
+    runs = load_runs(list(args.results))
+    for run in runs:
+        for w in run.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    analysis = analyse(runs, slo, args.baseline)
+    for w in analysis.warnings:
+        if not any(w in r.warnings for r in runs):
+            print(f"warning: {w}", file=sys.stderr)
+    path = write_report(analysis, args.out, plots=not args.no_plots)
+    print(analysis.table.to_string(index=False, max_colwidth=24))
+    print()
+    for line in headline(analysis):
+        print(line.replace("**", "").replace("*", ""))
+    print(f"report: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "compare":
+            return cmd_compare(args)
+        from .demo import run_demo
+
+        return run_demo(args)
+    except AnalysisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,53 @@
+"""What the throughput costs: $ per million output tokens and tokens/s per dollar, normalized.
+
+The price is the stack's ``spec.cost.usdPerHour`` (the accelerator pool the measured endpoint ran
+on, spot price if spot), carried in every run directory. Per-dollar throughput is normalized the way
+the guide's chart is: a baseline stack = 1, others relative to it at the same model, workload, mode
+and load level. By default the baseline is, for each model, its first G2 stack (the guide sets G2
+to 1); ``--baseline`` names one stack for all. Modelled and measured rows are normalized separately:
+a simulated number is never divided by a measured one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import AnalysisError
+
+SECONDS_PER_HOUR = 3600.0
+MATCH = ["source", "model", "workload_label", "mode", "level"]
+
+
+def add_cost(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """Add ``usd_per_m_output``, ``output_tok_per_usd``, ``input_tok_per_usd``, ``norm_per_usd``, ``baseline``."""
+    df = df.copy()
+    usd_h = pd.to_numeric(df["usd_per_hour"], errors="coerce").where(lambda x: x > 0)
+    out_h = df["output_tok_s"] * SECONDS_PER_HOUR
+    df["usd_per_m_output"] = usd_h / out_h.where(out_h > 0) * 1e6
+    df["output_tok_per_usd"] = out_h / usd_h
+    df["input_tok_per_usd"] = df["input_tok_s"] * SECONDS_PER_HOUR / usd_h
+    df["baseline"] = baselines(df, baseline)
+    ref = df.loc[df["stack"] == df["baseline"], [*MATCH, "stack", "output_tok_per_usd", "input_tok_per_usd"]]
+    ref = ref.groupby([*MATCH, "stack"], dropna=False, as_index=False).mean(numeric_only=True)
+    ref = ref.rename(columns={"stack": "baseline", "output_tok_per_usd": "_ref_out", "input_tok_per_usd": "_ref_in"})
+    merged = df.merge(ref, on=[*MATCH, "baseline"], how="left")
+    merged.index = df.index
+    df["norm_per_usd"] = merged["output_tok_per_usd"] / merged["_ref_out"]
+    df["norm_input_per_usd"] = merged["input_tok_per_usd"] / merged["_ref_in"]
+    return df
+
+
+def baselines(df: pd.DataFrame, baseline: str | None) -> pd.Series:
+    """The baseline stack of each row (see the module docstring)."""
+    if baseline is not None:
+        if baseline not in set(df["stack"]):
+            known = ", ".join(sorted(set(df["stack"])))
+            raise AnalysisError("--baseline", f'stack "{baseline}" is not among the results', f"use one of: {known}")
+        return pd.Series(baseline, index=df.index, dtype="object")
+    out = pd.Series(np.nan, index=df.index, dtype="object")
+    for (_source, _model), idx in df.groupby(["source", "model"], dropna=False).groups.items():
+        stacks = sorted(set(df.loc[idx, "stack"]))
+        g2 = sorted(set(df.loc[idx].loc[df.loc[idx, "machine_family"] == "G2", "stack"]))
+        out.loc[idx] = (g2 or stacks)[0]
+    return out

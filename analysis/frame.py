@@ -1,0 +1,177 @@
+"""The tidy stage table: one row per (run, stage), every column the comparison and the verdicts need.
+
+Columns come from three places, joined here and nowhere else:
+- the run's spec summary (hardware, precision, server, $/h, sizing) — ``run_columns``;
+- the stage's identity (mode, level, arrival) from ``summary.json``, or from the run's load config
+  when the summary is missing (an interrupted run) — ``_stage_identity``;
+- statistics recomputed from the requests (``stats``) and the scraped server metrics.
+The load tester's own figures are compared with the recomputed ones (``xcheck``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .loader import Run
+from .slo import Slo
+from .stats import request_metrics, server_stage_stats, stage_stats
+
+INPUT_HEAVY_RATIO = 4.0  # input tokens ≥ 4 × output tokens: an input-heavy (prefill-bound) workload
+XCHECK_RTOL = 0.05
+
+
+def _get(d: Any, *path: str, default: Any = None) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return default
+        d = d[key]
+    return d
+
+
+def _cfg(config: dict[str, Any], *names: str) -> Any:
+    for n in names:
+        if config.get(n) is not None:
+            return config[n]
+    return None
+
+
+def machine_family(machine: str | None) -> str | None:
+    """GCE machine family as the guide names it: g2-standard-8 → G2, a3-highgpu-8g → A3."""
+    return machine.split("-", 1)[0].upper() if machine else None
+
+
+def run_columns(run: Run) -> dict[str, Any]:
+    """The per-run columns: what was served on what, at what price, and how it was sized."""
+    s = run.spec
+    acc = s.get("accelerator") or {}
+    per_node, nodes = acc.get("perNode"), acc.get("nodeCount") or 1
+    chips = per_node * nodes if per_node else None
+    model = s.get("model") or {}
+    sizing = s.get("sizing") or {}
+    c = run.config
+    return {
+        "run_id": run.run_id, "run_dir": str(run.path), "stack": run.stack, "target": run.target,
+        "source": run.source, "partial": run.partial, "tool_version": run.tool_version,
+        "model": model.get("alias") or model.get("hfId"), "model_params": model.get("params"),
+        "precision": s.get("precision"), "accelerator": acc.get("type"), "accelerator_name": acc.get("name"),
+        "chips": chips, "machine": acc.get("machineType"), "machine_family": machine_family(acc.get("machineType")),
+        "memory_gb_per_chip": acc.get("memoryGB"), "server": _get(s, "server", "kind"),
+        "tp": _get(s, "server", "tensorParallel"), "replicas": _get(s, "server", "replicas"),
+        "max_batch": _get(s, "server", "maxBatch"),
+        "usd_per_hour": _get(s, "cost", "usdPerHour"), "usd_per_replica_hour": _get(s, "cost", "usdPerReplicaHour"),
+        "spot": _get(s, "cost", "spot"),
+        "weight_gb": sizing.get("weightGB"), "weight_share": sizing.get("weightShare"),
+        "kv_share": sizing.get("kvShare"), "kv_gib": sizing.get("kvCacheGiB"), "kv_tokens": sizing.get("kvTokens"),
+        "fits": sizing.get("fits"),
+        "input_len": _cfg(c, "inputLen", "input_len"), "output_len": _cfg(c, "outputLen", "output_len"),
+        "dataset": _cfg(c, "dataset"),
+    }
+
+
+def _stage_identity(run: Run, stage_ids: list[str]) -> pd.DataFrame:
+    """mode / level / arrival / requested rate and the tester's own figures for each stage id."""
+    rows: dict[str, dict[str, Any]] = {}
+    for st in (run.summary or {}).get("stages") or []:
+        sid = str(st.get("id"))
+        rows[sid] = {
+            "stage": sid, "mode": st.get("mode"), "level": st.get("level"), "arrival": st.get("arrival"),
+            "requested_rate": st.get("requestedRate"), "client_bottleneck": st.get("clientBottleneck"),
+            "summary_completed": st.get("completed"), "summary_output_tok_s": st.get("outputTokensPerS"),
+            "summary_ttft_p50": _get(st, "ttft", "p50"), "summary_tpot_p50": _get(st, "tpot", "p50"),
+            "summary_e2e_p50": _get(st, "e2e", "p50"), "itl_p50": _get(st, "itl", "p50"),
+            "itl_p99": _get(st, "itl", "p99"),
+            **{f"summary_sm_{k}": v for k, v in (st.get("serverMetrics") or {}).items()},
+        }
+    missing = [s for s in stage_ids if s not in rows]
+    if missing:
+        # No summary for these stages (interrupted run): the k-th stage seen is the k-th configured level.
+        mode = _cfg(run.config, "mode")
+        levels = _cfg(run.config, "levels") or []
+        if isinstance(levels, str):
+            levels = [float(x) for x in levels.split(",") if x.strip()]
+        known = len(rows)
+        for k, sid in enumerate(missing):
+            idx = known + k
+            level = levels[idx] if idx < len(levels) else None
+            stage_mode = mode if mode in ("batch", "rate") else None
+            rows[sid] = {"stage": sid, "mode": stage_mode, "level": level,
+                         "arrival": "closed" if stage_mode == "batch" else _cfg(run.config, "arrival"),
+                         "requested_rate": level if stage_mode == "rate" else None}
+    return pd.DataFrame(list(rows.values())) if rows else pd.DataFrame(columns=["stage"])
+
+
+def workload_class(mean_in: float, mean_out: float) -> str:
+    if not (mean_in > 0 and mean_out > 0):
+        return "unknown"
+    if mean_in >= INPUT_HEAVY_RATIO * mean_out:
+        return "input-heavy"
+    if mean_out >= INPUT_HEAVY_RATIO * mean_in:
+        return "output-heavy"
+    return "balanced"
+
+
+def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Build the stage table for ``runs``; also return the warnings (partial runs, cross-check misses)."""
+    warnings: list[str] = [w for run in runs for w in run.warnings]
+    frames: list[pd.DataFrame] = []
+    for run in runs:
+        req = request_metrics(run.requests)
+        req.insert(0, "run_id", run.run_id)
+        stats = stage_stats(req, slo)
+        if stats.empty:
+            warnings.append(f"{run.path}: no completed non-warmup request; the run is left out")
+            continue
+        order = stats.sort_values("start")["stage"].astype(str).tolist()
+        ident = _stage_identity(run, order)
+        stats["stage"] = stats["stage"].astype(str)
+        ident["stage"] = ident["stage"].astype(str)
+        df = stats.merge(ident, on="stage", how="left")
+        server = server_stage_stats(run.server_metrics)
+        server["stage"] = server["stage"].astype(str)
+        df = df.merge(server, on="stage", how="left")
+        for col, value in run_columns(run).items():
+            if col != "run_id":
+                df[col] = value
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(), warnings
+    df = pd.concat(frames, ignore_index=True)
+    df["level"] = pd.to_numeric(df["level"], errors="coerce")
+    df["mode"] = df["mode"].fillna("unknown")
+    mean_in = df.groupby("run_id")["mean_input_tokens"].transform("mean")
+    mean_out = df.groupby("run_id")["mean_output_tokens"].transform("mean")
+    df["workload"] = [workload_class(a, b) for a, b in zip(mean_in, mean_out, strict=True)]
+    df["workload_label"] = (mean_in.round().astype("Int64").astype(str) + "→"
+                            + mean_out.round().astype("Int64").astype(str))
+    if "client_bottleneck" not in df:
+        df["client_bottleneck"] = np.nan
+    df["client_bottleneck"] = df["client_bottleneck"].astype("object").where(
+        df["client_bottleneck"].notna(), df["dispatch_p99"] > 0.05)
+    df["xcheck"] = _xcheck(df)
+    for _, row in df.loc[df["xcheck"].str.startswith("differs")].iterrows():
+        warnings.append(f"{row['run_dir']} stage {row['stage']}: recomputed figures {row['xcheck']}")
+    return df.sort_values(["source", "stack", "run_id", "mode", "level"], kind="stable").reset_index(drop=True), \
+        warnings
+
+
+def _xcheck(df: pd.DataFrame) -> pd.Series:
+    """Compare recomputed figures with the load tester's summary: ``ok``, ``no summary`` or what differs."""
+    pairs = [("completed", "summary_completed", 0.0), ("output_tok_s", "summary_output_tok_s", XCHECK_RTOL),
+             ("ttft_p50", "summary_ttft_p50", XCHECK_RTOL), ("tpot_p50", "summary_tpot_p50", XCHECK_RTOL),
+             ("e2e_p50", "summary_e2e_p50", XCHECK_RTOL)]
+    out = []
+    for _, row in df.iterrows():  # one row per stage: tens to hundreds, not per request
+        seen, diffs = 0, []
+        for mine, theirs, rtol in pairs:
+            a, b = row.get(mine), row.get(theirs)
+            if b is None or (isinstance(b, float) and math.isnan(b)) or a is None or pd.isna(a):
+                continue
+            seen += 1
+            if not math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=1e-3):
+                diffs.append(f"{mine} {float(a):.4g} vs {float(b):.4g}")
+        out.append("no summary" if not seen else ("ok" if not diffs else "differs: " + "; ".join(diffs)))
+    return pd.Series(out, index=df.index, dtype="object")

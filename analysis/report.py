@@ -1,0 +1,225 @@
+"""``compare``'s outputs: report.md (tables, verdicts, findings, plots, provenance), CSVs and a JSON
+of the verdicts for scripts. One function, ``write_report``, builds everything from one ``Analysis``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .compare import comparison_table, slo_verdicts
+from .cost import add_cost
+from .findings import Finding
+from .findings import evaluate as evaluate_findings
+from .frame import stage_frame
+from .loader import Run
+from .plots import all_plots
+from .recommendations import Verdict
+from .recommendations import evaluate as evaluate_recommendations
+from .slo import Slo
+
+
+@dataclass
+class Analysis:
+    """Everything ``compare`` computes, before rendering."""
+
+    runs: list[Run]
+    slo: Slo
+    stages: pd.DataFrame
+    table: pd.DataFrame
+    series: pd.DataFrame
+    cheapest: pd.DataFrame
+    recommendations: list[Verdict]
+    findings: list[Finding]
+    warnings: list[str] = field(default_factory=list)
+    baseline: str | None = None
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted(set(self.stages["source"]))
+
+
+def analyse(runs: list[Run], slo: Slo, baseline: str | None = None) -> Analysis:
+    """Runs → stage table → cost → table, SLO verdicts, recommendations and findings."""
+    stages, warnings = stage_frame(runs, slo)
+    if stages.empty:
+        from .errors import AnalysisError
+
+        raise AnalysisError("RESULTS", "no run holds a completed request", "run a load test first")
+    stages = add_cost(stages, baseline)
+    series, cheapest = slo_verdicts(stages, slo)
+    return Analysis(runs=runs, slo=slo, stages=stages, table=comparison_table(stages, slo), series=series,
+                    cheapest=cheapest, recommendations=evaluate_recommendations(stages, slo),
+                    findings=evaluate_findings(stages), warnings=warnings, baseline=baseline)
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def fmt(v: Any) -> str:
+    """A table cell: numbers with sensible precision, missing values as an en dash."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        a = abs(v)
+        if a == 0:
+            return "0"
+        if a >= 1000:
+            return f"{v:,.0f}"
+        if a >= 10:
+            return f"{v:.1f}"
+        if a >= 0.1:
+            return f"{v:.3f}"
+        return f"{v:.4f}"
+    return str(v).replace("|", "\\|")
+
+
+def md_table(df: pd.DataFrame) -> str:
+    if df is None or df.empty:
+        return "_(none)_\n"
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(fmt(v.item() if hasattr(v, "item") else v) for v in row) + " |"
+            for row in df.itertuples(index=False, name=None)]
+    return "\n".join([head, sep, *body]) + "\n"
+
+
+def headline(a: Analysis) -> list[str]:
+    """The few lines a reader (and the demo's last output) needs: cheapest per SLO, verdicts, findings."""
+    lines = []
+    for _, c in a.cheapest.iterrows():
+        tag = " *(modelled)*" if c["source"] == "modelled" else ""
+        lines.append(f"Cheapest meeting the SLO for {c['model']} ({c['workload_label']} tokens, {c['mode']}): "
+                     f"**{c['stack']}** at {c['mode']} level {c['best_level']:g}: "
+                     f"${c['usd_per_m_output']:.3f} per million output tokens, {c['output_tok_s']:,.0f} tok/s{tag}")
+    for v in a.recommendations:
+        tag = " *(modelled)*" if v.source == "modelled" else ""
+        lines.append(f"Recommendation {v.number}: **{v.verdict}**{tag}")
+    n = sum(f.verdict == "reproduced" for f in a.findings)
+    d = sum(f.verdict == "direction only" for f in a.findings)
+    lines.append(f"Guide's findings: {n} reproduced, {d} in direction only, of {len(a.findings)}")
+    return lines
+
+
+def write_report(a: Analysis, out: Path, *, plots: bool = True) -> Path:
+    """Write report.md, comparison.csv, stages.csv, slo.csv, verdicts.json (+ PNGs) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    a.table.to_csv(out / "comparison.csv", index=False)
+    a.stages.to_csv(out / "stages.csv", index=False)
+    a.series.to_csv(out / "slo.csv", index=False)
+    figures = all_plots(a.runs, a.stages, out) if plots else {}
+    (out / "verdicts.json").write_text(json.dumps(_verdicts_doc(a), indent=1, default=_json_default))
+    path = out / "report.md"
+    path.write_text(_markdown(a, figures, out))
+    return path
+
+
+def _json_default(v: Any) -> Any:
+    if hasattr(v, "item"):
+        return v.item()
+    return str(v)
+
+
+def _verdicts_doc(a: Analysis) -> dict[str, Any]:
+    return {
+        "slo": str(a.slo), "sources": a.sources,
+        "cheapest": a.cheapest.to_dict(orient="records"),
+        "recommendations": [{"number": v.number, "title": v.title, "source": v.source, "verdict": v.verdict,
+                             "summary": v.summary, "evidence": v.evidence.to_dict(orient="records")}
+                            for v in a.recommendations],
+        "findings": [asdict(f) for f in a.findings],
+        "headline": headline(a),
+    }
+
+
+def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
+    modelled = "modelled" in a.sources
+    measured = "measured" in a.sources
+    s: list[str] = ["# Stack comparison\n"]
+    basis = f"stack {a.baseline}" if a.baseline else "per model: its first G2 stack"
+    s.append(f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by gke-llm-bench analysis {__version__} from "
+             f"{len(a.runs)} run(s) of {a.stages['stack'].nunique()} stack(s). SLO: **{a.slo}**. "
+             f"Per-dollar figures use each stack's $/h (`spec.cost.usdPerHour`); normalized per-dollar "
+             f"throughput has the baseline = 1 ({basis}).\n")
+    if modelled and not measured:
+        s.append("> **Every number in this report is *modelled*:** the runs used the simulated endpoint "
+                 "(`--target sim`), whose timing comes from a calibrated performance model, not from GPUs. "
+                 "They show what the model predicts; measure on real hardware before buying it.\n")
+    elif modelled:
+        s.append("> This report holds both *modelled* (simulated endpoint) and *measured* runs. They are kept "
+                 "apart: every table has a `source` column, and comparisons, baselines and verdicts are made "
+                 "within one source only.\n")
+    s.append("## Headline\n")
+    s += [f"- {line}" for line in headline(a)]
+    s.append("")
+    s.append("## The guide's findings, reproduced?\n")
+    s.append("A finding is *reproduced* when the direction holds and the magnitude is within 2× of the guide's "
+             "figure, *direction only* when only the direction holds.\n")
+    s.append(md_table(pd.DataFrame([{"source": f.source, "finding": f.claim, "guide": f.guide,
+                                     "this data": f.measured, "verdict": f.verdict} for f in a.findings])))
+    s.append("## The guide's five recommendations, on this data\n")
+    for v in a.recommendations:
+        tag = " *(modelled)*" if v.source == "modelled" else ""
+        s.append(f"### {v.number}. {v.title}{tag}\n")
+        s.append(f"**Verdict: {v.verdict}.** {v.summary}\n")
+        if not v.evidence.empty:
+            s.append(md_table(v.evidence))
+    s.append(f"## Best load level under the SLO ({a.slo})\n")
+    s.append("For each stack's sweep: the highest level whose stage meets every SLO term, and what it costs; "
+             "`why not higher` names the first level above it that fails and the term it breaks.\n")
+    if not a.series.empty:
+        cols = {"source": "source", "stack": "stack", "model": "model", "workload_label": "in→out", "mode": "mode",
+                "best_level": "best level", "output_tok_s": "output tok/s", "usd_per_m_output": "$/M output tok",
+                "norm_per_usd": "tok/s per $ (norm.)", "why_not": "why not higher"}
+        s.append(md_table(a.series[list(cols)].rename(columns=cols)))
+    s.append("### Cheapest stack meeting the SLO\n")
+    if not a.cheapest.empty:
+        cols = {"source": "source", "model": "model", "workload_label": "in→out", "mode": "mode", "stack": "stack",
+                "best_level": "level", "usd_per_m_output": "$/M output tok", "output_tok_s": "output tok/s"}
+        s.append(md_table(a.cheapest[list(cols)].rename(columns=cols)))
+    else:
+        s.append("_No stack meets the SLO at any tested level._\n")
+    s.append("## Figures\n")
+    captions = {
+        "latency_throughput": "Latency–throughput curves (TTFT p99 and TPOT p50 against output tokens/s)",
+        "per_dollar": "Output tokens/s per dollar at the largest common batch, normalized to the baseline",
+        "batch_effect": "Batch-size effect: throughput and mean request latency against static batch size",
+        "prefill": "Prefill throughput and prefill tokens per dollar on the input-heavy workload",
+        "server_timeline": "Server running batch and queue over time (the server's own metrics)",
+    }
+    for key, caption in captions.items():
+        p = figures.get(key)
+        if p is not None:
+            s.append(f"**{caption}**{' *(modelled)*' if modelled else ''}\n\n![{caption}]({os.path.relpath(p, out)})\n")
+        elif figures:
+            s.append(f"_{caption}: no data in these runs._\n")
+    s.append("## Comparison table\n")
+    s.append("All latencies in seconds. Levels are concurrent requests (batch) or requests/s (rate). "
+             "`tok/s per $ (norm.)` is relative to the `baseline` stack at the same model, workload and level. "
+             "Also in `comparison.csv`; every statistic of every stage is in `stages.csv`.\n")
+    s.append(md_table(a.table))
+    s.append("## Provenance\n")
+    prov = pd.DataFrame([{
+        "stack": r.stack, "run": r.run_id, "target": r.target, "source": r.source, "partial": r.partial,
+        "requests": len(r.requests), "tool version": r.tool_version, "directory": str(r.path),
+    } for r in a.runs])
+    s.append(md_table(prov))
+    checks = a.stages["xcheck"].value_counts().to_dict()
+    s.append("Statistics are recomputed from `requests.jsonl` (metric definitions: docs/analysis.md) and "
+             "cross-checked against each run's `summary.json`: "
+             + ", ".join(f"{n} stage(s) {k}" for k, n in checks.items()) + ".\n")
+    if a.warnings:
+        s.append("Warnings:\n")
+        s += [f"- {w}" for w in a.warnings]
+        s.append("")
+    return "\n".join(s) + "\n"
