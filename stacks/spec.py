@@ -130,7 +130,7 @@ class StackSpec:
         JetStream reads its converted checkpoint from Cloud Storage and caches only a copy (~1x).
         """
         factor = {"triton-trtllm": 3.0}.get(self.server.name, 1.2)
-        return int(math.ceil(self.checkpoint_gb * factor + 10))
+        return math.ceil(self.checkpoint_gb * factor + 10)
 
     @property
     def local_ssd_count(self) -> int:

@@ -1,0 +1,8 @@
+"""One small module per server kind: each turns a ``StackSpec`` into its pod's server-specific parts."""
+
+from . import jetstream, tgi, triton_trtllm, vllm
+from .base import PrepJob, SecretRefs, ServerWorkload
+
+TRANSLATORS = {"vllm": vllm, "tgi": tgi, "triton-trtllm": triton_trtllm, "jetstream": jetstream}
+
+__all__ = ["TRANSLATORS", "PrepJob", "SecretRefs", "ServerWorkload", "jetstream", "tgi", "triton_trtllm", "vllm"]

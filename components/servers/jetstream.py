@@ -1,0 +1,147 @@
+"""JetStream on TPU with the MaxText engine (``maxengine-server``) and the HTTP front end (``jetstream-http``).
+
+MaxText does not read a Hugging Face checkpoint either: a Job (``inference-checkpoint`` image,
+``checkpoint_entrypoint.sh``) downloads the weights, converts them to a MaxText checkpoint and
+"unscans" it for serving, writing to a Cloud Storage bucket; the server then loads
+``load_parameters_path`` from that bucket. Gemma comes from Kaggle (``-m=google/gemma/maxtext/<v>``,
+kaggle.json mounted at /kaggle); Llama from Hugging Face (``-h=True``, token file at
+/huggingface/HUGGINGFACE_TOKEN). Both containers of the server pod follow the GKE tutorial
+"Serve Gemma using TPUs on GKE with JetStream": the engine listens for gRPC on 9000 and exports
+Prometheus metrics on ``prometheus_port`` (9100); jetstream-http serves ``POST /generate`` and
+``GET /healthcheck`` on 8000. The bucket is reached through Workload Identity (the pod's KSA).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stacks.errors import SpecError, SpecErrors
+from stacks.spec import K, StackSpec
+
+from .base import (
+    GRPC_PORT_NAME,
+    HTTP_PORT_NAME,
+    METRICS_PORT_NAME,
+    PrepJob,
+    SecretRefs,
+    ServerWorkload,
+    container_port,
+)
+
+KAGGLE_SECRET_KEY = "kaggle.json"
+HF_TOKEN_FILE_KEY = "HUGGINGFACE_TOKEN"
+
+
+@dataclass(frozen=True)
+class MaxTextModel:
+    """How MaxText names a catalog model, and where its converter finds and writes the checkpoint."""
+
+    model_name: str  # MaxText `model_name=`
+    tokenizer: str  # path inside the maxengine-server image
+    source: str  # "kaggle" | "huggingface"
+    path: str  # converter `-m=`
+    params_path: str  # under gs://<bucket>/, what the converter writes for serving
+
+
+MAXTEXT_MODELS = {
+    "gemma-7b": MaxTextModel("gemma-7b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/7b-it/2",
+                             "final/unscanned/gemma_7b-it/0/checkpoints/0/items"),
+    "gemma-2b": MaxTextModel("gemma-2b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/2b-it/2",
+                             "final/unscanned/gemma_2b-it/0/checkpoints/0/items"),
+    "llama-2-7b": MaxTextModel("llama2-7b", "assets/tokenizer.llama2", "huggingface", "meta-llama/Llama-2-7b-hf",
+                               "llama-2-7b/bf16/unscanned/checkpoints/0/items"),
+    "llama-2-13b": MaxTextModel("llama2-13b", "assets/tokenizer.llama2", "huggingface",
+                                "meta-llama/Llama-2-13b-hf", "llama-2-13b/bf16/unscanned/checkpoints/0/items"),
+}
+
+
+def maxtext_model(spec: StackSpec) -> MaxTextModel:
+    found = MAXTEXT_MODELS.get(spec.model.alias)
+    if found is None:
+        raise SpecErrors(spec.source, [SpecError(
+            K("model.name"), f"JetStream's MaxText checkpoint converter has no recipe for {spec.model.alias}",
+            f"use one of: {', '.join(MAXTEXT_MODELS)} with server.kind jetstream, or another server")])
+    return found
+
+
+def server_args(spec: StackSpec, bucket: Any) -> list[Any]:
+    """``maxengine-server`` key=value arguments; ``bucket`` may be a Pulumi Output (then the list holds one)."""
+    import pulumi  # only when a program runs: keeps the flag logic importable without Pulumi
+
+    m = maxtext_model(spec)
+    chips = spec.chips_per_node
+    per_device_batch = max(1, spec.max_batch // chips)
+    quantized = spec.precision.name == "int8"
+    args: list[Any] = [
+        f"model_name={m.model_name}",
+        f"tokenizer_path={m.tokenizer}",
+        f"per_device_batch_size={per_device_batch}",
+        f"max_prefill_predict_length={min(spec.max_batched_tokens, spec.max_model_len // 2)}",
+        f"max_target_length={spec.max_model_len}",
+        "async_checkpointing=false",
+        "ici_fsdp_parallelism=1",
+        "ici_autoregressive_parallelism=-1",
+        f"ici_tensor_parallelism={spec.tensor_parallel if spec.tensor_parallel > 1 else 1}",
+        "scan_layers=false",
+        "weight_dtype=bfloat16",
+        pulumi.Output.concat("load_parameters_path=gs://", bucket, "/", m.params_path),
+        f"prometheus_port={spec.server.metrics_port}",
+    ]
+    if quantized:
+        args += ["quantization=int8", "checkpoint_is_quantized=false"]
+    if spec.kv_cache_dtype == "int8":
+        args += ["quantize_kvcache=true"]
+    return args + list(spec.extra_args)
+
+
+def converter_args(spec: StackSpec, bucket: Any) -> list[Any]:
+    import pulumi
+
+    m = maxtext_model(spec)
+    args: list[Any] = [pulumi.Output.concat("-b=", bucket), "-s=jetstream-maxtext", f"-m={m.path}"]
+    if m.source == "huggingface":
+        args += ["-n=" + spec.model.alias.rsplit("-", 1)[0], "-h=True",
+                 pulumi.Output.concat("-o=gs://", bucket, "/", spec.model.alias)]
+    return args
+
+
+def workload(spec: StackSpec, secrets: SecretRefs, *, bucket: Any, kaggle: tuple[str, str] | None) -> ServerWorkload:
+    s = spec.server
+    m = maxtext_model(spec)
+    assert s.grpc_port is not None
+    engine = {
+        "name": "maxengine-server",
+        "image": spec.image,
+        "args": server_args(spec, bucket),
+        "ports": [container_port(GRPC_PORT_NAME, s.grpc_port), container_port(METRICS_PORT_NAME, s.metrics_port)],
+    }
+    http = {
+        "name": "jetstream-http",
+        "image": s.extra_images["http_image"],
+        "ports": [container_port(HTTP_PORT_NAME, s.http_port)],
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}},
+    }
+    volumes, mounts = [], []
+    if m.source == "kaggle" and kaggle is not None:
+        volumes.append({"name": "kaggle", "secret": {"secretName": kaggle[0], "defaultMode": 0o400,
+                                                     "items": [{"key": kaggle[1], "path": "kaggle.json"}]}})
+        mounts.append({"name": "kaggle", "mountPath": "/kaggle", "readOnly": True})
+    if m.source == "huggingface" and secrets.hf_token is not None:
+        volumes.append({"name": "hf-token", "secret": {"secretName": secrets.hf_token[0], "defaultMode": 0o400,
+                                                       "items": [{"key": secrets.hf_token[1],
+                                                                  "path": HF_TOKEN_FILE_KEY}]}})
+        mounts.append({"name": "hf-token", "mountPath": "/huggingface", "readOnly": True})
+    convert = PrepJob(
+        name="checkpoint-converter",
+        pod_spec={
+            "restartPolicy": "Never",
+            "containers": [{"name": "inference-checkpoint", "image": s.extra_images["checkpoint_image"],
+                            "args": converter_args(spec, bucket), "volumeMounts": mounts}],
+            "volumes": volumes,
+        },
+        timeout_s=spec.startup_budget_s + 1800,
+    )
+    return ServerWorkload(containers=[engine, http], http_port=s.http_port, health_path=s.health_path,
+                          metrics_port=s.metrics_port, metrics_path=s.metrics_path, jobs=[convert],
+                          needs_storage_bucket=True)

@@ -1,0 +1,67 @@
+"""Hugging Face Text Generation Inference (``text-generation-launcher``).
+
+Flags from TGI's launcher reference (huggingface.co/docs/text-generation-inference/reference/launcher):
+``--model-id``, ``--revision``, ``--num-shard``, ``--quantize`` (fp8, awq, gptq, eetq for 8-bit
+weight-only), ``--kv-cache-dtype`` (fp8_e4m3fn), ``--max-input-tokens`` < ``--max-total-tokens``,
+``--max-batch-prefill-tokens``, ``--max-batch-total-tokens`` (the KV-cache token budget),
+``--max-concurrent-requests``. The launcher's own default port is 3000 and the image sets
+``PORT=80``; ``--port`` pins the catalog's port so probes and the Service never depend on either.
+The API key is read from ``API_KEY``, the HF token from ``HF_TOKEN``; ``PREFIX_CACHING`` switches
+TGI 3's prefix cache.
+"""
+
+from __future__ import annotations
+
+from stacks.spec import StackSpec
+
+from .base import MODEL_CACHE_PATH, SecretRefs, ServerWorkload, cache_mount, secret_env, shm_mount, spec_ports
+
+QUANTIZE_FLAG = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "int8": "eetq"}
+DTYPE_FLAG = {"bf16": "bfloat16", "fp16": "float16"}
+KV_DTYPE_FLAG = {"fp8": "fp8_e4m3fn"}
+
+
+def args(spec: StackSpec) -> list[str]:
+    """The exact launcher arguments for the spec."""
+    max_total = spec.max_model_len
+    prefill = max(spec.max_batched_tokens, max_total - 1)
+    out = [
+        "--model-id", spec.checkpoint,
+        "--revision", spec.revision,
+        "--hostname", "0.0.0.0",
+        "--port", str(spec.server.http_port),
+        "--num-shard", str(spec.tensor_parallel),
+        "--max-input-tokens", str(max_total - 1),
+        "--max-total-tokens", str(max_total),
+        "--max-batch-prefill-tokens", str(prefill),
+        "--max-batch-total-tokens", str(spec.sizing.kv_tokens),
+        "--max-concurrent-requests", str(spec.max_batch),
+    ]
+    p = spec.precision.name
+    if p in QUANTIZE_FLAG:
+        out += ["--quantize", QUANTIZE_FLAG[p]]
+    elif p in DTYPE_FLAG:
+        out += ["--dtype", DTYPE_FLAG[p]]
+    if spec.kv_cache_dtype in KV_DTYPE_FLAG:
+        out += ["--kv-cache-dtype", KV_DTYPE_FLAG[spec.kv_cache_dtype]]
+    return out + list(spec.extra_args)
+
+
+def workload(spec: StackSpec, secrets: SecretRefs) -> ServerWorkload:
+    s = spec.server
+    container = {
+        "name": "tgi",
+        "image": spec.image,
+        "command": ["text-generation-launcher"],
+        "args": args(spec),
+        "env": [
+            *secret_env("HF_TOKEN", secrets.hf_token),
+            *secret_env("API_KEY", secrets.api_key),
+            {"name": "HF_HOME", "value": MODEL_CACHE_PATH},
+            {"name": "PREFIX_CACHING", "value": "1" if spec.prefix_caching else "0"},
+        ],
+        "ports": spec_ports(spec),
+        "volumeMounts": [shm_mount(), cache_mount()],
+    }
+    return ServerWorkload(containers=[container], http_port=s.http_port, health_path=s.health_path,
+                          metrics_port=s.metrics_port, metrics_path=s.metrics_path)

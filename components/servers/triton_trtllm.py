@@ -1,0 +1,168 @@
+"""Triton Inference Server with the TensorRT-LLM backend (NGC ``tritonserver:<yy.mm>-trtllm-python-py3``).
+
+TensorRT-LLM does not load a Hugging Face checkpoint: it runs an *engine* compiled for one GPU
+architecture, one tensor-parallel size and fixed limits (batch size, input and sequence length).
+So the pod starts with an init container, on the same GPUs the server will use, that:
+
+1. downloads the checkpoint (HF token from the Secret);
+2. converts it to a TensorRT-LLM checkpoint sharded for TP (``convert_checkpoint.py``), or quantizes
+   it (``quantization/quantize.py --qformat fp8 | int4_awq``) for fp8 / awq;
+3. builds the engine (``trtllm-build``) with the spec's max batch / length / tokens;
+4. writes the ``inflight_batcher_llm`` model repository (preprocessing, tensorrt_llm,
+   postprocessing, ensemble) with ``tools/fill_template.py``.
+
+The examples and templates come from the tensorrtllm_backend repository at the tag that matches the
+image (``BACKEND_REF``: 25.01 ships TensorRT-LLM 0.17.0); the init container clones it, so the pod
+needs egress to github.com and huggingface.co. Everything lands on the model-cache volume; a pod
+restart on a fresh node rebuilds (20-40 min for a 7B model). The server then runs ``tritonserver``
+(one MPI rank per GPU for TP > 1) on HTTP 8000, gRPC 8001 and metrics 8002.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from stacks.spec import StackSpec
+
+from .base import (
+    MODEL_CACHE_PATH,
+    SecretRefs,
+    ServerWorkload,
+    cache_mount,
+    secret_env,
+    shm_mount,
+    spec_ports,
+)
+
+BACKEND_REF = "v0.17.0"  # tensorrtllm_backend tag matching nvcr.io/nvidia/tritonserver:25.01-trtllm-python-py3
+BACKEND_REPO = "https://github.com/triton-inference-server/tensorrtllm_backend.git"
+REPO_DIR = f"{MODEL_CACHE_PATH}/model-repo"
+ENGINE_DIR = f"{MODEL_CACHE_PATH}/engine"
+HF_DIR = f"{MODEL_CACHE_PATH}/hf-checkpoint"
+CKPT_DIR = f"{MODEL_CACHE_PATH}/trtllm-checkpoint"
+SRC_DIR = f"{MODEL_CACHE_PATH}/tensorrtllm_backend"
+# TensorRT-LLM example directory per model family (examples/<dir>/convert_checkpoint.py)
+EXAMPLE_DIR = {"llama": "llama", "mistral": "llama", "mixtral": "llama", "gemma": "gemma", "falcon": "falcon",
+               "qwen2": "qwen", "t5": "enc_dec"}
+DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def convert_command(spec: StackSpec) -> list[str]:
+    """Checkpoint conversion / quantization for the spec's precision and TP."""
+    examples = f"{SRC_DIR}/tensorrt_llm/examples"
+    dtype = DTYPE.get(spec.precision.name, "bfloat16")
+    tp = str(spec.tensor_parallel)
+    p = spec.precision.name
+    if p in ("fp8", "awq"):
+        cmd = ["python3", f"{examples}/quantization/quantize.py", "--model_dir", HF_DIR, "--dtype", dtype,
+               "--qformat", "fp8" if p == "fp8" else "int4_awq", "--output_dir", CKPT_DIR, "--tp_size", tp]
+        if spec.kv_cache_dtype in ("fp8", "int8"):
+            cmd += ["--kv_cache_dtype", spec.kv_cache_dtype]
+        return cmd
+    cmd = ["python3", f"{examples}/{EXAMPLE_DIR.get(spec.model.family, 'llama')}/convert_checkpoint.py",
+           "--model_dir", HF_DIR, "--output_dir", CKPT_DIR, "--dtype", dtype, "--tp_size", tp]
+    if p == "int8":
+        cmd += ["--use_weight_only", "--weight_only_precision", "int8"]
+    elif p == "gptq":
+        cmd += ["--use_weight_only", "--weight_only_precision", "int4_gptq", "--per_group"]
+    if spec.kv_cache_dtype == "int8":
+        cmd += ["--int8_kv_cache"]
+    return cmd
+
+
+def build_command(spec: StackSpec) -> list[str]:
+    """``trtllm-build`` with the spec's limits (the engine refuses anything beyond them at run time)."""
+    cmd = ["trtllm-build", "--checkpoint_dir", CKPT_DIR, "--output_dir", ENGINE_DIR, "--gemm_plugin", "auto",
+           "--max_batch_size", str(spec.max_batch), "--max_input_len", str(spec.max_model_len - 1),
+           "--max_seq_len", str(spec.max_model_len), "--max_num_tokens", str(spec.max_batched_tokens)]
+    if spec.chunked_prefill:
+        cmd += ["--use_paged_context_fmha", "enable"]
+    return cmd
+
+
+def fill_template_commands(spec: StackSpec) -> list[list[str]]:
+    """Model-repository config for in-flight batching (values the templates name)."""
+    tools = f"{SRC_DIR}/tools/fill_template.py"
+    bs = str(spec.max_batch)
+    tokenizer = f"tokenizer_dir:{HF_DIR},triton_max_batch_size:{bs},preprocessing_instance_count:1"
+    llm = (f"triton_backend:tensorrtllm,triton_max_batch_size:{bs},decoupled_mode:true,max_beam_width:1,"
+           f"engine_dir:{ENGINE_DIR},batching_strategy:inflight_fused_batching,max_queue_delay_microseconds:0,"
+           f"kv_cache_free_gpu_mem_fraction:{spec.gpu_memory_utilization:g},"
+           f"enable_kv_cache_reuse:{'true' if spec.prefix_caching else 'false'},"
+           f"enable_chunked_context:{'true' if spec.chunked_prefill else 'false'},"
+           "exclude_input_in_output:true,encoder_input_features_data_type:TYPE_FP16,logits_datatype:TYPE_FP32")
+    post = f"tokenizer_dir:{HF_DIR},triton_max_batch_size:{bs},postprocessing_instance_count:1"
+    ens = f"triton_max_batch_size:{bs},logits_datatype:TYPE_FP32"
+    return [
+        ["python3", tools, "-i", f"{REPO_DIR}/preprocessing/config.pbtxt", tokenizer],
+        ["python3", tools, "-i", f"{REPO_DIR}/tensorrt_llm/config.pbtxt", llm],
+        ["python3", tools, "-i", f"{REPO_DIR}/postprocessing/config.pbtxt", post],
+        ["python3", tools, "-i", f"{REPO_DIR}/ensemble/config.pbtxt", ens],
+        ["python3", tools, "-i", f"{REPO_DIR}/tensorrt_llm_bls/config.pbtxt",
+         f"triton_max_batch_size:{bs},decoupled_mode:true,bls_instance_count:1,logits_datatype:TYPE_FP32"],
+    ]
+
+
+def build_script(spec: StackSpec) -> str:
+    """The init container's script: idempotent (skips the build when the engine is already there)."""
+    q = shlex.join
+    lines = [
+        "set -euo pipefail",
+        f"if [ -f {ENGINE_DIR}/config.json ] && [ -f {REPO_DIR}/tensorrt_llm/config.pbtxt ]; then "
+        "echo 'engine and model repository present'; exit 0; fi",
+        f"rm -rf {SRC_DIR} && git clone --depth 1 --branch {BACKEND_REF} --recurse-submodules --shallow-submodules "
+        f"{BACKEND_REPO} {SRC_DIR}",
+        q(["huggingface-cli", "download", spec.checkpoint, "--revision", spec.revision, "--local-dir", HF_DIR]),
+        q(convert_command(spec)),
+        q(build_command(spec)),
+        f"rm -rf {REPO_DIR} && cp -r {SRC_DIR}/all_models/inflight_batcher_llm {REPO_DIR}",
+        *(q(c) for c in fill_template_commands(spec)),
+    ]
+    return "\n".join(lines)
+
+
+def server_command(spec: StackSpec, restricted: bool) -> list[str]:
+    """``tritonserver`` (TP = 1) or one MPI rank per GPU (TP > 1), as launch_triton_server.py builds it."""
+    s = spec.server
+    ports = [f"--http-port={s.http_port}", f"--grpc-port={s.grpc_port}", f"--metrics-port={s.metrics_port}"]
+    if restricted:
+        # Inference and repository APIs need the key; health and metadata stay open for the probes.
+        ports.append("--http-restricted-api=inference,model-repository:authorization=Bearer $(API_KEY)")
+    if spec.tensor_parallel == 1:
+        return ["tritonserver", f"--model-repository={REPO_DIR}", *ports]
+    cmd = ["mpirun", "--allow-run-as-root"]
+    for rank in range(spec.tensor_parallel):
+        cmd += ["-n", "1", "tritonserver", f"--model-repository={REPO_DIR}", "--disable-auto-complete-config",
+                f"--backend-config=python,shm-region-prefix-name=prefix{rank}_"]
+        if rank == 0:
+            cmd += ports
+        else:
+            cmd += ["--model-control-mode=explicit", "--load-model=tensorrt_llm", "--allow-http=false",
+                    "--allow-grpc=false", "--allow-metrics=false"]
+        if rank < spec.tensor_parallel - 1:
+            cmd.append(":")
+    return cmd
+
+
+def workload(spec: StackSpec, secrets: SecretRefs) -> ServerWorkload:
+    s = spec.server
+    build = {
+        "name": "engine-build",
+        "image": spec.image,
+        "command": ["bash", "-c", build_script(spec)],
+        "env": [*secret_env("HF_TOKEN", secrets.hf_token), {"name": "HF_HOME", "value": f"{MODEL_CACHE_PATH}/hf"}],
+        "volumeMounts": [shm_mount(), cache_mount()],
+    }
+    cmd = server_command(spec, restricted=secrets.api_key is not None)
+    server = {
+        "name": "triton",
+        "image": spec.image,
+        "command": cmd[:1],
+        "args": cmd[1:],
+        "env": [*secret_env("API_KEY", secrets.api_key)],
+        "ports": spec_ports(spec),
+        "volumeMounts": [shm_mount(), cache_mount()],
+    }
+    return ServerWorkload(containers=[server], init_containers=[build], http_port=s.http_port,
+                          health_path=s.health_path, metrics_port=s.metrics_port, metrics_path=s.metrics_path,
+                          liveness_path="/v2/health/live")
