@@ -9,7 +9,8 @@ Definitions (all in seconds, over non-warmup requests of the stage; docs/analysi
   ``e2e_sched`` = end − scheduled (includes any client dispatch delay: no coordinated omission);
 - ``tpot`` = (end − first) / (outputTokens − 1), requests with more than one output token;
 - ``ntpot`` = e2e / outputTokens (TTFT included, what some tools call TPOT);
-- stage window = last end − first scheduled; throughputs = totals of completed requests / window.
+- stage window = last end − first send (as the load tester's summary); throughputs = totals of
+  completed requests / window; achieved rate = (sends − 1) / (last send − first send).
 """
 
 from __future__ import annotations
@@ -45,14 +46,13 @@ def stage_stats(r: pd.DataFrame, slo: Slo | None = None) -> pd.DataFrame:
     r = r.assign(
         ok_in=r["inputTokens"].where(r["ok"], 0.0).fillna(0.0),
         ok_out=r["outputTokens"].where(r["ok"], 0.0).fillna(0.0),
-        last=r["end"].fillna(r["sent"]),
         good=slo.request_meets(r) if slo is not None else r["ok"],
     )
     g = r.groupby(KEYS, sort=False, observed=True)
     base = g.agg(
         requests=("ok", "size"), completed=("ok", "sum"), good=("good", "sum"),
         input_tokens=("ok_in", "sum"), output_tokens=("ok_out", "sum"),
-        start=("scheduled", "min"), stop=("last", "max"), first_sent=("sent", "min"), last_sent=("sent", "max"),
+        start=("sent", "min"), stop=("end", "max"), first_sent=("sent", "min"), last_sent=("sent", "max"),
         mean_input_tokens=("inputTokens", "mean"), mean_output_tokens=("ok_out", "mean"),
     )
     base["mean_output_tokens"] = base["output_tokens"] / base["completed"].where(base["completed"] > 0)
@@ -78,7 +78,7 @@ def stage_stats(r: pd.DataFrame, slo: Slo | None = None) -> pd.DataFrame:
         frame = frame.rename(columns={c: f"{c}_{stat}" for c in cols})
         base = base.join(frame)
     base["errors_by_class"] = _errors_by_class(r)
-    return base.reset_index().drop(columns=["good", "first_sent", "last_sent", "last"], errors="ignore")
+    return base.reset_index().drop(columns=["good", "first_sent", "last_sent"], errors="ignore")
 
 
 def _errors_by_class(r: pd.DataFrame) -> pd.Series:

@@ -1,0 +1,81 @@
+"""The guide's recommendations and findings on fixture data built to agree, and to disagree, with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analysis.findings import evaluate as findings
+from analysis.loader import load_runs
+from analysis.report import analyse
+from analysis.slo import parse_slo
+
+from .conftest import A3_7B, G2_7B, write_guide_runs
+from .resultsgen import write_run
+
+SLO = parse_slo("ttft_p99=2s,tpot_p50=100ms")
+
+
+def _verdicts(root: Path) -> dict[int, str]:
+    a = analyse(load_runs([str(root)]), SLO)
+    return {v.number: v.verdict for v in a.recommendations}
+
+
+def test_guide_shaped_data_supports_recommendations(guide_results: Path) -> None:
+    a = analyse(load_runs([str(guide_results)]), SLO)
+    by = {v.number: v for v in a.recommendations}
+    assert by[1].verdict == "supported" and "llama2-70b-g2-fp8" in by[1].summary
+    assert by[3].verdict == "supported"
+    assert by[5].verdict == "supported"
+    assert all(v.source == "modelled" for v in a.recommendations)
+    # recommendation 3's evidence: the per-$ ratio at batch 256, computed from the curves by hand
+    tok_g2 = 256 * 64 / G2_7B.e2e(256, 64)
+    tok_a3 = 256 * 64 / A3_7B.e2e(256, 64)
+    g2_cost = a.stages.loc[a.stages["stack"] == "llama2-7b-g2", "usd_per_hour"].iloc[0]
+    a3_cost = a.stages.loc[a.stages["stack"] == "llama2-7b-a3", "usd_per_hour"].iloc[0]
+    ev = by[3].evidence.set_index("model")
+    assert float(ev.loc["llama-2-7b", "A3 per $ (G2 = 1)"]) == pytest.approx((tok_a3 / a3_cost) / (tok_g2 / g2_cost),
+                                                                              abs=0.005)
+    assert ev.loc["llama-2-7b", "winner"] == "G2" and ev.loc["llama-2-70b", "winner"] == "A3"
+
+
+def test_findings_report_the_guide_claims_with_numbers(guide_results: Path) -> None:
+    a = analyse(load_runs([str(guide_results)]), SLO)
+    f = {(x.key, x.claim.split(":")[0]): x for x in findings(a.stages)}
+    keys = {k for k, _ in f}
+    assert {"prefill-throughput", "prefill-per-dollar", "batch-gain-A3", "batch-gain-G2", "batch-latency-order",
+            "per-dollar-small", "per-dollar-large"} <= keys
+    small = next(x for (k, _), x in f.items() if k == "per-dollar-small")
+    large = next(x for (k, _), x in f.items() if k == "per-dollar-large")
+    assert small.verdict == "reproduced" and large.verdict == "reproduced"
+    order = next(x for (k, _), x in f.items() if k == "batch-latency-order")
+    assert order.verdict == "reproduced"
+
+
+def test_cheap_a3_flips_the_gpu_choice_verdict(tmp_path: Path) -> None:
+    # Same curves, but A3 priced like G2: A3 wins per $ for 7B too, against the guide.
+    write_run(tmp_path, "llama2-7b-g2", curve=G2_7B, usd_per_hour=1.0)
+    write_run(tmp_path, "llama2-7b-a3", curve=A3_7B, usd_per_hour=1.0)
+    assert _verdicts(tmp_path)[3] == "not supported"
+    f = {x.key: x for x in findings(analyse(load_runs([str(tmp_path)]), SLO).stages)}
+    assert f["per-dollar-small"].verdict == "not reproduced"
+
+
+def test_missing_comparisons_are_not_evaluated_and_say_what_to_run(tmp_path: Path) -> None:
+    write_run(tmp_path, "llama2-7b-g2", curve=G2_7B, levels=(16,))
+    a = analyse(load_runs([str(tmp_path)]), SLO)
+    by = {v.number: v for v in a.recommendations}
+    for n in (1, 3, 4, 5):
+        assert by[n].verdict == "not evaluated", n
+    assert "--input-len" in by[4].summary and "--levels" in by[5].summary
+    assert all(x.verdict == "not evaluated" for x in a.findings)
+
+
+def test_modelled_and_measured_get_separate_verdicts(tmp_path: Path) -> None:
+    write_guide_runs(tmp_path / "sim", modelled=True)
+    write_run(tmp_path / "real", "llama2-7b-g2", curve=G2_7B, modelled=False)
+    a = analyse(load_runs([str(tmp_path)]), SLO)
+    assert {v.source for v in a.recommendations} == {"modelled", "measured"}
+    measured = {v.number: v.verdict for v in a.recommendations if v.source == "measured"}
+    assert measured[3] == "not evaluated"  # one measured stack: nothing measured to compare with
