@@ -1,0 +1,226 @@
+"""One load-test run, end to end: workload -> stages -> records -> summaries, all written as they happen.
+
+The CLI builds the ``LoadConfig`` and the ``Target``; ``execute`` does the rest inside one asyncio
+loop. It returns the stage summaries; ``summary.json`` on disk is always the latest state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .aggregate import summarize_stage
+from .clock import Clock
+from .config import LoadConfig
+from .dialects import Dialect, make_dialect
+from .export_vllm import vllm_result
+from .http import Transport, TransportError, make_transport
+from .metrics_scrape import Scraper
+from .metrics_scrape import summarize as summarize_server
+from .progress import Progress
+from .results import FORMAT_VERSION, ResultsWriter, public_outputs
+from .runner import Runner
+from .schedule import Scheduler, StageSpec, SweepPlanner
+from .targets import Target
+from .workloads import Tokenizer, Workload, sharegpt, synthetic
+
+MAX_PROMPTS = 20_000
+
+
+def utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def environment() -> dict[str, Any]:
+    import aiohttp
+    import httpx
+
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
+            "httpx": httpx.__version__, "aiohttp": aiohttp.__version__}
+
+
+@dataclass
+class RunState:
+    """Everything ``summary.json`` says, kept current as stages finish."""
+
+    meta: dict[str, Any]
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    sweep: dict[str, Any] | None = None
+    workload: dict[str, Any] | None = None
+    partial: bool = False
+    complete: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.meta, "partial": self.partial, "complete": self.complete, "endedAt": utc(time.time()),
+                "workload": self.workload, "stages": self.stages, "sweep": self.sweep, "warnings": self.warnings}
+
+
+def run_meta(run_id: str, stack: str, target: Target, cfg: LoadConfig, clock: Clock,
+             transport_name: str) -> dict[str, Any]:
+    outputs = public_outputs(target.outputs)
+    spec = (outputs or {}).get("spec")
+    return {
+        "formatVersion": FORMAT_VERSION,
+        "runId": run_id,
+        "stack": stack,
+        "target": target.kind,
+        "modelled": target.modelled,
+        "tool": {"name": "gke-llm-bench loadtest", "version": __version__, "httpClient": transport_name},
+        "environment": environment(),
+        "startedAt": utc(clock.wall_origin),
+        "clockOrigin": clock.wall_origin,
+        "endpoint": {"baseUrl": target.base_url, "dialect": target.dialect, "model": target.model,
+                     "api": cfg.api, "metricsUrl": target.metrics_url},
+        "config": cfg.as_dict(),
+        "outputs": outputs,
+        "spec": spec,
+        "costPerHour": (outputs or {}).get("costPerHour"),
+    }
+
+
+async def probe_tokenizer(transport: Transport, target: Target, dialect: Dialect) -> Tokenizer | None:
+    """vLLM's ``/tokenize`` when the server has it (exact input lengths); None otherwise."""
+    if dialect.name != "openai":
+        return None
+    url = target.base_url.rstrip("/") + "/tokenize"
+    headers = {"Content-Type": "application/json"}
+    if target.api_key:
+        headers["Authorization"] = f"Bearer {target.api_key}"
+
+    async def count(text: str) -> int:
+        status, body = await transport.post_json(url, json.dumps({"model": target.model, "prompt": text,
+                                                                  "add_special_tokens": True}).encode(), headers)
+        if status != 200:
+            raise TransportError("http", f"/tokenize -> HTTP {status}")
+        return int(json.loads(body)["count"])
+
+    try:
+        await count("hello")
+    except (TransportError, ValueError, KeyError, TypeError):
+        return None
+    sem = asyncio.Semaphore(32)
+
+    async def one(text: str) -> int:
+        async with sem:
+            return await count(text)
+
+    async def tokenize(texts: list[str]) -> list[int]:
+        return list(await asyncio.gather(*(one(t) for t in texts)))
+
+    return tokenize
+
+
+def expected_requests(cfg: LoadConfig, levels: list[float], mode: str) -> int:
+    total = 0
+    for level in levels:
+        count, duration = cfg.stage_bound(mode, level)
+        per_s = level  # rate: requests per second; batch: a guess of one request per slot per second
+        total += (count or int(per_s * (duration or 0))) + int(per_s * cfg.warmup)
+        total += int(level) if mode == "batch" else 0
+    return max(1, min(MAX_PROMPTS, total))
+
+
+async def build_workload(cfg: LoadConfig, count: int, tokenize: Tokenizer | None,
+                         output_len_override: int | None) -> Workload:
+    if cfg.dataset:
+        return await sharegpt(cfg, cfg.dataset, count, tokenize, output_len=output_len_override)
+    return await synthetic(cfg, count, tokenize)
+
+
+def stage_plan(cfg: LoadConfig) -> tuple[str, list[float]]:
+    mode = cfg.sweep_of if cfg.mode == "sweep" else cfg.mode
+    return mode, cfg.levels
+
+
+async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state: RunState, clock: Clock,
+                  progress: Progress, stop: asyncio.Event, output_len_override: int | None = None,
+                  export: str | None = None) -> RunState:
+    transport = make_transport(cfg.http_client, read_timeout=cfg.read_timeout)
+    aux = make_transport("httpx", read_timeout=30)  # tokenize + scrapes: off the measured connection pool
+    dialect = make_dialect(target.dialect, target.model, cfg.api, cfg.ignore_eos)
+    scraper: Scraper | None = None
+    try:
+        mode, levels = stage_plan(cfg)
+        planner = SweepPlanner(mode, levels or None, cfg.sweep_max_stages) if cfg.mode == "sweep" else None
+        planned = levels if planner is None else (levels or [2.0 ** k for k in range(cfg.sweep_max_stages)])
+        tokenize = await probe_tokenizer(aux, target, dialect)
+        workload = await build_workload(cfg, expected_requests(cfg, planned, mode), tokenize, output_len_override)
+        state.workload = workload.describe()
+        if tokenize is None:
+            state.warnings.append("input lengths are estimates (the server has no /tokenize); the true counts "
+                                  "come from the server's usage where it reports them (inputTokens per request)")
+        elif workload.inexact:
+            state.warnings.append(f"{workload.inexact} of {len(workload.prompts)} prompts could not be fitted to the "
+                                  "exact input length; each request records its measured inputTokensExpected")
+        if target.metrics_url:
+            scraper = Scraper(target.metrics_url, aux, clock, cfg.scrape_interval, writer.write_scrape)
+            if await scraper.scrape_once() is None:
+                state.warnings.append(f"server metrics unavailable ({scraper.last_error}); continuing without them")
+                scraper = None
+            else:
+                scraper.start()
+        runner = Runner(target.base_url, dialect, transport, writer, clock, api_key=target.api_key,
+                        request_timeout=cfg.request_timeout)
+        scheduler = Scheduler(runner, workload, clock, stop, grace=cfg.grace)
+        index = 0
+        queue = list(levels) if planner is None else []
+        while not stop.is_set():
+            level = (queue.pop(0) if queue else None) if planner is None else planner.next_level()
+            if level is None:
+                break
+            count, duration = cfg.stage_bound(mode, level)
+            arrival = "closed" if mode == "batch" else cfg.arrival
+            spec = StageSpec(id=f"{index}-{mode}-{level:g}", mode=mode, level=level, arrival=arrival, count=count,
+                             duration=duration, warmup=cfg.warmup, seed=cfg.seed + index)
+            if scraper:
+                scraper.stage = spec.id
+            counters = progress.stage_started(spec.id, f"{mode} {level:g}")
+            runner.on_sent, runner.on_done = counters.on_sent, counters.on_done
+            cpu0, wall0 = time.process_time(), clock.now()
+            run = await scheduler.run_stage(spec)
+            wall = max(clock.now() - wall0, 1e-9)
+            client = {"cpuPercent": round(100 * (time.process_time() - cpu0) / wall, 1), "httpClient": transport.name}
+            if scraper:
+                await scraper.scrape_once()  # one sample at the stage's end
+            server = summarize_server(scraper.for_stage(spec.id)) if scraper else None
+            summary = summarize_stage(stage_id=spec.id, mode=mode, level=level, arrival=arrival,
+                                      records=run.records or [], start=run.start, end=run.end, slo=cfg.slo,
+                                      interrupted=run.interrupted, server=server, client=client)
+            state.stages.append(summary)
+            if planner is not None:
+                planner.record(summary, all(v is not False for v in (summary["sloMet"] or {}).values()))
+                state.sweep = {"of": mode, "knee": planner.knee, "stopReason": planner.reason,
+                               "history": [{"level": lv, "good": g, "why": w} for lv, g, w in planner.history]}
+            writer.write_json("summary.json", state.summary())
+            if export == "vllm":
+                writer.write_json(f"vllm/{spec.id}.json", vllm_result(summary, run.records or [], target.model,
+                                                                     target.dialect))
+            progress.stage_finished(summary)
+            index += 1
+            if cfg.cooldown and not stop.is_set():
+                end = clock.now() + cfg.cooldown
+                while not stop.is_set() and clock.now() < end:
+                    await asyncio.sleep(min(0.25, end - clock.now()))
+        state.partial = stop.is_set()
+        state.complete = not state.partial
+        if workload.reused:
+            state.warnings.append(f"{workload.reused} requests reused a prompt already sent (pool of "
+                                  f"{len(workload.prompts)}); with prefix caching their TTFT is optimistic")
+        state.workload = workload.describe()
+        if scraper and scraper.failures:
+            state.warnings.append(f"{scraper.failures} metrics scrapes failed; last: {scraper.last_error}")
+        writer.write_json("summary.json", state.summary())
+        return state
+    finally:
+        if scraper:
+            await scraper.stop()
+        await transport.aclose()
+        await aux.aclose()

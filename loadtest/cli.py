@@ -1,0 +1,190 @@
+"""``python -m loadtest run|simulate``: the command-line contract (README "Load testing").
+
+Exit codes: 0 ok; 2 bad input (the message names the flag or file field); 3 endpoint unreachable
+(no results directory is created); 130 interrupted (a partial summary is written). The last stdout
+line of ``run`` is ``results: <dir>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from .bench import RunState, execute, run_meta
+from .clock import Clock
+from .config import ARRIVALS, MODES, LoadConfig, parse_length, parse_levels, parse_slo
+from .dialects import DIALECTS
+from .errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, LoadTestError
+from .http import TRANSPORTS
+from .progress import Progress
+from .results import ResultsWriter, new_run_id
+from .targets import Target, gke_target, sim_target, url_target
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # exit 2 with the usage, as argparse does, but our wording
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m loadtest", description="Benchmark an LLM serving endpoint.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a load test against a stack's endpoint")
+    r.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml) or its file")
+    r.add_argument("--target", choices=("gke", "sim"), default="gke",
+                   help="gke: the deployed endpoint from the stack outputs; sim: a local simulated endpoint")
+    r.add_argument("--outputs", help="stack outputs saved from `pulumi stack output --json`")
+    r.add_argument("--endpoint", help="any base URL instead of the stack outputs (needs --dialect, --model)")
+    r.add_argument("--dialect", choices=sorted(DIALECTS))
+    r.add_argument("--model", help="model name the server answers to")
+    r.add_argument("--mode", required=True, choices=MODES)
+    r.add_argument("--levels", help="batch: concurrencies N; rate: req/s; sweep: optional levels to try in order")
+    r.add_argument("--arrival", choices=ARRIVALS, default="constant")
+    r.add_argument("--requests-per-level", type=int, help="measured requests per stage")
+    r.add_argument("--duration", type=float, help="measured seconds of sending per stage")
+    r.add_argument("--warmup", type=float, default=0.0, help="seconds at each stage's start excluded from stats")
+    r.add_argument("--cooldown", type=float, default=0.0, help="idle seconds between stages")
+    r.add_argument("--input-len", default="128", help="input tokens: 128 or a uniform range 64:256")
+    r.add_argument("--output-len", default=None, help="output tokens: 64 (default) or a range 32:128")
+    r.add_argument("--dataset", help="ShareGPT-format JSON file of prompts")
+    r.add_argument("--prefix-len", type=int, default=0, help="shared-prefix workload: tokens shared per group")
+    r.add_argument("--prefix-groups", type=int, default=1, help="shared-prefix workload: number of prefixes")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--slo", help="e.g. ttft_p99=2s,tpot_p50=100ms (goodput and sweep limits)")
+    r.add_argument("--results-dir", default="results")
+    r.add_argument("--run-id")
+    r.add_argument("--api", choices=("completions", "chat"), default="completions")
+    r.add_argument("--export", choices=("vllm",), help="also write vllm-bench-serve-style JSON per stage")
+    r.add_argument("--metrics-url", help="server Prometheus metrics URL (default: from the outputs / dialect)")
+    r.add_argument("--no-metrics", action="store_true", help="do not scrape server metrics")
+    r.add_argument("--scrape-interval", type=float, default=1.0)
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-ignore-eos", action="store_true", help="let the model stop at EOS (lengths may be shorter)")
+    r.add_argument("--request-timeout", type=float, default=600.0, help="seconds one request may take in all")
+    r.add_argument("--read-timeout", type=float, default=120.0,
+                   help="seconds of server silence before a request is recorded as stalled")
+    r.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get after Ctrl-C")
+    r.add_argument("--http-client", choices=sorted(TRANSPORTS), default="aiohttp")
+    r.add_argument("--sweep-of", choices=("rate", "batch"), default="rate", help="what --mode sweep raises")
+    r.add_argument("--sweep-max-stages", type=int, default=8)
+    s = sub.add_parser("simulate", help="serve the stack's simulated endpoint (foreground)", add_help=False)
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
+    if a.mode in ("batch", "rate") and not a.levels:
+        raise BadInput(f"--mode {a.mode} needs --levels", "e.g. --levels 16,32,64 (batch) or --levels 1,2,4 (rate)")
+    mode_for_levels = a.sweep_of if a.mode == "sweep" else a.mode
+    output_len = parse_length("--output-len", a.output_len or "64")
+    cfg = LoadConfig(
+        mode=a.mode, levels=parse_levels(a.levels, mode_for_levels) if a.levels else [], arrival=a.arrival,
+        requests_per_level=a.requests_per_level, duration=a.duration, warmup=a.warmup, cooldown=a.cooldown,
+        input_len=parse_length("--input-len", a.input_len), output_len=output_len, dataset=a.dataset,
+        prefix_len=a.prefix_len, prefix_groups=a.prefix_groups, seed=a.seed, slo=parse_slo(a.slo), api=a.api,
+        ignore_eos=not a.no_ignore_eos, request_timeout=a.request_timeout, read_timeout=a.read_timeout,
+        grace=a.grace, scrape_interval=a.scrape_interval, http_client=a.http_client, sweep_of=a.sweep_of,
+        sweep_max_stages=a.sweep_max_stages,
+    )
+    cfg.validate()
+    if a.dataset and not Path(a.dataset).is_file():
+        raise BadInput(f"--dataset {a.dataset}: no such file", "give the path to a ShareGPT-format JSON file")
+    override = output_len.lo if a.output_len and output_len.fixed else None
+    return cfg, override
+
+
+def resolve_target(a: argparse.Namespace) -> Target:
+    if a.endpoint:
+        if a.target == "sim" or a.outputs:
+            raise BadInput("--endpoint cannot be combined with --target sim or --outputs", "choose one way to find it")
+        return url_target(a.stack, a.endpoint, a.dialect, a.model, a.metrics_url)
+    if a.target == "sim":
+        if a.outputs:
+            raise BadInput("--outputs cannot be combined with --target sim", "drop one of them")
+        return sim_target(a.stack, a.metrics_url)
+    return gke_target(a.stack, a.outputs, a.metrics_url)
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    cfg, output_override = config_from_args(a)
+    if a.api and a.dialect in ("triton", "jetstream") and a.api != "completions":
+        raise BadInput(f"--api {a.api}: {a.dialect} has only its native streaming API", "use --api completions")
+    target = resolve_target(a)  # exit 3 here leaves nothing on disk
+    try:
+        if a.no_metrics:
+            target.metrics_url = None
+        run_id = a.run_id or new_run_id()
+        clock = Clock()
+        try:
+            writer = ResultsWriter(Path(a.results_dir), Path(a.stack).name.removesuffix(".yaml"), run_id)
+        except FileExistsError as exc:
+            raise BadInput(f"--run-id {run_id}: {exc}", "choose another --run-id or leave it out") from None
+        state = RunState(run_meta(run_id, a.stack, target, cfg, clock, cfg.http_client))
+        writer.write_json("run.json", state.meta)
+        progress = Progress(enabled=not a.no_progress)
+        try:
+            state = asyncio.run(_run_async(cfg, target, writer, state, clock, progress, output_override, a.export))
+        finally:
+            writer.close()
+        if state.stages and not a.no_progress:
+            progress.final_table(state.stages)
+        for w in state.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print(f"results: {writer.dir}")
+        return EXIT_INTERRUPTED if state.partial else EXIT_OK
+    finally:
+        target.close()
+
+
+async def _run_async(cfg: LoadConfig, target: Target, writer: ResultsWriter, state: RunState, clock: Clock,
+                     progress: Progress, output_override: int | None, export: str | None) -> RunState:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_sigint() -> None:
+        nonlocal presses
+        presses += 1
+        stop.set()
+        if presses == 1:
+            progress.warn(f"interrupted: no new requests; in-flight ones get {cfg.grace:g} s, then a partial summary")
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        loop.add_signal_handler(signal.SIGTERM, on_sigint)
+    task = asyncio.ensure_future(execute(cfg, target, writer, state, clock, progress, stop, output_override, export))
+    try:
+        return await task
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def cmd_simulate(rest: list[str]) -> int:
+    try:
+        from .simulator.cli import main as simulator_main
+    except ImportError as exc:
+        print(f"error: the simulated endpoint is not available: {exc}", file=sys.stderr)
+        return 2
+    return int(simulator_main(["serve", *rest]) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "simulate":
+        return cmd_simulate(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_run(args)
+    except LoadTestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

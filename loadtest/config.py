@@ -1,0 +1,167 @@
+"""The load configuration: every knob of a run, validated once, written into run.json verbatim.
+
+Command-line strings are parsed here (levels, SLOs, length distributions) so that bad input fails
+before anything is sent, with a message naming the flag and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import BadInput
+
+MODES = ("batch", "rate", "sweep")
+ARRIVALS = ("constant", "poisson")
+SLO_METRICS = ("ttft", "tpot", "ntpot", "itl", "e2e")
+SLO_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
+
+
+@dataclass(frozen=True)
+class LengthSpec:
+    """Fixed (``lo == hi``) or uniformly distributed token lengths, drawn with the run's seed."""
+
+    lo: int
+    hi: int
+
+    @property
+    def fixed(self) -> bool:
+        return self.lo == self.hi
+
+    def __str__(self) -> str:
+        return str(self.lo) if self.fixed else f"{self.lo}:{self.hi}"
+
+
+def parse_length(flag: str, text: str) -> LengthSpec:
+    """``128`` (fixed) or ``64:256`` (uniform, inclusive)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?::\s*(\d+)\s*)?", str(text))
+    if not m:
+        raise BadInput(f"{flag} {text!r}: not a token count", f"write {flag} 128 or {flag} 64:256 (uniform range)")
+    lo = int(m.group(1))
+    hi = int(m.group(2)) if m.group(2) else lo
+    if lo < 1 or hi < lo:
+        raise BadInput(f"{flag} {text!r}: lengths must be >= 1 and low <= high", f"e.g. {flag} 64:256")
+    return LengthSpec(lo, hi)
+
+
+def parse_levels(text: str, mode: str) -> list[float]:
+    """``16,32,64`` -> [16, 32, 64]. Batch levels are integers; rates may be fractional."""
+    out: list[float] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            raise BadInput(f"--levels: {part!r} is not a number", "write e.g. --levels 16,32,64") from None
+        if value <= 0:
+            raise BadInput(f"--levels: {part} must be > 0", "write e.g. --levels 16,32,64")
+        if mode == "batch" and value != int(value):
+            raise BadInput(f"--levels: batch sizes are whole numbers, got {part}", "write e.g. --levels 16,32")
+        out.append(int(value) if mode == "batch" else value)
+    if not out:
+        raise BadInput("--levels is empty", "write e.g. --levels 16,32,64")
+    return out
+
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
+
+
+def parse_seconds(flag: str, text: str) -> float:
+    m = _DURATION.match(text)
+    if not m:
+        raise BadInput(f"{flag}: {text!r} is not a duration", "write e.g. 2s or 100ms")
+    value = float(m.group(1))
+    return value / 1000.0 if m.group(2) == "ms" else value
+
+
+def parse_slo(text: str | None) -> dict[str, float]:
+    """``ttft_p99=2s,tpot_p50=100ms`` -> {"ttft_p99": 2.0, "tpot_p50": 0.1} (seconds).
+
+    A request meets the SLOs when each named metric of *that request* is within its limit; the
+    statistic part (p99, p50...) is checked on the stage as a whole (docs/metrics.md, goodput).
+    """
+    if not text:
+        return {}
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        metric, _, stat = key.strip().partition("_")
+        if not sep or metric not in SLO_METRICS or stat not in SLO_STATS:
+            raise BadInput(f"--slo: {part!r} is not METRIC_STAT=LIMIT",
+                           f"METRIC in {', '.join(SLO_METRICS)}; STAT in {', '.join(SLO_STATS)}; "
+                           "e.g. --slo ttft_p99=2s,tpot_p50=100ms")
+        out[f"{metric}_{stat}"] = parse_seconds("--slo", value)
+    return out
+
+
+@dataclass
+class LoadConfig:
+    mode: str
+    levels: list[float]
+    arrival: str = "constant"
+    requests_per_level: int | None = None
+    duration: float | None = None
+    warmup: float = 0.0
+    cooldown: float = 0.0
+    input_len: LengthSpec = field(default_factory=lambda: LengthSpec(128, 128))
+    output_len: LengthSpec = field(default_factory=lambda: LengthSpec(64, 64))
+    dataset: str | None = None
+    prefix_len: int = 0
+    prefix_groups: int = 1
+    seed: int = 0
+    slo: dict[str, float] = field(default_factory=dict)
+    api: str = "completions"
+    ignore_eos: bool = True
+    request_timeout: float = 600.0
+    read_timeout: float = 120.0
+    grace: float = 5.0
+    scrape_interval: float = 1.0
+    http_client: str = "aiohttp"
+    sweep_of: str = "rate"
+    sweep_max_stages: int = 8
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise BadInput(f"--mode {self.mode}: unknown", f"use one of: {', '.join(MODES)}")
+        if self.arrival not in ARRIVALS:
+            raise BadInput(f"--arrival {self.arrival}: unknown", f"use one of: {', '.join(ARRIVALS)}")
+        if self.requests_per_level is not None and self.duration is not None:
+            raise BadInput("--requests-per-level and --duration bound a stage twice", "give only one of them")
+        if self.requests_per_level is not None and self.requests_per_level < 1:
+            raise BadInput("--requests-per-level must be >= 1", "e.g. --requests-per-level 200")
+        if self.duration is not None and self.duration <= 0:
+            raise BadInput("--duration must be > 0 seconds", "e.g. --duration 60")
+        if self.warmup < 0 or self.cooldown < 0:
+            raise BadInput("--warmup/--cooldown must be >= 0 seconds", "e.g. --warmup 10")
+        if self.prefix_len < 0 or self.prefix_groups < 1:
+            raise BadInput("--prefix-len must be >= 0 and --prefix-groups >= 1",
+                           "e.g. --prefix-len 512 --prefix-groups 4")
+        if self.read_timeout <= 0 or self.request_timeout <= 0:
+            raise BadInput("--request-timeout/--read-timeout must be > 0", "e.g. --request-timeout 600")
+        if self.sweep_of not in ("rate", "batch"):
+            raise BadInput(f"--sweep-of {self.sweep_of}: unknown", "use rate or batch")
+
+    def stage_bound(self, mode: str, level: float) -> tuple[int | None, float | None]:
+        """(count, duration) bounding one stage; a default when the user gave neither."""
+        if self.requests_per_level is not None or self.duration is not None:
+            return self.requests_per_level, self.duration
+        if mode == "batch":
+            return max(64, 4 * int(level)), None
+        return max(50, round(20 * level)), None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_len"] = str(self.input_len)
+        d["output_len"] = str(self.output_len)
+        return {_camel(k): v for k, v in d.items()}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)

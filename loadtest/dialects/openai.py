@@ -1,0 +1,76 @@
+"""OpenAI-compatible streaming: ``/v1/completions`` and ``/v1/chat/completions`` (vLLM, TGI Messages API).
+
+Token counts come from the final usage chunk (``stream_options.include_usage``). A chunk counts as
+one output token when it carries a choice with a ``text`` (completions) or a ``delta.content``
+(chat) -- vLLM sends one chunk per token, some with empty text when a token ends mid-character.
+The chat stream's first chunk, which only announces ``role: assistant``, is *not* content: TTFT is
+taken at the first real token, not at the role announcement (vllm bench serve's known skew).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Dialect, Prompt, ProtocolError, StreamParser
+
+
+class OpenAIParser(StreamParser):
+    def __init__(self, prompt: Prompt, chat: bool):
+        super().__init__(prompt)
+        self.chat = chat
+
+    def feed(self, data: str) -> int:
+        if data.strip() == "[DONE]":
+            self.done = True
+            return 0
+        obj = self.load(data)
+        if not isinstance(obj, dict):
+            raise ProtocolError("invalid_json", f"expected an object, got {data[:120]}")
+        choices = obj.get("choices")
+        if obj.get("error") is not None and not choices:
+            err = obj["error"]
+            raise ProtocolError("server_error", str(err.get("message", err) if isinstance(err, dict) else err)[:300])
+        usage = obj.get("usage")
+        if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
+            self.output_tokens = int(usage["completion_tokens"])
+            if usage.get("prompt_tokens") is not None:
+                self.input_tokens = int(usage["prompt_tokens"])
+            self.token_source = "usage"
+        n = 0
+        for choice in choices or ():
+            if self.chat:
+                delta = choice.get("delta") or {}
+                content = delta.get("content")
+                if content is None or (content == "" and "role" in delta):
+                    continue  # role announcement or a finish-only chunk: no token
+            elif "text" not in choice or choice.get("text") is None:
+                continue
+            n += 1
+        self.chunk_tokens += n
+        return n
+
+
+class OpenAIDialect(Dialect):
+    name = "openai"
+    health_path = "/health"
+
+    def request(self, prompt: Prompt) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": prompt.output_len,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": 0.0,
+        }
+        if self.ignore_eos:
+            # vLLM: ignore_eos; min_tokens also honoured by servers that lack ignore_eos.
+            body["ignore_eos"] = True
+            body["min_tokens"] = prompt.output_len
+        if self.api == "chat":
+            body["messages"] = [{"role": "user", "content": prompt.text}]
+            return "/v1/chat/completions", body
+        body["prompt"] = prompt.text
+        return "/v1/completions", body
+
+    def parser(self, prompt: Prompt) -> StreamParser:
+        return OpenAIParser(prompt, chat=self.api == "chat")

@@ -1,0 +1,237 @@
+"""HTTP transports behind one small interface, with their exceptions mapped to our error classes.
+
+Two backends: ``httpx`` (the default for correctness checks and probing) and ``aiohttp`` (faster per
+request: see benchmarks/generator_capacity.py and README "Load testing"). Both run with *no*
+connection-pool cap: an open-loop schedule must never queue requests inside the client, because
+that waiting would be hidden inside the measured latency (coordinated omission).
+
+The runner sees only ``Transport.stream`` -> ``Response`` (status, ``chunks()`` of raw bytes) and
+``TransportError.kind`` in {"connect", "reset", "stalled"}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import Any
+
+
+class TransportError(Exception):
+    def __init__(self, kind: str, detail: str = ""):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+class Response(ABC):
+    status: int
+
+    @abstractmethod
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    @abstractmethod
+    async def read(self, limit: int = 4096) -> bytes: ...
+
+
+class Transport(ABC):
+    """``read_timeout``: longest silence from the server before the request is declared stalled."""
+
+    def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 120.0):
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+
+    @abstractmethod
+    def stream(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> contextlib.AbstractAsyncContextManager[Response]: ...
+
+    async def get(self, url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """A plain GET (health checks, /metrics)."""
+        raise NotImplementedError
+
+    async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        raise NotImplementedError
+
+    @abstractmethod
+    async def aclose(self) -> None: ...
+
+
+# -- httpx ---------------------------------------------------------------------------------------
+class _HttpxResponse(Response):
+    def __init__(self, resp: Any):
+        self._resp = resp
+        self.status = resp.status_code
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        import httpx
+
+        try:
+            async for data in self._resp.aiter_raw():
+                yield data
+        except httpx.ReadTimeout as exc:
+            raise TransportError("stalled", f"no data for the read timeout: {exc}") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.NetworkError) as exc:
+            raise TransportError("reset", str(exc) or type(exc).__name__) from None
+
+    async def read(self, limit: int = 4096) -> bytes:
+        out = b""
+        async for data in self.chunks():
+            out += data
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+
+class HttpxTransport(Transport):
+    name = "httpx"
+
+    def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 120.0):
+        import httpx
+
+        super().__init__(connect_timeout, read_timeout)
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=None),
+            trust_env=False,
+        )
+
+    @contextlib.asynccontextmanager
+    async def stream(self, url: str, body: bytes, headers: dict[str, str]) -> AsyncIterator[Response]:
+        import httpx
+
+        try:
+            async with self._client.stream("POST", url, content=body, headers=headers) as resp:
+                yield _HttpxResponse(resp)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise TransportError("connect", str(exc) or type(exc).__name__) from None
+        except httpx.ReadTimeout as exc:
+            raise TransportError("stalled", f"no response for the read timeout: {exc}") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.NetworkError) as exc:
+            raise TransportError("reset", str(exc) or type(exc).__name__) from None
+
+    async def get(self, url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        import httpx
+
+        try:
+            resp = await self._client.get(url, headers=headers)
+            return resp.status_code, resp.content
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise TransportError("connect", str(exc) or type(exc).__name__) from None
+        except httpx.TimeoutException as exc:
+            raise TransportError("stalled", str(exc) or type(exc).__name__) from None
+        except httpx.TransportError as exc:
+            raise TransportError("reset", str(exc) or type(exc).__name__) from None
+
+    async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        import httpx
+
+        try:
+            resp = await self._client.post(url, content=body, headers=headers)
+            return resp.status_code, resp.content
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise TransportError("connect", str(exc) or type(exc).__name__) from None
+        except httpx.TransportError as exc:
+            raise TransportError("reset", str(exc) or type(exc).__name__) from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+# -- aiohttp -------------------------------------------------------------------------------------
+class _AiohttpResponse(Response):
+    def __init__(self, resp: Any):
+        self._resp = resp
+        self.status = resp.status
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        import aiohttp
+
+        try:
+            async for data in self._resp.content.iter_any():
+                yield data
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise TransportError("stalled", f"no data for the read timeout: {exc}") from None
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                aiohttp.ClientConnectionError) as exc:
+            raise TransportError("reset", str(exc) or type(exc).__name__) from None
+
+    async def read(self, limit: int = 4096) -> bytes:
+        out = b""
+        async for data in self.chunks():
+            out += data
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+
+class AiohttpTransport(Transport):
+    name = "aiohttp"
+
+    def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 120.0):
+        import aiohttp
+
+        super().__init__(connect_timeout, read_timeout)
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
+        self._session: Any = None
+
+    def _ensure(self) -> Any:
+        import aiohttp
+
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None, force_close=False)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=False,
+                                                  auto_decompress=False)
+        return self._session
+
+    @contextlib.asynccontextmanager
+    async def stream(self, url: str, body: bytes, headers: dict[str, str]) -> AsyncIterator[Response]:
+        import aiohttp
+
+        session = self._ensure()
+        try:
+            async with session.post(url, data=body, headers=headers) as resp:
+                yield _AiohttpResponse(resp)
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError("connect", str(exc)) from None
+        except (aiohttp.ServerTimeoutError, aiohttp.ConnectionTimeoutError) as exc:
+            kind = "connect" if isinstance(exc, aiohttp.ConnectionTimeoutError) else "stalled"
+            raise TransportError(kind, str(exc) or type(exc).__name__) from None
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                aiohttp.ClientConnectionError) as exc:
+            raise TransportError("reset", str(exc) or type(exc).__name__) from None
+
+    async def get(self, url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        import aiohttp
+
+        try:
+            async with self._ensure().get(url, headers=headers) as resp:
+                return resp.status, await resp.read()
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError("connect", str(exc)) from None
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise TransportError("stalled", str(exc) or type(exc).__name__) from None
+        except aiohttp.ClientError as exc:
+            raise TransportError("reset", str(exc) or type(exc).__name__) from None
+
+    async def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        import aiohttp
+
+        try:
+            async with self._ensure().post(url, data=body, headers=headers) as resp:
+                return resp.status, await resp.read()
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError("connect", str(exc)) from None
+        except aiohttp.ClientError as exc:
+            raise TransportError("reset", str(exc) or type(exc).__name__) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+TRANSPORTS = {"httpx": HttpxTransport, "aiohttp": AiohttpTransport}
+
+
+def make_transport(name: str, connect_timeout: float = 10.0, read_timeout: float = 120.0) -> Transport:
+    return TRANSPORTS[name](connect_timeout=connect_timeout, read_timeout=read_timeout)

@@ -1,0 +1,120 @@
+"""Scrapes the server's Prometheus ``/metrics`` during the run: how the guide "monitors the batch size".
+
+Every ``interval`` seconds one GET, parsed with prometheus_client's text parser; gauges and
+counters are kept whole, histograms and summaries only as ``_sum`` / ``_count`` (buckets would
+multiply the file size by ~20 and the per-stage summary does not use them). Each scrape is one line
+of ``server_metrics.jsonl``: ``{"t", "stage", "samples": {"name{labels}": value}}``.
+
+A failing scrape never stops the load: it is counted and reported in the stage summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from .clock import Clock
+from .http import Transport, TransportError
+
+# Per-stage summary: which series mean "running batch", "queue", "KV-cache usage", "preemptions".
+RUNNING = ("vllm:num_requests_running", "tgi_batch_current_size", "jetstream_slots_used_percentage")
+WAITING = ("vllm:num_requests_waiting", "tgi_queue_size", "nv_inference_pending_request_count",
+           "jetstream_prefill_backlog_size")
+KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+PREEMPTIONS = ("vllm:num_preemptions_total", "vllm:num_preemptions")
+
+
+def parse_samples(text: str) -> dict[str, float]:
+    """Prometheus text -> {"name{k=v,...}": value}; buckets and quantiles dropped."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        histogram_like = family.type in ("histogram", "gaugehistogram", "summary")
+        for s in family.samples:
+            if histogram_like and not (s.name.endswith("_sum") or s.name.endswith("_count")):
+                continue
+            if isinstance(s.value, float) and math.isnan(s.value):
+                continue
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = float(s.value)
+    return out
+
+
+def _series(samples: dict[str, float], names: tuple[str, ...]) -> float | None:
+    """Sum of every labelled series of the first name present (e.g. across engines/models)."""
+    for name in names:
+        values = [v for k, v in samples.items() if k == name or k.startswith(name + "{")]
+        if values:
+            return sum(values)
+    return None
+
+
+def summarize(scrapes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-stage server summary from that stage's scrapes (docs/metrics.md)."""
+    running = [v for s in scrapes if (v := _series(s["samples"], RUNNING)) is not None]
+    waiting = [v for s in scrapes if (v := _series(s["samples"], WAITING)) is not None]
+    kv = [v for s in scrapes if (v := _series(s["samples"], KV_USAGE)) is not None]
+    pre = [v for s in scrapes if (v := _series(s["samples"], PREEMPTIONS)) is not None]
+    return {
+        "scrapes": len(scrapes),
+        "runningMean": round(sum(running) / len(running), 3) if running else None,
+        "runningMax": max(running) if running else None,
+        "waitingMax": max(waiting) if waiting else None,
+        "kvCacheUsageMax": max(kv) if kv else None,
+        "preemptions": (pre[-1] - pre[0]) if len(pre) >= 2 else (0.0 if pre else None),
+    }
+
+
+class Scraper:
+    def __init__(self, url: str, transport: Transport, clock: Clock, interval: float,
+                 sink: Callable[[dict[str, Any]], None], headers: dict[str, str] | None = None):
+        self.url = url
+        self.transport = transport
+        self.clock = clock
+        self.interval = interval
+        self.sink = sink
+        self.headers = headers
+        self.stage: str | None = None
+        self.failures = 0
+        self.last_error: str | None = None
+        self.scrapes: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def scrape_once(self) -> dict[str, Any] | None:
+        t = self.clock.now()
+        try:
+            status, body = await asyncio.wait_for(self.transport.get(self.url, self.headers), timeout=10)
+            if status != 200:
+                raise TransportError("http", f"HTTP {status}")
+            samples = parse_samples(body.decode("utf-8", "replace"))
+        except (TransportError, TimeoutError, ValueError) as exc:
+            self.failures += 1
+            self.last_error = f"{self.url}: {exc}"
+            return None
+        entry = {"t": round(t, 6), "stage": self.stage, "samples": samples}
+        self.scrapes.append(entry)
+        self.sink(entry)
+        return entry
+
+    async def _loop(self) -> None:
+        while True:
+            started = self.clock.now()
+            await self.scrape_once()
+            await asyncio.sleep(max(0.0, self.interval - (self.clock.now() - started)))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def for_stage(self, stage_id: str) -> list[dict[str, Any]]:
+        return [s for s in self.scrapes if s["stage"] == stage_id]

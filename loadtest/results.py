@@ -1,0 +1,80 @@
+"""The results writer: one directory per run, every measurement on disk the moment it exists.
+
+``requests.jsonl`` and ``server_metrics.jsonl`` are appended one line per record and flushed at
+once, so a run killed with SIGKILL keeps every completed request (the OS holds flushed data even
+when the process dies). ``summary.json`` is rewritten after every stage through a temporary file and
+``os.replace``, so a reader never sees half a summary. Layout: docs/results-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from .records import RequestRecord
+
+FORMAT_VERSION = 2
+#: keys of the stack outputs that are secrets and never leave memory
+SECRET_OUTPUT_KEYS = frozenset({"apiKey", "kubeconfig", "hfToken"})
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def public_outputs(outputs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stack outputs without any secret value."""
+    if outputs is None:
+        return None
+    return {k: v for k, v in outputs.items() if k not in SECRET_OUTPUT_KEYS}
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str)
+
+
+class ResultsWriter:
+    def __init__(self, root: Path, stack: str, run_id: str):
+        self.dir = Path(root) / stack / run_id
+        if self.dir.exists():
+            raise FileExistsError(f"{self.dir} already exists")
+        self.dir.mkdir(parents=True)
+        self._requests = open(self.dir / "requests.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - held open
+        self._metrics = open(self.dir / "server_metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self.requests_written = 0
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        path = self.dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    def write_request(self, rec: RequestRecord) -> None:
+        self._requests.write(_dump(rec.as_dict()) + "\n")
+        self._requests.flush()
+        self.requests_written += 1
+
+    def write_scrape(self, entry: dict[str, Any]) -> None:
+        self._metrics.write(_dump(entry) + "\n")
+        self._metrics.flush()
+
+    def close(self) -> None:
+        for f in (self._requests, self._metrics):
+            if not f.closed:
+                f.close()
+
+
+def read_requests(run_dir: Path) -> list[RequestRecord]:
+    """Read back ``requests.jsonl``; a final line cut by a kill (no newline) is ignored."""
+    out: list[RequestRecord] = []
+    with open(Path(run_dir) / "requests.jsonl", encoding="utf-8") as f:
+        for line in f:
+            if line.endswith("\n"):
+                out.append(RequestRecord.from_dict(json.loads(line)))
+    return out

@@ -1,0 +1,111 @@
+"""Sends one request through a dialect and records what happened, whatever happens.
+
+``send`` never raises for anything the server or the network does: every outcome becomes the
+record's ``error`` class, with the tokens received so far kept. It writes the record before
+returning (or before re-raising a cancellation), which is why the number of records always equals
+the number of requests sent. No retries: a retry would hide the failure and distort latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+from .clock import Clock
+from .dialects import Dialect, Prompt, ProtocolError
+from .http import Transport, TransportError
+from .records import RequestRecord, error_for_status
+from .results import ResultsWriter
+
+
+class Runner:
+    def __init__(self, base_url: str, dialect: Dialect, transport: Transport, writer: ResultsWriter | None,
+                 clock: Clock, *, api_key: str | None = None, request_timeout: float = 600.0,
+                 on_sent: Callable[[RequestRecord], None] | None = None,
+                 on_done: Callable[[RequestRecord], None] | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.dialect = dialect
+        self.transport = transport
+        self.writer = writer
+        self.clock = clock
+        self.request_timeout = request_timeout
+        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.on_sent = on_sent
+        self.on_done = on_done
+        self.sent = 0
+        self.done = 0
+
+    async def send(self, rec: RequestRecord, prompt: Prompt) -> RequestRecord:
+        path, body = self.dialect.request(prompt)
+        payload = json.dumps(body).encode()
+        parser = self.dialect.parser(prompt)
+        framer = self.dialect.framer()
+        now = self.clock.now
+        rec.inputTokensExpected = prompt.input_tokens
+        rec.outputTokensRequested = prompt.output_len
+        self.sent += 1
+        rec.sent = now()
+        if self.on_sent:
+            self.on_sent(rec)
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                async with self.transport.stream(self.base_url + path, payload, self.headers) as resp:
+                    rec.status = resp.status
+                    if resp.status != 200:
+                        rec.error = error_for_status(resp.status)
+                        rec.errorDetail = (await resp.read(500)).decode("utf-8", "replace")
+                    else:
+                        await self._read_stream(rec, resp, framer, parser)
+        except ProtocolError as exc:
+            rec.error, rec.errorDetail = exc.kind, exc.detail or None
+        except TransportError as exc:
+            rec.error, rec.errorDetail = exc.kind, exc.detail or None
+        except TimeoutError:
+            rec.error, rec.errorDetail = "timeout", f"no complete response within {self.request_timeout:g} s"
+        except asyncio.CancelledError:
+            rec.error = "cancelled"
+            self._finish(rec, parser)
+            raise
+        except Exception as exc:  # any other failure is still a record, never a lost request
+            rec.error, rec.errorDetail = "reset", f"{type(exc).__name__}: {exc}"
+        self._finish(rec, parser)
+        return rec
+
+    async def _read_stream(self, rec: RequestRecord, resp, framer, parser) -> None:
+        now = self.clock.now
+        chunks = rec.chunks
+        async for data in resp.chunks():
+            t = now()
+            for event in framer.feed(data):
+                n = parser.feed(event)
+                if n:
+                    if rec.first is None:
+                        rec.first = t
+                    chunks.append([t, n])
+        t = rec.end = now()
+        for event in framer.close():
+            n = parser.feed(event)
+            if n:
+                if rec.first is None:
+                    rec.first = t
+                chunks.append([t, n])
+        parser.finish()
+
+    def _finish(self, rec: RequestRecord, parser) -> None:
+        if rec.end is None:
+            rec.end = self.clock.now()
+        if parser.output_tokens is not None and rec.error is None:
+            rec.outputTokens = parser.output_tokens
+            rec.tokenSource = parser.token_source
+        else:
+            rec.outputTokens = parser.chunk_tokens
+            rec.tokenSource = "chunks"
+        rec.inputTokens = parser.input_tokens if parser.input_tokens is not None else rec.inputTokensExpected
+        self.done += 1
+        if self.writer is not None:
+            self.writer.write_request(rec)
+        if self.on_done:
+            self.on_done(rec)

@@ -1,0 +1,237 @@
+"""One place owns time: when each request of a stage is *scheduled*, and when the stage ends.
+
+- ``batch N``: closed loop. N workers each send a request, wait for it to finish, send the next.
+  A request's scheduled time is the moment its worker became free.
+- ``rate R``: open loop. Scheduled times are fixed in advance (constant spacing 1/R, or Poisson:
+  exponential gaps with mean 1/R, seeded); a request is sent at its scheduled time whether or not
+  earlier ones have finished. If the client falls behind, the gap between scheduled and actual send
+  time (dispatch delay) shows it; latency is also reported from the scheduled time.
+- A stage is bounded by a request count or a duration, after an optional warmup (requests
+  *scheduled* during warmup are marked and excluded from statistics), and followed by a cooldown.
+- ``sweep``: raise the level stage by stage until the server falls short or an SLO breaks; the
+  last good level is the knee.
+
+Ctrl-C (``stop`` set) ends dispatch at once; requests in flight get ``grace`` seconds, then are
+cancelled and recorded as ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .clock import Clock
+from .records import RequestRecord
+from .runner import Runner
+from .workloads import Workload
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    id: str
+    mode: str  # "batch" | "rate"
+    level: float  # concurrency N or requested rate R (req/s)
+    arrival: str  # "closed" | "constant" | "poisson"
+    count: int | None  # measured requests to send (warmup excluded)
+    duration: float | None  # measured seconds of sending (warmup excluded)
+    warmup: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class StageRun:
+    """What happened in one stage: its records and the times that bound it."""
+
+    spec: StageSpec
+    start: float
+    measure_from: float
+    dispatch_end: float = 0.0
+    end: float = 0.0
+    interrupted: bool = False
+    records: list[RequestRecord] | None = None
+
+
+def arrival_offsets(rate: float, arrival: str, seed: int) -> Iterator[float]:
+    """Scheduled send offsets (seconds from stage start) for an open-loop stage."""
+    if arrival == "constant":
+        i = 0
+        while True:
+            yield i / rate
+            i += 1
+    rng = random.Random(seed)
+    t = 0.0
+    while True:
+        yield t
+        t += rng.expovariate(rate)
+
+
+class _Budget:
+    """Decides whether one more request may be scheduled at time t."""
+
+    def __init__(self, spec: StageSpec, measure_from: float):
+        self.spec = spec
+        self.measure_from = measure_from
+        self.measured = 0
+
+    def take(self, t: float) -> bool | None:
+        """True: send as measured; False: send as warmup; None: the stage is over."""
+        if t < self.measure_from:
+            return False
+        if self.spec.count is not None:
+            if self.measured >= self.spec.count:
+                return None
+        elif self.spec.duration is not None and t >= self.measure_from + self.spec.duration:
+            return None
+        self.measured += 1
+        return True
+
+
+class Scheduler:
+    def __init__(self, runner: Runner, workload: Workload, clock: Clock, stop: asyncio.Event, grace: float = 5.0):
+        self.runner = runner
+        self.workload = workload
+        self.clock = clock
+        self.stop = stop
+        self.grace = grace
+        self._index = 0
+
+    def _record(self, spec: StageSpec, scheduled: float, warmup: bool) -> RequestRecord:
+        rec = RequestRecord(stage=spec.id, i=self._index, scheduled=scheduled, warmup=warmup)
+        self._index += 1
+        return rec
+
+    async def run_stage(self, spec: StageSpec, on_record: Callable[[RequestRecord], None] | None = None) -> StageRun:
+        start = self.clock.now()
+        run = StageRun(spec, start=start, measure_from=start + spec.warmup)
+        records: list[RequestRecord] = []
+        budget = _Budget(spec, run.measure_from)
+        tasks: set[asyncio.Task[Any]] = set()
+
+        async def one(rec: RequestRecord) -> None:
+            records.append(rec)
+            await self.runner.send(rec, self.workload.take())
+            if on_record:
+                on_record(rec)
+
+        if spec.mode == "batch":
+            async def worker() -> None:
+                while not self.stop.is_set():
+                    t = self.clock.now()
+                    verdict = budget.take(t)
+                    if verdict is None:
+                        return
+                    await one(self._record(spec, t, warmup=not verdict))
+
+            tasks = {asyncio.create_task(worker()) for _ in range(int(spec.level))}
+            await self._drain(tasks, run)
+            run.dispatch_end = max((r.sent or 0.0 for r in records), default=start)
+        else:
+            for offset in arrival_offsets(spec.level, spec.arrival, spec.seed):
+                if self.stop.is_set():
+                    break
+                scheduled = start + offset
+                verdict = budget.take(scheduled)
+                if verdict is None:
+                    break
+                while (delay := scheduled - self.clock.now()) > 0 and not self.stop.is_set():
+                    await asyncio.sleep(min(delay, 0.25))
+                if self.stop.is_set():
+                    break
+                task = asyncio.create_task(one(self._record(spec, scheduled, warmup=not verdict)))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            run.dispatch_end = self.clock.now()
+            await self._drain(set(tasks), run)
+        run.end = self.clock.now()
+        run.interrupted = self.stop.is_set()
+        records.sort(key=lambda r: r.i)
+        run.records = records
+        return run
+
+    async def _drain(self, tasks: set[asyncio.Task[Any]], run: StageRun) -> None:
+        """Wait for the stage's tasks; after Ctrl-C, give them ``grace`` seconds, then cancel."""
+        pending = set(tasks)
+        while pending:
+            if self.stop.is_set():
+                _, pending = await asyncio.wait(pending, timeout=self.grace)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                return
+            _, pending = await asyncio.wait(pending, timeout=0.2)
+
+
+class SweepPlanner:
+    """``--mode sweep``: levels rise until the server falls short or an SLO breaks.
+
+    Given levels are tried in order; without them, rates double from 1 req/s (batch sizes from 1).
+    A level is *good* when the completed-request throughput is >= 90 % of the requested rate (rate
+    sweep) or grew by >= 10 % over the previous level (batch sweep), the error rate is <= 5 %, and
+    every SLO holds. The knee is the last good level; after the first bad one, one bisection stage
+    between the knee and it refines the answer.
+    """
+
+    def __init__(self, of: str, levels: list[float] | None, max_stages: int):
+        self.of = of
+        self.explicit = list(levels) if levels else None
+        self.max_stages = max_stages
+        self.history: list[tuple[float, bool, str]] = []
+        self.knee: float | None = None
+        self.reason = ""
+        self._bad: float | None = None
+        self._bisected = False
+        self._last_tput: float | None = None
+
+    def judge(self, stage: dict[str, Any], slo_ok: bool) -> tuple[bool, str]:
+        level = stage["level"]
+        completed = stage.get("completed") or 0
+        reqs = stage.get("requests") or 0
+        errors = reqs - completed
+        if reqs and errors / reqs > 0.05:
+            return False, f"{errors} of {reqs} requests failed"
+        if not slo_ok:
+            return False, "an SLO broke"
+        if self.of == "rate":
+            tput = stage.get("requestThroughput") or 0.0
+            if tput < 0.9 * level:
+                return False, f"throughput {tput:.2f} req/s < 90 % of the requested {level:g}"
+            return True, "ok"
+        if self._last_tput:
+            # throughput in tokens/s must still grow meaningfully with the batch size
+            gain = (stage.get("outputTokensPerS") or 0.0) / self._last_tput
+            if gain < 1.10:
+                return False, f"output tokens/s grew only {100 * (gain - 1):.0f} % over batch {self.knee:g}"
+        return True, "ok"
+
+    def record(self, stage: dict[str, Any], slo_ok: bool) -> None:
+        good, why = self.judge(stage, slo_ok)
+        self.history.append((stage["level"], good, why))
+        if good:
+            if self.knee is None or stage["level"] > self.knee:
+                self.knee = stage["level"]
+            self._last_tput = stage.get("outputTokensPerS", 0.0)
+        else:
+            if self._bad is None or stage["level"] < self._bad:
+                self._bad = stage["level"]
+            self.reason = why
+
+    def next_level(self) -> float | None:
+        if len(self.history) >= self.max_stages:
+            return None
+        if self._bad is not None:
+            if self._bisected or self.knee is None:
+                return None
+            self._bisected = True
+            mid = (self.knee + self._bad) / 2
+            if self.of == "batch":
+                mid = int(mid)
+            if mid <= self.knee or mid >= self._bad:
+                return None
+            return mid
+        tried = len(self.history)
+        if self.explicit is not None:
+            return self.explicit[tried] if tried < len(self.explicit) else None
+        return float(2 ** tried) if self.of == "rate" else 2 ** tried
