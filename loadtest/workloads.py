@@ -21,9 +21,16 @@ from .dialects import Prompt
 from .errors import BadInput
 
 # Common short English words: mostly one token each for BPE vocabularies, so "N words" ~ "N tokens".
-WORDS = tuple(
-    ["the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "no", "what", "up", "out", "about", "into", "them", "can", "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "do", "first", "any", "my", "now", "such", "like", "our", "over", "man", "me", "even", "most", "made", "after", "also", "did", "many", "before", "must", "through", "back", "years", "where", "much", "your", "way", "well", "down", "should", "because", "each", "just", "those", "people", "how", "too", "little", "state", "good", "very", "make", "world", "still", "own", "see", "men", "work", "long", "get", "here", "between", "both", "life", "being", "under", "never", "day", "same", "another", "know", "while", "last", "might", "us", "great", "old", "year", "off", "come", "since", "against", "go", "came", "right", "used", "take", "three"]
+_WORDS_TEXT = (
+    "the of and to in is that for it as was with be by on not he this are or his from at which but have "
+    "an they you were her she there been one all we their has would when if so no what up out about into "
+    "them can only other new some could time these two may then do first any my now such like our over "
+    "man me even most made after also did many before must through back years where much your way well "
+    "down should because each just those people how too little state good very make world still own see "
+    "men work long get here between both life being under never day same another know while last might us "
+    "great old year off come since against go came right used take three"
 )
+WORDS = tuple(_WORDS_TEXT.split())
 
 Tokenizer = Callable[[list[str]], Awaitable[list[int]]]
 
