@@ -107,10 +107,12 @@ def _mocks(project: str, records: dict[str, dict[str, Any]]):
     from pulumi.runtime import mocks
 
     class Mocks(pulumi.runtime.Mocks):
-        last_inputs: dict[str, Any] = {}
+        def __init__(self) -> None:
+            # RegisterResource runs on executor threads: key by (type, name), never "the last one".
+            self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
 
         def new_resource(self, args: mocks.MockResourceArgs):
-            self.last_inputs = args.inputs
+            self.inputs[(args.typ, args.name)] = args.inputs
             return f"{args.name}-id", _computed_state(args.typ, args.name, args.inputs, project)
 
         def call(self, args: mocks.MockCallArgs):
@@ -134,7 +136,7 @@ def _mocks(project: str, records: dict[str, dict[str, Any]]):
                     "ignore_changes": list(request.ignoreChanges),
                     "dependencies": list(request.dependencies),
                     "provider": request.provider,
-                    "inputs": self.mocks.last_inputs,
+                    "inputs": self.mocks.inputs.get((request.type, request.name)),
                 }
             return response
 
