@@ -77,3 +77,12 @@ def test_directory_without_runs_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(AnalysisError, match=r"holds no run\.json"):
         find_run_dirs([str(tmp_path / "empty")])
+
+
+def test_blank_lines_are_tolerated_and_chunks_are_not_loaded(tmp_path: Path) -> None:
+    f = tmp_path / "requests.jsonl"
+    rec = {"stage": "s0", "i": 0, "sent": 0.0, "first": 0.1, "end": 1.0, "outputTokens": 3,
+           "chunks": [[0.1, 1], [0.5, 2]], "error": None, "warmup": False}
+    f.write_text(json.dumps(rec) + "\n\n" + json.dumps({**rec, "i": 1}) + "\n")
+    df, warnings = read_requests(f)
+    assert list(df["i"]) == [0, 1] and warnings == [] and "chunks" not in df.columns
