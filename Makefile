@@ -13,10 +13,11 @@ $(STAMP): requirements.lock
 	$(PY) -m pip install --quiet -r requirements.lock
 	@touch $(STAMP)
 
-## demo: the main job on the embedded default (no cloud): check and plan the demo stacks
+## demo: the main job on the embedded default (no cloud): check the stacks, then plan, load-test (simulated
+## endpoints) and compare the demo stacks; the report lands in reports/demo/report.md
 demo: $(STAMP)
 	$(PY) -m stacks check
-	$(PY) -m stacks list
+	$(PY) -m analysis demo --out reports/demo
 
 ## test: the full suite (fast tests and the slow real-engine tests), plus ruff
 test: $(STAMP)

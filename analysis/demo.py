@@ -100,17 +100,21 @@ def plan_stacks(stacks: list[str], out: Path) -> None:
 
 
 def _plan_line(text: str) -> str:
+    """``N resources, $X/h`` from the plan's JSON (``{"stacks": [{resources, cost, ...}], "errors": []}``)."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError:
         return "ok"
+    entries = doc.get("stacks") if isinstance(doc, dict) else None
+    entry = entries[0] if isinstance(entries, list) and entries and isinstance(entries[0], dict) else doc
+    if not isinstance(entry, dict):
+        return "ok"
     parts = []
-    resources = doc.get("resources") if isinstance(doc, dict) else None
-    if isinstance(resources, list):
-        parts.append(f"{len(resources)} resources")
-    outputs = doc.get("outputs") if isinstance(doc, dict) else None
-    if isinstance(outputs, dict) and outputs.get("costPerHour") is not None:
-        parts.append(f"${outputs['costPerHour']:.2f}/h")
+    if isinstance(entry.get("resources"), list):
+        parts.append(f"{len(entry['resources'])} resources")
+    usd = (entry.get("cost") or {}).get("usdPerHour") if isinstance(entry.get("cost"), dict) else None
+    if usd is not None:
+        parts.append(f"${usd:.2f}/h")
     return ", ".join(parts) or "ok"
 
 
