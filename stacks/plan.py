@@ -163,7 +163,8 @@ def sizing_lines(run: ProgramRun) -> list[str]:
     verdict = "fits" if z.fits else "DOES NOT FIT"
     return [
         f"{s.model.hf_id} ({s.checkpoint}) {s.precision.name}, KV {s.kv_cache_dtype}; "
-        f"{s.server.name} TP={s.tensor_parallel} x{s.replicas} on {s.node_count} x {s.machine.name} ({s.chips_per_node} x {s.machine.chip.name})",
+        f"{s.server.name} TP={s.tensor_parallel} x{s.replicas} on {s.node_count} x {s.machine.name} "
+        f"({s.chips_per_node} x {s.machine.chip.name})",
         f"sizing: {verdict}: weights {z.weight_gb:.1f} GB = {z.weight_share:.0%} of {z.group_memory_gb:g} GB "
         "(limit 80 %); "
         f"KV cache {z.kv_gib:.1f} GiB ({z.kv_share:.0%}) = {z.kv_tokens:,} tokens, "
