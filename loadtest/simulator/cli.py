@@ -1,0 +1,114 @@
+"""``python -m loadtest.simulator serve --stack NAME|FILE ...``: serve a stack's simulated endpoint.
+
+Also ``predict`` (the model without HTTP) for a quick look at a stack and a workload. Exit codes:
+0 ok (SIGTERM / Ctrl-C stop the server cleanly), 2 bad input (the message names the flag or field).
+Once the server listens it prints ``listening: http://127.0.0.1:<port>`` (and ``metrics: <url>``)
+on stdout, flushed, so a parent process can wait for that line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+from stacks.errors import SpecErrors
+from stacks.loader import load_stack_file, resolve_stack_arg
+from stacks.spec import StackSpec
+
+from .app import SimulatedEndpoint
+from .efficiency import EfficiencyError
+from .engine import EngineError
+from .faults import FaultSpecError, parse_faults
+from .predict import Workload, predict
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m loadtest.simulator",
+                                description="Serve a stack's simulated endpoint, timed by the performance model.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve the stack's API on 127.0.0.1 (foreground)")
+    s.add_argument("--stack", required=True, help="a committed stack name or a path to a Pulumi.<stack>.yaml")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=None,
+                   help="HTTP port (default: the server's real port from the catalog; 0: pick a free one)")
+    s.add_argument("--metrics-port", type=int, default=None,
+                   help="metrics port for servers that serve metrics apart (Triton, JetStream)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--faults", default=None,
+                   help="e.g. error_rate=0.05,statuses=429+500+503,disconnect_rate=0.01,slow_start=5,"
+                        "stall_rate=0.001,stall_s=2")
+    s.add_argument("--static-batch", action="store_true",
+                   help="static batching (the guide's batch comparison) instead of continuous batching")
+    s.add_argument("--static-wait", type=float, default=0.05,
+                   help="static batching: seconds without a new arrival before a partial batch starts")
+    q = sub.add_parser("predict", help="print the model's prediction for a workload (no HTTP)")
+    q.add_argument("--stack", required=True)
+    q.add_argument("--mode", choices=["batch", "rate", "static"], default="batch")
+    q.add_argument("--concurrency", type=int, default=16)
+    q.add_argument("--rate", type=float, default=1.0)
+    q.add_argument("--input-len", type=int, default=128)
+    q.add_argument("--output-len", type=int, default=64)
+    q.add_argument("--requests", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _load(stack: str) -> StackSpec:
+    name, path = resolve_stack_arg(stack)
+    return load_stack_file(path, name)
+
+
+async def _serve(args: argparse.Namespace, spec: StackSpec) -> int:
+    faults = parse_faults(args.faults)
+    port = spec.server.http_port if args.port is None else args.port
+    ep = SimulatedEndpoint(spec, host=args.host, port=port, metrics_port=args.metrics_port, seed=args.seed,
+                           static_batch=args.static_batch, faults=faults, static_wait_s=args.static_wait)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await ep.start()
+    except OSError as exc:
+        print(f"error: --port {port}: cannot listen on {args.host}:{port} ({exc.strerror}); "
+              "use another --port, or 0 for a free one", file=sys.stderr)
+        return 2
+    print(f"listening: {ep.url}", flush=True)
+    if ep.dialect.separate_metrics_port:
+        print(f"metrics: {ep.metrics_url}", flush=True)
+    print(f"simulating {spec.name}: {spec.model.hf_id} {spec.precision.name} on {spec.tensor_parallel} x "
+          f"{spec.machine.chip.name} ({spec.server.name}, {'static' if args.static_batch else 'continuous'} "
+          f"batching, KV {spec.sizing.kv_blocks} blocks)", file=sys.stderr, flush=True)
+    await stop.wait()
+    await ep.stop()
+    lag = ep.runtime.lag.stats()
+    print(f"stopped: {lag.emitted} tokens emitted, emission lag p50 {lag.p50_ms:.2f} ms, p99 {lag.p99_ms:.2f} ms, "
+          f"max {lag.max_ms:.2f} ms", file=sys.stderr, flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        spec = _load(args.stack)
+        if args.command == "serve":
+            return asyncio.run(_serve(args, spec))
+        w = Workload(args.input_len, args.output_len, mode=args.mode, concurrency=args.concurrency, rate=args.rate,
+                     requests=args.requests, seed=args.seed)
+        print(json.dumps(predict(spec, w).as_dict(), indent=2))
+        return 0
+    except SpecErrors as exc:
+        print(f"error: --stack {args.stack}: {exc}", file=sys.stderr)
+        return 2
+    except (FaultSpecError, EngineError, EfficiencyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""What every dialect shares: the simulation context, stream writers and request plumbing.
+
+Token writes bypass aiohttp's async writer: the runtime emits a whole step's tokens in one
+synchronous pass, writing each as an HTTP/1.1 chunk straight to the connection's transport (the
+response headers went out, chunked, at ``prepare``). That keeps the per-token cost to a few
+microseconds, which is what lets one core keep a thousand streams on schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from stacks.spec import StackSpec
+
+from ..engine import EngineError, Sequence
+from ..runtime import Observer, Runtime, Stream
+from ..tokens import token_text
+
+
+@dataclass
+class SimContext:
+    spec: StackSpec
+    runtime: Runtime
+    seed: int
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def model(self) -> str:
+        return self.spec.served_name
+
+
+@dataclass
+class Dialect:
+    name: str
+    routes: list[web.RouteDef]
+    health_path: str
+    observer: Observer
+    render_metrics: Callable[[], str]
+    metrics_path: str
+    separate_metrics_port: bool  # True: metrics on their own port, as the real server
+
+
+def request_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex}"
+
+
+class TokenStream(Stream):
+    """Base stream: collects text (non-streaming) or writes chunks (streaming)."""
+
+    def __init__(self, ctx: SimContext, streaming: bool):
+        self.ctx = ctx
+        self.streaming = streaming
+        self.transport: asyncio.Transport | None = None
+        self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.parts: list[str] = []
+        self.reason = ""
+
+    def text(self, seq: Sequence) -> str:
+        return token_text(self.ctx.seed, seq.rid, seq.generated - 1)
+
+    def write(self, data: bytes) -> bool:
+        t = self.transport
+        if t is None or t.is_closing():
+            return False
+        t.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return True
+
+    # dialects override these two for streaming
+    def token_bytes(self, seq: Sequence, text: str) -> bytes:
+        raise NotImplementedError
+
+    def final_bytes(self, seq: Sequence, reason: str) -> bytes:
+        return b""
+
+    def tokens(self, seq: Sequence, now: float) -> bool:
+        text = self.text(seq)
+        if not self.streaming:
+            self.parts.append(text)
+            t = self.transport
+            return not (t is None or t.is_closing())
+        return self.write(self.token_bytes(seq, text))
+
+    def finish(self, seq: Sequence, reason: str) -> None:
+        self.reason = reason
+        if reason == "disconnect":
+            if self.transport is not None:
+                self.transport.close()
+        elif self.streaming:
+            tail = self.final_bytes(seq, reason)
+            if tail:
+                self.write(tail)
+        if not self.done.done():
+            self.done.set_result(reason)
+
+
+async def serve(request: web.Request, ctx: SimContext, stream: TokenStream, prompt_len: int, max_new: int,
+                respond: Callable[[Sequence, str], web.StreamResponse],
+                headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Run one request through the engine; stream it or answer at the end with ``respond``."""
+    runtime = ctx.runtime
+    if stream.streaming:
+        resp = web.StreamResponse(status=200, headers=headers or {"Content-Type": "text/event-stream; charset=utf-8",
+                                                                  "Cache-Control": "no-cache"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        stream.transport = request.transport  # type: ignore[assignment]
+    else:
+        stream.transport = request.transport  # type: ignore[assignment]
+    seq = runtime.submit(prompt_len, max_new, stream)
+    try:
+        reason = await stream.done
+    except asyncio.CancelledError:
+        runtime.cancel(seq)
+        raise
+    if reason in ("disconnect", "abort"):
+        # the connection is gone: nothing more can be sent
+        raise asyncio.CancelledError
+    if stream.streaming:
+        await resp.write_eof()
+        return resp
+    return respond(seq, reason)
+
+
+def check_lengths(ctx: SimContext, prompt_len: int, max_new: int) -> str | None:
+    """The engine's refusal message for a request, or None."""
+    try:
+        ctx.runtime.engine.check(prompt_len, max_new)
+    except EngineError as exc:
+        return str(exc)
+    return None
+
+
+def json_body(request_text: str) -> Any:
+    return json.loads(request_text)
