@@ -45,10 +45,12 @@ class MaxTextModel:
 
 
 MAXTEXT_MODELS = {
-    "gemma-7b": MaxTextModel("gemma-7b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/7b-it/2",
-                             "final/unscanned/gemma_7b-it/0/checkpoints/0/items"),
-    "gemma-2b": MaxTextModel("gemma-2b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/2b-it/2",
-                             "final/unscanned/gemma_2b-it/0/checkpoints/0/items"),
+    # Kaggle's MaxText variations of the base models (the catalog serves google/gemma-7b, not -it);
+    # the converter writes final/unscanned/<model>_<variation>/0/checkpoints/0/items.
+    "gemma-7b": MaxTextModel("gemma-7b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/7b/2",
+                             "final/unscanned/gemma_7b/0/checkpoints/0/items"),
+    "gemma-2b": MaxTextModel("gemma-2b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/2b/2",
+                             "final/unscanned/gemma_2b/0/checkpoints/0/items"),
     "llama-2-7b": MaxTextModel("llama2-7b", "assets/tokenizer.llama2", "huggingface", "meta-llama/Llama-2-7b-hf",
                                "llama-2-7b/bf16/unscanned/checkpoints/0/items"),
     "llama-2-13b": MaxTextModel("llama2-13b", "assets/tokenizer.llama2", "huggingface",
