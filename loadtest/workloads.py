@@ -111,23 +111,32 @@ async def synthetic(cfg: LoadConfig, count: int, tokenize: Tokenizer | None) -> 
 async def _fit_lengths(texts: list[str], targets: list[int], tokenize: Tokenizer) -> list[tuple[str, int]]:
     """Trim or pad each text, word by word, until the server's tokenizer counts exactly the target.
 
-    A few rounds suffice: each word is at least one token, so removing ``excess`` words removes at
-    least ``excess`` tokens; padding adds single-token-ish words.
+    The cost in tokens of each vocabulary word is measured once (``"a w"`` minus ``"a"``: BPE
+    tokenizers split at spaces, so costs add up); a prompt over its target loses words from the end
+    worth at least the excess, then single-token words pad it back. Every round is verified with
+    the real tokenizer; two or three rounds suffice. Prompts that cannot be fitted (a tokenizer
+    without single-token words) keep their measured count and are reported.
     """
+    base = (await tokenize(["a"]))[0]
+    costs = await tokenize([f"a {w}" for w in WORDS])
+    cost = {w: max(1, c - base) for w, c in zip(WORDS, costs, strict=True)}
+    ones = [w for w in WORDS if cost[w] == 1] or [min(WORDS, key=lambda w: cost[w])]
+    rng = random.Random(0)
     words = [t.split(" ") for t in texts]
     counts = await tokenize(texts)
-    filler = random.Random(0)
-    for _ in range(12):
+    for _ in range(6):
         todo = [i for i, (c, want) in enumerate(zip(counts, targets, strict=True)) if c != want]
         if not todo:
             break
         for i in todo:
             diff = counts[i] - targets[i]
+            ws = words[i]
             if diff > 0:
-                keep = max(1, len(words[i]) - max(1, diff // 2 if diff > 3 else diff))
-                words[i] = words[i][:keep]
-            else:
-                words[i] = words[i] + _words(filler, max(1, -diff))
+                dropped = 0
+                while dropped < diff and len(ws) > 1:  # never drop the leading serial number
+                    dropped += cost.get(ws.pop(), 1)
+                diff -= dropped
+            ws.extend(rng.choice(ones) for _ in range(-diff))
         fresh = await tokenize([" ".join(words[i]) for i in todo])
         for i, c in zip(todo, fresh, strict=True):
             counts[i] = c

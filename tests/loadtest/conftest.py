@@ -1,0 +1,87 @@
+"""Fixtures: the protocol fixture server (one process for the session) and CLI helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtest.cli import main
+from loadtest.targets import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_process(cmd: list[str], health_url: str, timeout: float = 30.0, env: dict | None = None,
+                  log: Path | None = None) -> subprocess.Popen:
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[:4]} exited with {proc.returncode}" + (f": {log.read_text()[-2000:]}" if log else ""))
+        try:
+            if httpx.get(health_url, timeout=1.0, trust_env=False).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    stop_process(proc)
+    raise RuntimeError(f"{cmd[:4]} did not become healthy at {health_url} within {timeout} s")
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def fixture_url() -> str:
+    """Base URL of the fixture server; append ``/<behaviour>/<arg>``."""
+    port = free_port()
+    proc = start_process([sys.executable, "-m", "tests.loadtest.fixture_server", "--port", str(port)],
+                         f"http://127.0.0.1:{port}/health")
+    yield f"http://127.0.0.1:{port}"
+    stop_process(proc)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def results_dir_from(stdout: str) -> Path:
+    last = stdout.strip().splitlines()[-1]
+    assert last.startswith("results: "), stdout
+    return Path(last.removeprefix("results: "))
+
+
+def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    return summary, records
+
+
+def endpoint_args(url: str, dialect: str = "openai", model: str = "fixture") -> list[str]:
+    return ["--stack", "llama2-7b-g2", "--endpoint", url, "--dialect", dialect, "--model", model, "--no-progress"]
+
+
+@pytest.fixture
+def env_no_proxy() -> dict:
+    env = dict(os.environ)
+    env.pop("http_proxy", None)
+    env.pop("HTTP_PROXY", None)
+    return env

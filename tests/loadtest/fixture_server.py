@@ -1,0 +1,227 @@
+"""Small, faithful protocol servers for the load tester's tests (aiohttp), plus scripted faults.
+
+One process serves every dialect; the first path segments choose a behaviour, so one server covers
+every test: ``http://127.0.0.1:PORT/<behaviour>/<arg>`` is a base URL the load tester uses as is.
+
+Behaviours (``/ok/<itl_ms>`` streams normally with that inter-token gap):
+  ok/<ms>            well-formed stream of exactly the requested tokens
+  status/<code>      answers with that HTTP status and a JSON error body
+  reset/<n>          sends n tokens, then aborts the connection (no end of the chunked body)
+  truncated/<n>      sends n tokens, then ends the body cleanly without the end marker
+  badjson/<n>        sends n tokens, then an event that is not JSON
+  error/<n>          sends n tokens, then the protocol's in-stream error event
+  slow/<ms>          like ok but each token takes <ms> (for the per-request timeout)
+  hung/0             accepts the request and never answers (for the read timeout)
+Wire formats, per dialect (as each server documents them):
+  OpenAI  POST /v1/completions, /v1/chat/completions: SSE ``data: {json}``, usage chunk, ``data: [DONE]``
+  TGI     POST /generate_stream: SSE ``data:{"index","token":{...},"generated_text","details"}``
+  Triton  POST /v2/models/<m>/generate_stream: SSE ``data: {"model_name",...,"text_output"}``
+  JetStream POST /generate (stream): concatenated pretty-printed JSON objects ``{"id","time_created","text"}``
+Health: /health, /v2/health/ready, /healthcheck. Metrics: /metrics (vLLM names, live running count).
+
+Run: ``python -m tests.loadtest.fixture_server --port P``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+
+from aiohttp import web
+
+STATE = {"running": 0, "requests": 0}
+
+
+def _token_text(k: int) -> str:
+    return f" t{k}"
+
+
+async def _sse(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    return resp
+
+
+def _plan(request: web.Request) -> tuple[str, float]:
+    return request.match_info.get("behaviour", "ok"), float(request.match_info.get("arg", "0") or 0)
+
+
+async def _stream(request: web.Request, n_tokens: int, event, end_events: list[bytes],
+                  error_event: bytes, framing: str = "sse") -> web.StreamResponse:
+    """Common driver: emit ``event(k)`` per token with the behaviour's timing and fault."""
+    behaviour, arg = _plan(request)
+    STATE["requests"] += 1
+    if behaviour == "status":
+        return web.json_response({"error": {"message": f"scripted {int(arg)}", "code": int(arg)}}, status=int(arg))
+    if behaviour == "hung":
+        await asyncio.sleep(3600)
+    STATE["running"] += 1
+    try:
+        if framing == "sse":
+            resp = await _sse(request)
+        else:
+            resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            await resp.prepare(request)
+        gap = arg / 1000.0 if behaviour in ("ok", "slow") else 0.0
+        stop_after = int(arg) if behaviour in ("reset", "truncated", "badjson", "error") else n_tokens
+        for k in range(min(n_tokens, stop_after)):
+            if gap:
+                await asyncio.sleep(gap)
+            await resp.write(event(k))
+        if behaviour == "reset":
+            request.transport.abort()
+            return resp
+        if behaviour == "badjson":
+            await resp.write(b"data: {this is not json\n\n" if framing == "sse" else b"{this is not json}")
+        elif behaviour == "error":
+            await resp.write(error_event)
+        elif behaviour != "truncated":
+            for e in end_events:
+                await resp.write(e)
+        await resp.write_eof()
+        return resp
+    finally:
+        STATE["running"] -= 1
+
+
+async def openai_completions(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    chat = request.path.endswith("/chat/completions")
+    n = int(body.get("max_tokens", 16))
+    prompt_tokens = len((body.get("prompt") or body.get("messages", [{}])[-1].get("content", "")).split())
+    rid = f"cmpl-{uuid.uuid4().hex[:8]}"
+
+    def chunk(choices: list[dict], usage: dict | None = None) -> bytes:
+        obj = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
+               "created": int(time.time()), "model": body.get("model"), "choices": choices}
+        if usage is not None:
+            obj["usage"] = usage
+        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+    role = chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+
+    def event(k: int) -> bytes:
+        finish = "length" if k == n - 1 else None
+        if chat:  # the role announcement comes first and carries no token
+            token = chunk([{"index": 0, "delta": {"content": _token_text(k)}, "finish_reason": finish}])
+            return (role if k == 0 else b"") + token
+        return chunk([{"index": 0, "text": _token_text(k), "finish_reason": finish}])
+
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+    ends = [chunk([], usage), b"data: [DONE]\n\n"]
+    return await _stream(request, n, event, ends, b'data: {"error": {"message": "boom", "code": 500}}\n\n')
+
+
+async def tgi_generate_stream(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    n = int(body.get("parameters", {}).get("max_new_tokens", 16))
+    input_len = len(str(body.get("inputs", "")).split())
+
+    def event(k: int) -> bytes:
+        last = k == n - 1
+        obj = {"index": k + 1, "token": {"id": 100 + k, "text": _token_text(k), "logprob": -0.5, "special": False},
+               "generated_text": "".join(_token_text(j) for j in range(n)) if last else None,
+               "details": {"finish_reason": "length", "generated_tokens": n, "seed": None, "input_length": input_len}
+               if last else None}
+        return b"data:" + json.dumps(obj).encode() + b"\n\n"
+
+    err = (b'data:{"error":"Request failed during generation: Server error: out of memory",'
+           b'"error_type":"generation"}\n\n')
+    return await _stream(request, n, event, [], err)
+
+
+async def triton_generate_stream(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    n = int(body.get("max_tokens", 16))
+    model = request.match_info["model"]
+
+    def event(k: int) -> bytes:
+        obj = {"model_name": model, "model_version": "1", "sequence_end": False, "sequence_id": 0,
+               "sequence_start": False, "text_output": _token_text(k)}
+        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+    return await _stream(request, n, event, [], b'data: {"error": "in ensemble: model failed"}\n\n')
+
+
+async def jetstream_generate(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    n = int(body.get("max_tokens", 16))
+    rid = f"generate-{uuid.uuid4().hex}"
+
+    def event(k: int) -> bytes:
+        return json.dumps({"id": rid, "time_created": time.time(), "text": _token_text(k)}, indent=4).encode()
+
+    if not body.get("stream"):
+        return web.json_response({"response": "".join(_token_text(k) for k in range(n))})
+    behaviour, _ = _plan(request)
+    if behaviour == "truncated":
+        # JetStream has no end marker: a clean early end is indistinguishable from EOS, so the
+        # fixture's "truncated" cuts the body inside an object, the one truncation it can show.
+        async def cut(request: web.Request) -> web.StreamResponse:
+            resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+            await resp.prepare(request)
+            await resp.write(event(0) + b'{\n    "id": "x",\n    "te')
+            await resp.write_eof()
+            return resp
+        return await cut(request)
+    return await _stream(request, n, event, [], b"", framing="json")
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    text = (
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+        "# TYPE vllm:num_requests_running gauge\n"
+        f'vllm:num_requests_running{{engine="0",model_name="fixture"}} {float(STATE["running"])}\n'
+        "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+        "# TYPE vllm:num_requests_waiting gauge\n"
+        'vllm:num_requests_waiting{engine="0",model_name="fixture"} 0.0\n'
+        "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
+        "# TYPE vllm:kv_cache_usage_perc gauge\n"
+        f'vllm:kv_cache_usage_perc{{engine="0",model_name="fixture"}} {min(1.0, STATE["running"] / 100):.3f}\n'
+        "# HELP vllm:num_preemptions_total Cumulative number of preemption from the engine.\n"
+        "# TYPE vllm:num_preemptions_total counter\n"
+        'vllm:num_preemptions_total{engine="0",model_name="fixture"} 0.0\n'
+        "# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.\n"
+        "# TYPE vllm:e2e_request_latency_seconds histogram\n"
+        'vllm:e2e_request_latency_seconds_bucket{engine="0",le="1.0",model_name="fixture"} 3.0\n'
+        'vllm:e2e_request_latency_seconds_bucket{engine="0",le="+Inf",model_name="fixture"} 3.0\n'
+        'vllm:e2e_request_latency_seconds_count{engine="0",model_name="fixture"} 3.0\n'
+        'vllm:e2e_request_latency_seconds_sum{engine="0",model_name="fixture"} 0.5\n'
+        "# TYPE fixture_requests_total counter\n"
+        f"fixture_requests_total {float(STATE['requests'])}\n"
+    )
+    return web.Response(text=text, content_type="text/plain")
+
+
+def make_app() -> web.Application:
+    app = web.Application()
+    prefix = "/{behaviour}/{arg}"
+    for base in ("", prefix):
+        app.router.add_post(base + "/v1/completions", openai_completions)
+        app.router.add_post(base + "/v1/chat/completions", openai_completions)
+        app.router.add_post(base + "/generate_stream", tgi_generate_stream)
+        app.router.add_post(base + "/v2/models/{model}/generate_stream", triton_generate_stream)
+        app.router.add_post(base + "/generate", jetstream_generate)
+        for path in ("/health", "/v2/health/ready", "/healthcheck"):
+            app.router.add_get(base + path, health)
+        app.router.add_get(base + "/metrics", metrics)
+    return app
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    a = ap.parse_args()
+    web.run_app(make_app(), host=a.host, port=a.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Dialect parsers and framers on hand-written wire data (the formats each server documents)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loadtest.dialects import Prompt, ProtocolError, make_dialect
+from loadtest.dialects.base import JSONSeqFramer, SSEFramer
+from loadtest.errors import BadInput
+
+P = Prompt("hello world", 2, 3)
+
+
+def feed_all(dialect_name: str, raw: bytes, api: str = "completions", split: int = 7):
+    d = make_dialect(dialect_name, "m", api)
+    parser, framer = d.parser(P), d.framer()
+    counts = []
+    for k in range(0, len(raw), split):  # arbitrary chunk boundaries, as TCP delivers them
+        counts += [parser.feed(e) for e in framer.feed(raw[k:k + split])]
+    counts += [parser.feed(e) for e in framer.close()]
+    parser.finish()
+    return parser, counts
+
+
+def sse(*objs) -> bytes:
+    return b"".join(b"data: " + (o if isinstance(o, bytes) else json.dumps(o).encode()) + b"\n\n" for o in objs)
+
+
+def test_sse_framer_joins_multiline_data_and_ignores_comments():
+    f = SSEFramer()
+    assert f.feed(b": keepalive\n\nevent: x\ndata: a\r\ndata: b\r\n\r\ndata: c") == ["a\nb"]
+    assert f.close() == ["c"]
+
+
+def test_openai_completions_counts_chunks_and_takes_usage():
+    raw = sse({"choices": [{"text": "a"}]}, {"choices": [{"text": ""}]}, {"choices": [{"text": "c"}]},
+              {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}, b"[DONE]")
+    p, counts = feed_all("openai", raw)
+    assert counts == [1, 1, 1, 0, 0]  # an empty-text chunk is still a token (vLLM: partial character)
+    assert (p.input_tokens, p.output_tokens, p.token_source) == (2, 3, "usage")
+
+
+def test_openai_chat_role_chunk_is_not_content():
+    raw = sse({"choices": [{"delta": {"role": "assistant", "content": ""}}]},
+              {"choices": [{"delta": {"content": "x"}}]}, {"choices": [{"delta": {}, "finish_reason": "length"}]},
+              b"[DONE]")
+    _, counts = feed_all("openai", raw, api="chat")
+    assert counts == [0, 1, 0, 0]
+
+
+def test_openai_missing_done_is_truncated():
+    d = make_dialect("openai", "m")
+    parser = d.parser(P)
+    parser.feed(json.dumps({"choices": [{"text": "a"}]}))
+    with pytest.raises(ProtocolError) as e:
+        parser.finish()
+    assert e.value.kind == "truncated"
+
+
+def test_openai_request_asks_for_usage_and_exact_length():
+    path, body = make_dialect("openai", "m").request(P)
+    assert path == "/v1/completions"
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["ignore_eos"] is True and body["max_tokens"] == 3 == body["min_tokens"]
+    path, body = make_dialect("openai", "m", "chat").request(P)
+    assert path == "/v1/chat/completions" and body["messages"][0]["content"] == "hello world"
+
+
+def test_tgi_details_are_the_end_marker_and_the_count():
+    ev = [{"index": k, "token": {"id": k, "text": "t", "logprob": 0, "special": False}, "generated_text": None,
+           "details": None} for k in (1, 2)]
+    ev.append({"index": 3, "token": {"id": 3, "text": "t", "logprob": 0, "special": False}, "generated_text": "ttt",
+               "details": {"finish_reason": "length", "generated_tokens": 3, "seed": None, "input_length": 2}})
+    raw = b"".join(b"data:" + json.dumps(e).encode() + b"\n\n" for e in ev)
+    p, counts = feed_all("tgi", raw)
+    assert counts == [1, 1, 1] and (p.output_tokens, p.input_tokens, p.token_source) == (3, 2, "details")
+    path, body = make_dialect("tgi", "m").request(P)
+    assert path == "/generate_stream" and body["parameters"]["max_new_tokens"] == 3
+    assert body["parameters"]["details"] is True
+
+
+def test_tgi_error_event_is_server_error():
+    with pytest.raises(ProtocolError) as e:
+        feed_all("tgi", b'data:{"error":"oom","error_type":"generation"}\n\n')
+    assert e.value.kind == "server_error"
+
+
+def test_triton_counts_events_and_short_streams_are_truncated():
+    ev = {"model_name": "ensemble", "model_version": "1", "text_output": "x"}
+    p, counts = feed_all("triton", sse(ev, ev, ev))
+    assert counts == [1, 1, 1] and p.token_source == "chunks"
+    with pytest.raises(ProtocolError) as e:
+        feed_all("triton", sse(ev, ev))
+    assert e.value.kind == "truncated"
+    path, body = make_dialect("triton", "ensemble").request(P)
+    assert path == "/v2/models/ensemble/generate_stream"
+    assert body["text_input"] == "hello world" and body["max_tokens"] == 3 == body["min_length"]
+
+
+def test_jetstream_concatenated_pretty_json():
+    objs = b"".join(json.dumps({"id": "g", "time_created": 1.0, "text": t}, indent=4).encode() for t in "abc")
+    p, counts = feed_all("jetstream", objs, split=5)
+    assert counts == [1, 1, 1]
+    f = JSONSeqFramer()
+    f.feed(b'{"text": "a"}{"te')
+    with pytest.raises(ProtocolError) as e:
+        f.close()
+    assert e.value.kind == "truncated"
+    path, body = make_dialect("jetstream", "m").request(P)
+    assert path == "/generate" and body == {"prompt": "hello world", "max_tokens": 3, "stream": True}
+
+
+def test_invalid_json_event():
+    with pytest.raises(ProtocolError) as e:
+        feed_all("openai", b"data: {nope\n\n")
+    assert e.value.kind == "invalid_json"
+
+
+def test_unknown_dialect_and_api_are_bad_input():
+    with pytest.raises(BadInput, match="--dialect"):
+        make_dialect("grpc", "m")
+    with pytest.raises(BadInput, match="--api chat"):
+        make_dialect("triton", "m", "chat")

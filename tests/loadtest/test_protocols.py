@@ -1,0 +1,70 @@
+"""End to end through the CLI, per dialect, against the fixture server's documented wire formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import endpoint_args, load_run, results_dir_from, run_cli
+
+
+@pytest.mark.parametrize(("dialect", "api", "model", "source"), [
+    ("openai", "completions", "fixture", "usage"),
+    ("openai", "chat", "fixture", "usage"),
+    ("tgi", "completions", "tgi", "details"),
+    ("tgi", "chat", "tgi", "usage"),
+    ("triton", "completions", "ensemble", "chunks"),
+    ("jetstream", "completions", "jetstream", "chunks"),
+])
+def test_dialect_end_to_end(capsys, tmp_path, fixture_url, dialect, api, model, source):
+    code, out, _ = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/ok/2", dialect, model), "--api", api,
+                           "--mode", "batch", "--levels", "3", "--requests-per-level", "6", "--output-len", "12",
+                           "--results-dir", str(tmp_path))
+    assert code == 0
+    run_dir = results_dir_from(out)
+    summary, records = load_run(run_dir)
+    assert len(records) == 6
+    for r in records:
+        assert r["error"] is None, r
+        assert r["outputTokens"] == 12 == len(r["chunks"])
+        assert r["tokenSource"] == source
+        assert 0 < r["first"] - r["sent"] <= r["end"] - r["sent"]
+    stage = summary["stages"][0]
+    assert stage["completed"] == 6 and stage["outputTokens"] == 72
+    # ITL of a 2 ms-per-token stream: the median gap is near 2 ms
+    assert 0.0015 < stage["itl"]["p50"] < 0.02
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["endpoint"]["dialect"] == dialect and run["target"] == "url"
+
+
+def test_metrics_scraped_during_load(capsys, tmp_path, fixture_url):
+    code, out, _ = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/ok/20"), "--mode", "batch",
+                           "--levels", "8", "--requests-per-level", "24", "--output-len", "20",
+                           "--scrape-interval", "0.1", "--metrics-url", f"{fixture_url}/metrics",
+                           "--results-dir", str(tmp_path))
+    assert code == 0
+    run_dir = results_dir_from(out)
+    summary, _ = load_run(run_dir)
+    scrapes = [json.loads(line) for line in (run_dir / "server_metrics.jsonl").read_text().splitlines()]
+    assert len(scrapes) >= 5
+    key = 'vllm:num_requests_running{engine="0",model_name="fixture"}'
+    assert max(s["samples"][key] for s in scrapes) > 0
+    assert not any("_bucket" in k for s in scrapes for k in s["samples"])  # buckets are dropped
+    server = summary["stages"][0]["serverMetrics"]
+    assert server["runningMax"] > 0 and server["scrapes"] >= 3
+    assert server["preemptions"] == 0
+
+
+def test_export_vllm_writes_one_file_per_stage(capsys, tmp_path, fixture_url):
+    code, out, _ = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/ok/0"), "--mode", "rate",
+                           "--levels", "50,100", "--requests-per-level", "10", "--output-len", "5",
+                           "--export", "vllm", "--results-dir", str(tmp_path))
+    assert code == 0
+    run_dir = results_dir_from(out)
+    files = sorted((run_dir / "vllm").glob("*.json"))
+    assert [f.name for f in files] == ["0-rate-50.json", "1-rate-100.json"]
+    v = json.loads(files[0].read_text())
+    assert v["completed"] == 10 and v["total_output_tokens"] == 50 and v["request_rate"] == 50
+    assert len(v["ttfts"]) == 10 and len(v["itls"][0]) == 4
+    assert v["median_ttft_ms"] > 0 and "p99_tpot_ms" in v and "mean_e2el_ms" in v
