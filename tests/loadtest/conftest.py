@@ -26,7 +26,8 @@ def start_process(cmd: list[str], health_url: str, timeout: float = 30.0, env: d
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[:4]} exited with {proc.returncode}" + (f": {log.read_text()[-2000:]}" if log else ""))
+            tail = f": {log.read_text()[-2000:]}" if log else ""
+            raise RuntimeError(f"{cmd[:4]} exited with {proc.returncode}{tail}")
         try:
             if httpx.get(health_url, timeout=1.0, trust_env=False).status_code == 200:
                 return proc

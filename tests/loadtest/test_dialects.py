@@ -101,7 +101,7 @@ def test_triton_counts_events_and_short_streams_are_truncated():
 
 def test_jetstream_concatenated_pretty_json():
     objs = b"".join(json.dumps({"id": "g", "time_created": 1.0, "text": t}, indent=4).encode() for t in "abc")
-    p, counts = feed_all("jetstream", objs, split=5)
+    _, counts = feed_all("jetstream", objs, split=5)
     assert counts == [1, 1, 1]
     f = JSONSeqFramer()
     f.feed(b'{"text": "a"}{"te')

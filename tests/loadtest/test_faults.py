@@ -32,7 +32,7 @@ def _served(url: str) -> int:
 
 def test_server_down_at_start_exits_3_and_leaves_no_results_dir(capsys, tmp_path):
     port = free_port()  # nothing listens here
-    code, out, err = _run(capsys, tmp_path / "res", f"http://127.0.0.1:{port}")
+    code, _, err = _run(capsys, tmp_path / "res", f"http://127.0.0.1:{port}")
     assert code == 3
     assert "does not answer" in err and f"127.0.0.1:{port}/health" in err
     assert not (tmp_path / "res").exists()
@@ -76,7 +76,8 @@ def test_broken_streams_keep_partial_tokens(capsys, tmp_path, fixture_url, behav
 def test_per_request_timeout_is_its_own_class(capsys, tmp_path, fixture_url):
     # 10 tokens x 150 ms = 1.5 s per request; the deadline is 0.5 s: 2-3 tokens arrive first.
     code, out, _ = _run(capsys, tmp_path, f"{fixture_url}/slow/150", "--request-timeout", "0.5")
-    summary, records = load_run(results_dir_from(out))
+    assert code == 0
+    _, records = load_run(results_dir_from(out))
     assert len(records) == 8
     for r in records:
         assert r["error"] == "timeout"
@@ -87,7 +88,8 @@ def test_per_request_timeout_is_its_own_class(capsys, tmp_path, fixture_url):
 def test_hung_server_is_stalled_not_timeout(capsys, tmp_path, fixture_url):
     code, out, _ = _run(capsys, tmp_path, f"{fixture_url}/hung/0", "--read-timeout", "0.4",
                         "--request-timeout", "30")
-    summary, records = load_run(results_dir_from(out))
+    assert code == 0
+    _, records = load_run(results_dir_from(out))
     assert len(records) == 8
     assert {r["error"] for r in records} == {"stalled"}
     assert all(r["outputTokens"] == 0 and r["first"] is None for r in records)
