@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp as gcp
 
 from stacks.config import ClusterConfig
 from stacks.spec import SYSTEM_POOL_NODES, StackSpec
 
+from .gcp import gcp
 from .names import resource_suffix
 from .pool_config import CLOUD_PLATFORM_SCOPE
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from stacks.outputs import service_name
 from stacks.spec import StackSpec
 
+from .gcp import gcp
 from .names import resource_suffix
 from .servers import TRANSLATORS, PrepJob, SecretRefs, ServerWorkload
 from .servers.base import MODEL_CACHE_VOLUME, SHM_VOLUME

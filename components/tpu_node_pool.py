@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_gcp as gcp
 
 from stacks.spec import StackSpec
 
+from .gcp import gcp
 from .names import resource_suffix
 from .pool_config import base_node_config, management, scaling
 

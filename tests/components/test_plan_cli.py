@@ -1,0 +1,83 @@
+"""``python -m stacks plan`` and ``diff``: what a user reads, and what machines parse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from stacks.cli import main
+from stacks.loader import stack_files
+from stacks.program_run import placeholder
+
+
+def test_plan_shows_driver_taint_flags_cost_and_hides_secrets(capsys) -> None:
+    assert main(["plan", "llama2-7b-g2"]) == 0
+    out = capsys.readouterr().out
+    for expected in ("gcp:container/nodePool:NodePool accelerators", "accelerators: 1 x nvidia-l4", "driver: DEFAULT",
+                     "nvidia.com/gpu=present:NO_SCHEDULE", "nvidia.com/gpu=present:NoSchedule",
+                     "--tensor-parallel-size 1", "--max-num-seqs 256", "startup /health:8000",
+                     "sizing: fits", "$0.85/h", "$623/month", "kubeconfig: [secret]", "stringData: [secret]",
+                     "portForward: kubectl port-forward -n llm svc/vllm-llama-2-7b 8000:80"):
+        assert expected in out, expected
+    assert placeholder("hfToken") not in out
+
+
+def test_plan_all_json_lists_every_committed_stack(capsys) -> None:
+    assert main(["plan", "--all", "--json"]) == 0
+    text = capsys.readouterr().out
+    doc = json.loads(text)
+    assert doc["errors"] == []
+    assert [s["stack"] for s in doc["stacks"]] == list(stack_files())
+    assert "placeholder-secret" not in text
+    for s in doc["stacks"]:
+        assert s["outputs"]["kubeconfig"] == "[secret]"
+        assert s["cost"]["usdPerMonth"] == round(s["cost"]["usdPerHour"] * 730, 2)
+        types = {r["type"] for r in s["resources"]}
+        assert {"gcp:container/cluster:Cluster", "kubernetes:apps/v1:Deployment"} <= types
+        pools = [r for r in s["resources"]
+                 if r["type"] == "gcp:container/nodePool:NodePool" and r["name"] == "accelerators"]
+        assert pools and pools[0]["properties"]["taints"]
+
+
+def test_plan_of_an_invalid_file_exits_2_without_traceback(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "Pulumi.bad.yaml"
+    bad.write_text(yaml.safe_dump({"config": {"gcp:project": "p", "gcp:region": "us-central1",
+                                              "gke-llm-bench:accelerator": {"gpu": "nvidia-l5"},
+                                              "gke-llm-bench:model": {"name": "llama-2-7b"},
+                                              "gke-llm-bench:server": {"kind": "vllm"}}}))
+    assert main(["plan", str(bad)]) == 2
+    out = capsys.readouterr().out
+    assert 'unknown GPU type "nvidia-l5"' in out and "Traceback" not in out
+
+
+def test_diff_marks_node_pool_replacement(capsys) -> None:
+    assert main(["diff", "llama2-7b-g2", "llama2-7b-a3"]) == 0
+    out = capsys.readouterr().out
+    assert "+- gcp:container/nodePool:NodePool accelerators  (REPLACE" in out
+    assert "nodeConfig.machineType: g2-standard-8 -> a3-highgpu-1g  forces replacement" in out
+    assert "nodeConfig.guestAccelerators[0].type: nvidia-l4 -> nvidia-h100-80gb  forces replacement" in out
+    assert "~ kubernetes:apps/v1:Deployment server-deployment" in out
+    assert "costPerHour: 0.8536 -> 11.0311" in out
+    # Names derived from the stack stay put: B's config is applied to stack A.
+    assert "cluster-nodes" not in out
+
+
+def test_diff_precision_change_updates_server_in_place(capsys) -> None:
+    assert main(["diff", "llama2-70b-g2", "llama2-70b-g2-fp8", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (dep,) = doc["resources"]
+    assert dep["type"] == "kubernetes:apps/v1:Deployment" and dep["op"] == "update"
+    (change,) = dep["changes"]
+    assert "--quantization" in change["after"] and "fp8" in change["after"] and "--dtype" in change["before"]
+    assert {"key": "precision", "before": "bf16", "after": "fp8"} in doc["outputs"]
+
+
+def test_diff_to_a_tpu_stack_swaps_the_pool(capsys) -> None:
+    assert main(["diff", "gemma7b-tgi-l4", "gemma7b-jetstream-v5e", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    ops = {(r["type"], r["name"]): r["op"] for r in doc["resources"]}
+    assert ops[("gcp:container/nodePool:NodePool", "accelerators")] == "replace"
+    assert ops[("kubernetes:batch/v1:Job", "server-checkpoint-converter")] == "create"
+    assert ops[("gcp:storage/bucket:Bucket", "server-checkpoints")] == "create"
