@@ -39,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the load tester writes runs (default <out>/results)")
     d.add_argument("--stacks", default=None, help="comma-separated stacks (default: the llama2-* demo stacks)")
     d.add_argument("--slo", default=DEFAULT_SLO, help="latency objective for the verdicts")
-    d.add_argument("--scale", type=float, default=1.0,
-                   help="multiply request counts and durations (0.25 for a quick look; 1 fits in 10 minutes)")
-    d.add_argument("--parallel", type=int, default=0, help="stacks load-tested at once (default: all)")
+    d.add_argument("--batch-levels", default="16,32,64,128,256", help="static batch sizes (default: the guide's)")
+    d.add_argument("--prefill-levels", default="4,16", help="batch sizes of the input-heavy workload")
+    d.add_argument("--rate-seconds", type=float, default=8.0, help="seconds of arrivals per rate stage")
     return p
 
 

@@ -1,8 +1,8 @@
 """The comparison table and the SLO verdicts: the answer to "which setup meets my latency target for
 the least money?".
 
-A *series* is one stack's sweep of one workload in one mode (one run, usually): its levels are the
-batch sizes or request rates. For each series the verdict is the highest level whose stage meets the
+A *series* is one stack's sweep of one workload in one mode (one run, or one run per level): its
+levels are the batch sizes or request rates. For each series the verdict is the highest level whose stage meets the
 SLO, with its throughput and cost; for each (source, model, workload, mode) the cheapest stack is the
 one with the lowest $ per million output tokens at its best level.
 """
@@ -13,7 +13,7 @@ import pandas as pd
 
 from .slo import Slo
 
-SERIES = ["source", "model", "workload", "workload_label", "mode", "stack", "run_id"]
+SERIES = ["source", "model", "workload", "workload_label", "mode", "stack"]
 
 # (column in the stage frame, header in the table)
 TABLE_COLUMNS: list[tuple[str, str]] = [

@@ -31,11 +31,26 @@ from .slo import parse_slo
 
 EXIT_FAILED = 1
 DEMO_PREFIX = "llama2-"
-BATCH_LEVELS = (16, 32, 64, 128, 256)  # the guide's static batch sweep
-LENGTHS = (128, 64)  # fixed input / output tokens of the batch and rate sweeps
-RATE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)  # of the capacity the batch sweep measured
-PREFILL = {"levels": (4, 16), "input": 2048, "output": 8}  # input-heavy: 256 × more input than output
-RATE_SECONDS = 8.0  # measured seconds of sending per rate stage (× --scale)
+FAST_DECODE_STEPS_PER_S = 100.0  # above this, a stack's endpoint streams fast enough to load the client
+
+
+@dataclass(frozen=True)
+class Workloads:
+    """The guide's workloads, as the demo sizes them (request counts chosen to fit ten minutes)."""
+
+    batch_levels: tuple[int, ...] = (16, 32, 64, 128, 256)  # static batches: N requests sent at once
+    lengths: tuple[int, int] = (128, 64)  # fixed input / output tokens of the batch and rate sweeps
+    rate_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # of the capacity the batch sweep measured
+    rate_seconds: float = 8.0  # seconds of Poisson arrivals per rate stage
+    prefill_levels: tuple[int, ...] = (4, 16)  # input-heavy static batches
+    prefill_lengths: tuple[int, int] = (2048, 8)  # 256 × more input than output: prefill-bound
+    prefill_batches: int = 2  # static batches per prefill level
+
+    def describe(self) -> str:
+        return (f"static batches {'→'.join(map(str, self.batch_levels))} at {self.lengths[0]}→{self.lengths[1]} "
+                f"tokens; Poisson rate sweep at {', '.join(f'{f:.0%}' for f in self.rate_fractions)} of the "
+                f"measured capacity ({self.rate_seconds:g} s each); input-heavy batches "
+                f"{', '.join(map(str, self.prefill_levels))} at {self.prefill_lengths[0]}→{self.prefill_lengths[1]}")
 
 
 class DemoFailed(Exception):
@@ -121,9 +136,9 @@ def _plan_line(text: str) -> str:
 class LoadRunner:
     """Runs ``python -m loadtest run --target sim`` for one stack's workloads, in order."""
 
-    def __init__(self, stack: str, results: Path, logs: Path, scale: float, stamp: str,
+    def __init__(self, stack: str, results: Path, logs: Path, workloads: Workloads, stamp: str,
                  progress: StackProgress, stop: threading.Event):
-        self.stack, self.results, self.logs, self.scale = stack, results, logs, scale
+        self.stack, self.results, self.logs, self.w = stack, results, logs, workloads
         self.stamp, self.progress, self.stop = stamp, progress, stop
 
     def run(self, name: str, args: list[str]) -> Path:
@@ -135,7 +150,6 @@ class LoadRunner:
         log = self.logs / f"{self.stack}-{name}.log"
         self.progress.step = name
         self.progress.run_dir = self.results / self.stack / run_id
-        _say(f"{self.stack}: {name} started")
         t0 = time.monotonic()
         with open(log, "w") as f:
             f.write("$ " + " ".join(cmd) + "\n")
@@ -143,7 +157,7 @@ class LoadRunner:
             proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, text=True)
             while proc.poll() is None:
                 if self.stop.wait(0.5):
-                    proc.terminate()  # the load tester writes a partial summary on SIGTERM/SIGINT
+                    proc.terminate()  # the load tester writes a partial summary when stopped
                     proc.wait(30)
         text = log.read_text()
         took = time.monotonic() - t0
@@ -153,38 +167,43 @@ class LoadRunner:
         lines = [ln for ln in text.splitlines() if ln.startswith("results: ")]
         path = Path(lines[-1].split(": ", 1)[1]) if lines else self.progress.run_dir
         self.progress.runs.append(path)
-        _say(f"{self.stack}: {name} done in {took:.0f} s, {_count_lines(path)} requests → {path}")
+        stage_lines = [ln for ln in text.splitlines() if ln.startswith("stage ")]
+        detail = stage_lines[-1].split(": ", 1)[-1] if stage_lines else f"{_count_lines(path)} requests"
+        _say(f"{self.stack}: {name} done in {took:.0f} s: {detail}")
         return path
 
     def all(self) -> list[Path]:
-        s = self.scale
-        lin, lout = LENGTHS
-        batch = self.run("batch", [
-            "--mode", "batch", "--levels", ",".join(map(str, BATCH_LEVELS)), "--input-len", str(lin),
-            "--output-len", str(lout), "--requests-per-level", str(max(16, round(256 * s))), "--seed", "1"])
-        rates = rate_levels(batch)
+        w = self.w
+        lin, lout = w.lengths
+        batch_runs = []
+        for n in w.batch_levels:  # one run per level: each stage is exactly one static batch of n
+            batch_runs.append(self.run(f"batch-{n}", [
+                "--mode", "batch", "--levels", str(n), "--requests-per-level", str(n), "--input-len", str(lin),
+                "--output-len", str(lout), "--seed", "1"]))
+        rates = rate_levels(batch_runs, w.rate_fractions)
         self.run("rate", [
             "--mode", "rate", "--arrival", "poisson", "--levels", ",".join(f"{r:g}" for r in rates),
-            "--duration", f"{RATE_SECONDS * s:g}", "--input-len", str(lin), "--output-len", str(lout), "--seed", "2"])
-        levels = PREFILL["levels"]
-        self.run("prefill", [
-            "--mode", "batch", "--levels", ",".join(map(str, levels)), "--input-len", str(PREFILL["input"]),
-            "--output-len", str(PREFILL["output"]), "--requests-per-level", str(max(8, round(2 * levels[-1] * s))),
-            "--seed", "3"])
+            "--duration", f"{w.rate_seconds:g}", "--input-len", str(lin), "--output-len", str(lout), "--seed", "2"])
+        pin, pout = w.prefill_lengths
+        for n in w.prefill_levels:
+            self.run(f"prefill-{n}", [
+                "--mode", "batch", "--levels", str(n), "--requests-per-level", str(n * w.prefill_batches),
+                "--input-len", str(pin), "--output-len", str(pout), "--seed", "3"])
         self.progress.done = True
         self.progress.step = "done"
         return self.progress.runs
 
 
-def rate_levels(batch_run: Path) -> list[float]:
+def rate_levels(batch_runs: list[Path], fractions: tuple[float, ...]) -> list[float]:
     """Request rates at fractions of the capacity the batch sweep measured (2 significant digits)."""
-    run = load_runs([str(batch_run)])[0]
-    ok = run.requests.loc[run.requests["error"].isna() & ~run.requests["warmup"]]
-    if ok.empty:
-        raise DemoFailed(f"{batch_run}: the batch sweep completed no request; cannot size the rate sweep")
-    per_stage = ok.groupby("stage").agg(n=("end", "size"), t0=("sent", "min"), t1=("end", "max"))
-    capacity = float((per_stage["n"] / (per_stage["t1"] - per_stage["t0"])).max())
-    return [_round2(capacity * f) for f in RATE_FRACTIONS]
+    capacity = 0.0
+    for run in load_runs([str(p) for p in batch_runs]):
+        ok = run.requests.loc[run.requests["error"].isna() & ~run.requests["warmup"]]
+        if len(ok) and ok["end"].max() > ok["sent"].min():
+            capacity = max(capacity, len(ok) / float(ok["end"].max() - ok["sent"].min()))
+    if capacity <= 0:
+        raise DemoFailed(f"{batch_runs[0].parent}: the batch sweep completed no request; cannot size the rate sweep")
+    return sorted({_round2(capacity * f) for f in fractions})
 
 
 def _round2(x: float) -> float:
@@ -211,6 +230,21 @@ def _monitor(progress: list[StackProgress], stop: threading.Event, every: float 
         _say(f"{time.monotonic() - t0:4.0f}s  " + " | ".join(parts))
 
 
+def lanes(stacks: list[str]) -> list[list[str]]:
+    """Which stacks load-test at once. The simulated endpoints wait in real time, so slow stacks run
+    side by side (each mostly idle); stacks whose endpoint streams tokens fast (decode steps/s from
+    memory bandwidth ÷ weight bytes above FAST_DECODE_STEPS_PER_S) share one lane, so the load
+    generator never competes with itself for the cores and distorts their latencies."""
+    from stacks.loader import load_stack_file, stack_files
+
+    fast, out = [], []
+    for name in stacks:
+        spec = load_stack_file(stack_files()[name], name)
+        steps = spec.machine.chip.bandwidth_gbps * 1e9 * spec.tensor_parallel / spec.sizing.weight_bytes
+        (fast.append(name) if steps > FAST_DECODE_STEPS_PER_S else out.append([name]))
+    return out + ([fast] if fast else [])
+
+
 def run_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     out: Path = args.out
@@ -220,6 +254,9 @@ def run_demo(args: argparse.Namespace) -> int:
         d.mkdir(parents=True, exist_ok=True)
     slo = parse_slo(args.slo)
     stacks = demo_stacks(args.stacks)
+    workloads = Workloads(batch_levels=_levels("--batch-levels", args.batch_levels),
+                          prefill_levels=_levels("--prefill-levels", args.prefill_levels),
+                          rate_seconds=args.rate_seconds)
     _say(f"stacks: {', '.join(stacks)}; SLO {slo}; report → {out / 'report.md'}")
     try:
         _say("step 1/3: offline plan of each stack")
@@ -227,11 +264,9 @@ def run_demo(args: argparse.Namespace) -> int:
         if not _module_available("loadtest", "run"):
             raise DemoFailed("the load tester (`python -m loadtest run`) is not available in this checkout: "
                              "the demo cannot measure anything and does not fake results")
-        _say(f"step 2/3: the guide's workloads on each stack's simulated endpoint (logs in {logs}): batch sweep "
-             f"{'→'.join(map(str, BATCH_LEVELS))} at {LENGTHS[0]}→{LENGTHS[1]} tokens; Poisson rate sweep at "
-             f"{', '.join(f'{f:.0%}' for f in RATE_FRACTIONS)} of the measured capacity; prefill "
-             f"{PREFILL['input']}→{PREFILL['output']} tokens")
-        run_dirs = _load_test_all(stacks, results, logs, args.scale, args.parallel)
+        _say(f"step 2/3: the guide's workloads on each stack's simulated endpoint: {workloads.describe()} "
+             f"(logs in {logs})")
+        run_dirs = _load_test_all(stacks, results, logs, workloads)
     except DemoFailed as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -244,28 +279,48 @@ def run_demo(args: argparse.Namespace) -> int:
     for f in analysis.findings:
         print(f"  [{f.verdict}] {f.claim}: guide {f.guide}, here {f.measured}")
     print()
-    _say(f"done in {time.monotonic() - t0:.0f} s. Report: {path} (figures and CSVs beside it; all numbers are "
-         "modelled by the simulated endpoint)")
+    _say(f"done in {time.monotonic() - t0:.0f} s. Report: {path} (figures and CSVs beside it; every number is "
+         "modelled by the simulated endpoints)")
     return 0
 
 
-def _load_test_all(stacks: list[str], results: Path, logs: Path, scale: float, parallel: int) -> list[Path]:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    progress = [StackProgress(s) for s in stacks]
-    stop, done = threading.Event(), threading.Event()
-    monitor = threading.Thread(target=_monitor, args=(progress, done), daemon=True)
-    monitor.start()
-    runners = [LoadRunner(s, results, logs, scale, stamp, p, stop) for s, p in zip(stacks, progress, strict=True)]
-    pool = ThreadPoolExecutor(max_workers=parallel or len(stacks))
+def _levels(flag: str, text: str) -> tuple[int, ...]:
     try:
-        futures = [pool.submit(r.all) for r in runners]
+        levels = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        levels = ()
+    if not levels or min(levels) < 1:
+        from .errors import AnalysisError
+
+        raise AnalysisError(flag, f'"{text}" is not a list of batch sizes', f"write e.g. {flag} 16,32,64")
+    return levels
+
+
+def _load_test_all(stacks: list[str], results: Path, logs: Path, workloads: Workloads) -> list[Path]:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    progress = {s: StackProgress(s) for s in stacks}
+    stop, done = threading.Event(), threading.Event()
+    monitor = threading.Thread(target=_monitor, args=(list(progress.values()), done), daemon=True)
+    monitor.start()
+    groups = lanes(stacks)
+    _say("lanes (run side by side): " + " | ".join(" → ".join(g) for g in groups))
+
+    def lane(names: list[str]) -> list[Path]:
+        paths: list[Path] = []
+        for name in names:
+            paths += LoadRunner(name, results, logs, workloads, stamp, progress[name], stop).all()
+        return paths
+
+    pool = ThreadPoolExecutor(max_workers=len(groups))
+    try:
+        futures = [pool.submit(lane, g) for g in groups]
         paths: list[Path] = []
         errors: list[str] = []
         for fut in futures:
             try:
                 paths += fut.result()
             except DemoFailed as exc:
-                stop.set()  # the other stacks stop too: a report over some stacks would mislead
+                stop.set()  # the other stacks stop too: a report over some of the stacks would mislead
                 errors.append(str(exc))
         if errors:
             raise DemoFailed("\n".join(errors))

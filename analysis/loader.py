@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import AnalysisError
 
-SUPPORTED_FORMAT_VERSIONS = (1,)
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 
 # The scalar request fields the statistics need; ``chunks`` is not loaded (it is by far the largest
 # field, and the table's latency metrics are defined on the timestamps alone).

@@ -153,26 +153,35 @@ def prefill(df: pd.DataFrame, out: Path) -> Path | None:
 
 
 def server_timeline(runs: list[Run], df: pd.DataFrame, out: Path) -> Path | None:
-    """Server running batch and queue over time, for each stack's batch sweep (the decode workload)."""
-    picked = []
+    """Server running batch and queue over time during each stack's batch sweep (the decode workload).
+
+    A sweep run as one run per level is drawn end to end, in run order, on one time axis.
+    """
+    picked: list[tuple[str, str, list[Run]]] = []
     for stack in sorted({r.stack for r in runs}):
         ids = set(df.loc[(df["stack"] == stack) & (df["mode"] == "batch")
                          & df["workload"].isin(DECODE_WORKLOADS), "run_id"])
-        for run in runs:
-            if run.stack == stack and run.run_id in ids and not run.server_metrics.empty:
-                picked.append(run)
-                break
+        chosen = sorted((r for r in runs if r.stack == stack and r.run_id in ids and not r.server_metrics.empty),
+                        key=lambda r: r.run_id)
+        if chosen:
+            picked.append((stack, chosen[0].source, chosen))
     if not picked:
         return None
     fig, axes = plt.subplots(len(picked), 1, figsize=(10, 2.4 * len(picked)), squeeze=False)
-    for ax, run in zip(axes[:, 0], picked, strict=True):
-        m = run.server_metrics
-        for role, color in (("running", "C0"), ("waiting", "C3")):
-            s = m.loc[m["role"] == role].groupby("t")["value"].sum().sort_index()
-            if not s.empty:
-                ax.plot(s.index, s.values, color=color, label=f"{role} requests", linewidth=1)
-        ax.set_title(_label(run.stack, run.source, f": server batch and queue ({run.run_id})"), fontsize=9)
-        ax.set_xlabel("seconds since run start")
+    for ax, (stack, source, chosen) in zip(axes[:, 0], picked, strict=True):
+        offset = 0.0
+        for k, run in enumerate(chosen):
+            m = run.server_metrics
+            for role, color in (("running", "C0"), ("waiting", "C3")):
+                s = m.loc[m["role"] == role].groupby("t")["value"].sum().sort_index()
+                if not s.empty:
+                    ax.plot(s.index + offset, s.values, color=color, linewidth=1,
+                            label=f"{role} requests" if k == 0 else None)
+            offset += float(m["t"].max()) if len(m) else 0.0
+            if len(chosen) > 1:
+                ax.axvline(offset, color="grey", linewidth=0.5, alpha=0.5)
+        ax.set_title(_label(stack, source, ": server running batch and queue during the batch sweep"), fontsize=9)
+        ax.set_xlabel("seconds of load" + (" (runs end to end)" if len(chosen) > 1 else ""))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     return _save(fig, out / "server_timeline.png")
