@@ -123,3 +123,80 @@ def predict_point(p: Point) -> float:
 def compare_all() -> list[Comparison]:
     points, _ = load_calibration()
     return [Comparison(p, predict_point(p)) for p in points]
+
+
+# -- the guide's relative findings --------------------------------------------------------------
+GUIDE_BATCHES = (16, 32, 64, 128, 256)
+# The guide does not state its static-batch shape. vLLM's benchmark_latency.py (static batches,
+# "fixed input/output length") defaults to 32 input / 128 output tokens: taken as the main shape;
+# the demo's 128 / 64 is printed beside it to show how much the findings depend on the shape.
+GUIDE_SHAPES = ((32, 128), (128, 64))
+PREFILL_SHAPE = (1024, 8)  # input tokens per prompt, prompts per step (= vLLM's 8192-token budget)
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    claim: str
+    guide: float
+    model: float
+    holds: bool
+    detail: str
+    in_sample: bool = False
+
+
+def _static(spec: StackSpec, batch: int, shape: tuple[int, int]):
+    return predict(spec, Workload(shape[0], shape[1], mode="static", concurrency=batch, requests=batch))
+
+
+def guide_findings(stacks: dict[str, StackSpec], shape: tuple[int, int] = GUIDE_SHAPES[0]) -> list[Finding]:
+    """The guide's five relative claims, recomputed by the model (``stacks``: the committed demo stacks)."""
+    _, guide = load_calibration()
+    out: list[Finding] = []
+    # 1. prefill throughput A3 vs G2, and per dollar
+    a3 = build_spec("a3-highgpu-1g", "llama-2-7b", "bf16", "vllm", name="prefill-a3")
+    g2 = build_spec("g2-standard-24", "llama-2-7b", "bf16", "vllm", tp=2, name="prefill-g2")
+    inp, per_step = PREFILL_SHAPE
+    pa, pg = PerfModel(a3).prefill_tokens_per_s(inp, per_step), PerfModel(g2).prefill_tokens_per_s(inp, per_step)
+    ratio, cost = pa / pg, a3.usd_per_replica_hour / g2.usd_per_replica_hour
+    shapes = (f"Llama-2-7B bf16 vLLM, {per_step} x {inp}-token prompts per step; A3 = a3-highgpu-1g (1 x H100, "
+              f"${a3.usd_per_replica_hour:.2f}/h), G2 = g2-standard-24 (2 x L4, TP 2, "
+              f"${g2.usd_per_replica_hour:.2f}/h)")
+    out.append(Finding("prefill_ratio", "A3 prefill throughput vs G2", guide["prefill_ratio_a3_vs_g2"], ratio,
+                       abs(ratio / guide["prefill_ratio_a3_vs_g2"] - 1) <= 0.15,
+                       f"{pa:,.0f} vs {pg:,.0f} prompt tokens/s; {shapes}", in_sample=True))
+    out.append(Finding("prefill_per_dollar", "A3 prefill throughput per $ vs G2",
+                       guide["prefill_per_dollar_a3_vs_g2"], ratio / cost,
+                       abs(ratio / cost / guide["prefill_per_dollar_a3_vs_g2"] - 1) <= 0.15,
+                       f"cost ratio {cost:.2f}x (guide {guide['prefill_cost_ratio_a3_vs_g2']}x)", in_sample=True))
+    # 2./3. Llama-2-70B static batch 16 -> 256
+    for tag, name, gain_key, lat_key in (("a3", "llama2-70b-a3", "static_batch_gain_70b_a3",
+                                          "latency_increase_70b_a3_ms"),
+                                         ("g2", "llama2-70b-g2", "static_batch_gain_70b_g2",
+                                          "latency_increase_70b_g2_ms")):
+        spec = stacks[name]
+        runs = {b: _static(spec, b, shape) for b in GUIDE_BATCHES}
+        tput = {b: r.output_tokens_per_s for b, r in runs.items()}
+        gain = max(tput.values()) / tput[16]
+        lat_ms = (runs[256].e2e_s.mean - runs[16].e2e_s.mean) * 1e3
+        curve = ", ".join(f"{b}: {tput[b]:,.0f}" for b in GUIDE_BATCHES)
+        out.append(Finding(f"batch_gain_70b_{tag}", f"Llama-2-70B on {tag.upper()}: static batch 16->256 "
+                           "throughput gain (up to)", guide[gain_key], gain,
+                           abs(gain / guide[gain_key] - 1) <= 0.35,
+                           f"{name}, {shape[0]} in / {shape[1]} out, output tok/s by batch {{{curve}}}"))
+        out.append(Finding(f"latency_increase_70b_{tag}", f"Llama-2-70B on {tag.upper()}: latency increase "
+                           "16->256 (ms)", guide[lat_key], lat_ms, abs(lat_ms / guide[lat_key] - 1) <= 0.35,
+                           f"whole-batch latency {runs[16].e2e_s.mean * 1e3:,.0f} -> "
+                           f"{runs[256].e2e_s.mean * 1e3:,.0f} ms"))
+    # 4. tokens per dollar at a large batch
+    for key, better, worse, claim in (("per_dollar_7b", "llama2-7b-g2", "llama2-7b-a3",
+                                       "Llama-2-7B: G2 more throughput per $ than A3 at batch 256"),
+                                      ("per_dollar_70b", "llama2-70b-a3", "llama2-70b-g2",
+                                       "Llama-2-70B: A3 more throughput per $ than G2 at batch 256")):
+        rb, rw = _static(stacks[better], 256, shape), _static(stacks[worse], 256, shape)
+        r = rb.output_tokens_per_usd / rw.output_tokens_per_usd
+        out.append(Finding(key, claim, 1.0, r, r > 1.0,
+                           f"{better} {rb.output_tokens_per_usd:,.0f} vs {worse} {rw.output_tokens_per_usd:,.0f} "
+                           f"output tokens per $ (replica price {stacks[better].usd_per_replica_hour:.2f} vs "
+                           f"{stacks[worse].usd_per_replica_hour:.2f} $/h)"))
+    return out

@@ -1,0 +1,151 @@
+"""JetStream's HTTP front end (jetstream/entrypoints/http): GET /, GET /healthcheck, POST /generate
+(``prompt``, ``max_tokens``, ``stream``), and the orchestrator's Prometheus metrics on their own
+port (9100 in the GKE deployment) with JetStream's ``jetstream_*`` names.
+
+A streamed /generate writes one pretty-printed JSON object per token (``id``, ``time_created``,
+``text``) with no separator, exactly as the front end's generator yields them; a plain one answers
+``{"response": <text>}``. JetStream reports no token counts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from ..engine import Engine, Sequence, StepResult
+from ..exposition import Histogram, Text
+from ..runtime import Observer
+from ..tokens import count_text
+from .base import Dialect, SimContext, TokenStream, check_lengths, serve
+
+LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+                   40.0, 80.0, 160.0]
+TOKEN_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]
+LENGTH_BUCKETS = [float(2**i) for i in range(14)]
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"detail": message}, status=status)
+
+
+class JetstreamMetrics(Observer):
+    def __init__(self, ctx: SimContext):
+        self.ctx = ctx
+        self.id = {"id": "jetstream-sim"}
+        self.ttft = Histogram(LATENCY_BUCKETS)
+        self.tpot = Histogram(TOKEN_BUCKETS)
+        self.per_prefill_token = Histogram(TOKEN_BUCKETS)
+        self.per_request = Histogram(LATENCY_BUCKETS)
+        self.wait = Histogram(LATENCY_BUCKETS)
+        self.queue = Histogram(LATENCY_BUCKETS)
+        self.in_len = Histogram(LENGTH_BUCKETS)
+        self.out_len = Histogram(LENGTH_BUCKETS)
+        self.success = 0
+
+    def step(self, res: StepResult, engine: Engine) -> None:
+        for seq in res.emitted:
+            if seq.prev_token_at is None:
+                self.ttft.observe(res.end - seq.arrival)
+                self.per_prefill_token.observe((res.end - res.start) / max(1, res.prefill_tokens or 1))
+
+    def finished(self, seq: Sequence, reason: str) -> None:
+        if reason == "abort" or seq.finished_at is None:
+            return
+        self.success += 1
+        first = seq.first_token_at or seq.finished_at
+        sched = seq.scheduled_at if seq.scheduled_at is not None else seq.arrival
+        self.per_request.observe(seq.finished_at - seq.arrival)
+        self.wait.observe(sched - seq.arrival)
+        self.queue.observe(sched - seq.arrival)
+        if seq.generated > 1:
+            self.tpot.observe((seq.finished_at - first) / (seq.generated - 1))
+        self.in_len.observe(seq.prompt_len)
+        self.out_len.observe(seq.generated)
+
+    def render(self) -> str:
+        e = self.ctx.runtime.engine
+        lid = self.id
+        t = Text()
+        prefill_backlog = sum(1 for s in e.waiting) + len(e.pending)
+        t.metric("jetstream_prefill_backlog_size", "gauge", "Size of prefill queue", [(lid, prefill_backlog)])
+        t.metric("jetstream_transfer_backlog_size", "gauge", "Size of transfer queue", [({**lid, "idx": "0"}, 0)])
+        t.metric("jetstream_generate_backlog_size", "gauge", "Size of generate queue", [({**lid, "idx": "0"}, 0)])
+        t.metric("jetstream_slots_used_percentage", "gauge", "The percentage of decode slots currently being used",
+                 [({**lid, "idx": "0"}, e.num_running / max(1, e.max_batch))])
+        t.histogram("jetstream_queue_duration", "The total time each request spends enqueued in seconds",
+                    [(lid, self.queue)])
+        t.histogram("jetstream_time_to_first_token", "Time to first token per request in seconds",
+                    [(lid, self.ttft)])
+        t.histogram("jetstream_time_per_output_token", "Average time per output token per request in seconds",
+                    [(lid, self.tpot)])
+        t.histogram("jetstream_time_per_prefill_token", "Prefill time per token per request in seconds",
+                    [(lid, self.per_prefill_token)])
+        t.histogram("jetstream_time_per_request", "End to end request latency in seconds", [(lid, self.per_request)])
+        t.histogram("jetstream_wait_time_per_request", "Time each request is not being prefilled or decoded",
+                    [(lid, self.wait)])
+        t.histogram("jetstream_request_input_length", "Number of input tokens per request", [(lid, self.in_len)])
+        t.histogram("jetstream_request_output_length", "Number of output tokens per request", [(lid, self.out_len)])
+        t.metric("jetstream_request_success_count_total", "counter", "Number of requests successfully completed",
+                 [(lid, self.success)])
+        return t.render()
+
+
+class GenerateStream(TokenStream):
+    def token_bytes(self, seq: Sequence, text: str) -> bytes:
+        chunk = {"id": "generate-" + uuid.uuid4().hex, "time_created": time.time(), "text": text}
+        return json.dumps(chunk, indent=4).encode()
+
+
+def build(ctx: SimContext) -> Dialect:
+    metrics = JetstreamMetrics(ctx)
+    runtime = ctx.runtime
+
+    async def root(request: web.Request) -> web.Response:
+        return web.Response(text=json.dumps({"message": "HTTP Server for JetStream"}, indent=4),
+                            content_type="application/json")
+
+    async def healthcheck(request: web.Request) -> web.Response:
+        if not runtime.ready():
+            return error(500, "Healthcheck failed")
+        return web.Response(text=json.dumps({"response": {"is_live": True}}, indent=4),
+                            content_type="application/json")
+
+    async def generate(request: web.Request) -> web.StreamResponse:
+        if not runtime.ready():
+            return error(500, "Healthcheck failed, is_live = False")
+        try:
+            body: Any = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error(422, "JSON decode error")
+        if not isinstance(body, dict):
+            return error(422, "Input should be a valid dictionary")
+        status = runtime.faults.error_status()
+        if status is not None:
+            metrics.rejected(status, "fault")
+            return error(status, f"Injected fault: {status}")
+        prompt = body.get("prompt", "This is an example prompt")
+        max_new = body.get("max_tokens", 100)
+        if not isinstance(prompt, str) or not isinstance(max_new, int) or max_new < 1:
+            return error(422, "prompt must be a string and max_tokens a positive integer")
+        prompt_len = count_text(prompt)
+        refusal = check_lengths(ctx, prompt_len, max_new)
+        if refusal:
+            return error(500, refusal)
+        streaming = bool(body.get("stream", False))
+        stream = GenerateStream(ctx, streaming)
+
+        def respond(seq: Sequence, reason: str) -> web.Response:
+            return web.Response(text=json.dumps({"response": "".join(stream.parts)}, indent=4),
+                                content_type="application/json")
+
+        return await serve(request, ctx, stream, prompt_len, max_new, respond,
+                           headers={"Content-Type": "application/json"})
+
+    hp = ctx.spec.server.health_path
+    routes = [web.get("/", root), web.get(hp, healthcheck), web.post("/generate", generate)]
+    separate = ctx.spec.server.metrics_port != ctx.spec.server.http_port
+    return Dialect("jetstream", routes, hp, metrics, metrics.render, ctx.spec.server.metrics_path, separate)

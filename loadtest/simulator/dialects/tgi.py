@@ -1,0 +1,256 @@
+"""Hugging Face TGI: /generate, /generate_stream (SSE, ``details``), the Messages API
+/v1/chat/completions, /health, /info, and /metrics with TGI's router metric names.
+
+TGI writes SSE as ``data:{json}`` (no space), one event per token; the last event carries
+``generated_text`` and, with ``parameters.details``, ``details`` (finish_reason, generated_tokens,
+input_length). Its metrics come from the Rust ``metrics`` crate: counters have no ``_total``
+suffix and duration histograms use 35 buckets growing x1.5 from 0.1 ms (router/src/server.rs).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..engine import Engine, Sequence, StepResult
+from ..exposition import Histogram, Text
+from ..runtime import Observer
+from ..tokens import count_chat, count_text
+from .base import Dialect, SimContext, TokenStream, check_lengths, serve
+
+TGI_VERSION = "3.3.4"
+DEFAULT_MAX_NEW_TOKENS = 100  # TGI's default when parameters.max_new_tokens is absent
+DURATION_BUCKETS = [0.0001 * 1.5**i for i in range(1, 36)]
+
+
+def error(status: int, message: str, kind: str = "validation") -> web.Response:
+    return web.json_response({"error": message, "error_type": kind}, status=status)
+
+
+class TgiMetrics(Observer):
+    def __init__(self, ctx: SimContext):
+        self.ctx = ctx
+        L = ctx.spec.max_model_len
+        self.duration = Histogram(DURATION_BUCKETS)
+        self.queue = Histogram(DURATION_BUCKETS)
+        self.inference = Histogram(DURATION_BUCKETS)
+        self.per_token = Histogram(DURATION_BUCKETS)
+        self.validation = Histogram(DURATION_BUCKETS)
+        step = max(1, L // 20)
+        self.input_len = Histogram([float(step * i) for i in range(1, 21)])
+        self.generated = Histogram([float(step * i) for i in range(1, 21)])
+        self.batch_duration = {"prefill": Histogram(DURATION_BUCKETS), "decode": Histogram(DURATION_BUCKETS)}
+        self.batch_count = {"prefill": 0, "decode": 0}
+        self.count = 0
+        self.success = 0
+        self.failure: dict[str, int] = {}
+
+    def admitted(self, seq: Sequence) -> None:
+        self.count += 1
+        self.validation.observe(0.0002)
+        self.input_len.observe(seq.prompt_len)
+
+    def rejected(self, status: int, reason: str) -> None:
+        self.count += 1
+        kind = "overloaded" if status == 429 else "generation"
+        self.failure[kind] = self.failure.get(kind, 0) + 1
+
+    def step(self, res: StepResult, engine: Engine) -> None:
+        method = "prefill" if res.prefill_tokens else "decode"
+        self.batch_count[method] += 1
+        self.batch_duration[method].observe(res.end - res.start)
+
+    def finished(self, seq: Sequence, reason: str) -> None:
+        if reason == "abort" or seq.finished_at is None:
+            self.failure["incomplete_generation"] = self.failure.get("incomplete_generation", 0) + 1
+            return
+        self.success += 1
+        sched = seq.scheduled_at if seq.scheduled_at is not None else seq.arrival
+        self.duration.observe(seq.finished_at - seq.arrival)
+        self.queue.observe(sched - seq.arrival)
+        self.inference.observe(seq.finished_at - sched)
+        self.per_token.observe((seq.finished_at - sched) / max(1, seq.generated))
+        self.generated.observe(seq.generated)
+
+    def render(self) -> str:
+        e = self.ctx.runtime.engine
+        t = Text()
+        t.metric("tgi_request_count", "counter", "tgi_request_count", [({}, self.count)])
+        t.metric("tgi_request_success", "counter", "tgi_request_success", [({}, self.success)])
+        if self.failure:
+            t.metric("tgi_request_failure", "counter", "tgi_request_failure",
+                     [({"err": k}, v) for k, v in self.failure.items()])
+        t.metric("tgi_queue_size", "gauge", "tgi_queue_size", [({}, e.num_waiting)])
+        t.metric("tgi_batch_current_size", "gauge", "tgi_batch_current_size", [({}, e.num_running)])
+        used_tokens = (e.kv_blocks - e.free_blocks) * e.block_tokens
+        t.metric("tgi_batch_current_max_tokens", "gauge", "tgi_batch_current_max_tokens", [({}, used_tokens)])
+        t.metric("tgi_batch_inference_count", "counter", "tgi_batch_inference_count",
+                 [({"method": m}, n) for m, n in self.batch_count.items()])
+        t.metric("tgi_batch_inference_success", "counter", "tgi_batch_inference_success",
+                 [({"method": m}, n) for m, n in self.batch_count.items()])
+        t.histogram("tgi_batch_inference_duration", "tgi_batch_inference_duration",
+                    [({"method": m}, h) for m, h in self.batch_duration.items()])
+        t.histogram("tgi_request_duration", "tgi_request_duration", [({}, self.duration)])
+        t.histogram("tgi_request_validation_duration", "tgi_request_validation_duration", [({}, self.validation)])
+        t.histogram("tgi_request_queue_duration", "tgi_request_queue_duration", [({}, self.queue)])
+        t.histogram("tgi_request_inference_duration", "tgi_request_inference_duration", [({}, self.inference)])
+        t.histogram("tgi_request_mean_time_per_token_duration", "tgi_request_mean_time_per_token_duration",
+                    [({}, self.per_token)])
+        t.histogram("tgi_request_input_length", "tgi_request_input_length", [({}, self.input_len)])
+        t.histogram("tgi_request_generated_tokens", "tgi_request_generated_tokens", [({}, self.generated)])
+        return t.render()
+
+
+class GenerateStream(TokenStream):
+    """/generate_stream events."""
+
+    def __init__(self, ctx: SimContext, streaming: bool, details: bool):
+        super().__init__(ctx, streaming)
+        self.details = details
+
+    def token_bytes(self, seq: Sequence, text: str) -> bytes:
+        self.parts.append(text)
+        token = {"id": 1000 + seq.generated, "text": text, "logprob": -0.5, "special": False}
+        ev: dict[str, Any] = {"index": seq.generated, "token": token, "generated_text": None, "details": None,
+                              "top_tokens": None}
+        if seq.done:
+            ev["generated_text"] = "".join(self.parts)
+            if self.details:
+                ev["details"] = {"finish_reason": "length", "generated_tokens": seq.generated, "input_length":
+                                 seq.prompt_len, "seed": None}
+        return b"data:" + json.dumps(ev, separators=(",", ":")).encode() + b"\n\n"
+
+
+class MessagesStream(TokenStream):
+    """Messages API (/v1/chat/completions) events, TGI's flavour of OpenAI chunks."""
+
+    def __init__(self, ctx: SimContext, streaming: bool, include_usage: bool):
+        super().__init__(ctx, streaming)
+        self.include_usage = include_usage
+
+    def token_bytes(self, seq: Sequence, text: str) -> bytes:
+        chunk = {"object": "chat.completion.chunk", "id": "", "created": self.ctx.created, "model": self.ctx.model,
+                 "system_fingerprint": f"{TGI_VERSION}-native",
+                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "logprobs": None,
+                              "finish_reason": "length" if seq.done else None}],
+                 "usage": None}
+        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+
+    def final_bytes(self, seq: Sequence, reason: str) -> bytes:
+        out = b""
+        if self.include_usage:
+            chunk = {"object": "chat.completion.chunk", "id": "", "created": self.ctx.created,
+                     "model": self.ctx.model, "system_fingerprint": f"{TGI_VERSION}-native", "choices": [],
+                     "usage": {"prompt_tokens": seq.prompt_len, "completion_tokens": seq.generated,
+                               "total_tokens": seq.prompt_len + seq.generated}}
+            out = b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+        return out + b"data: [DONE]\n\n"
+
+
+def build(ctx: SimContext) -> Dialect:
+    metrics = TgiMetrics(ctx)
+    runtime = ctx.runtime
+
+    async def body_of(request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
+        if not runtime.ready():
+            return None, error(503, "Model is loading", "unhealthy")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None, error(422, "Failed to deserialize the JSON body into the target type")
+        if not isinstance(body, dict):
+            return None, error(422, "Failed to deserialize the JSON body into the target type")
+        status = runtime.faults.error_status()
+        if status is not None:
+            metrics.rejected(status, "fault")
+            kind = "overloaded" if status == 429 else "generation"
+            return None, error(status, "Model is overloaded" if status == 429 else f"Injected fault: {status}", kind)
+        return body, None
+
+    async def generate(request: web.Request, streaming: bool) -> web.StreamResponse:
+        body, err = await body_of(request)
+        if err is not None:
+            return err
+        assert body is not None
+        inputs = body.get("inputs")
+        if not isinstance(inputs, str) or not inputs:
+            return error(422, "`inputs` must be a non-empty string")
+        params = body.get("parameters") or {}
+        max_new = params.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
+        if not isinstance(max_new, int) or max_new < 1:
+            return error(422, "`max_new_tokens` must be strictly positive")
+        prompt_len = count_text(inputs)
+        refusal = check_lengths(ctx, prompt_len, max_new)
+        if refusal:
+            return error(422, refusal)
+        details = bool(params.get("details", False))
+        stream = GenerateStream(ctx, streaming, details)
+
+        def respond(seq: Sequence, reason: str) -> web.Response:
+            out: dict[str, Any] = {"generated_text": "".join(stream.parts)}
+            if details:
+                out["details"] = {"finish_reason": reason, "generated_tokens": seq.generated, "seed": None,
+                                  "prefill": [], "tokens": [], "top_tokens": [], "best_of_sequences": None}
+            return web.json_response(out, headers={"x-generated-tokens": str(seq.generated),
+                                                   "x-prompt-tokens": str(seq.prompt_len)})
+
+        return await serve(request, ctx, stream, prompt_len, max_new, respond)
+
+    async def generate_handler(request: web.Request) -> web.StreamResponse:
+        return await generate(request, False)
+
+    async def stream_handler(request: web.Request) -> web.StreamResponse:
+        return await generate(request, True)
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body, err = await body_of(request)
+        if err is not None:
+            return err
+        assert body is not None
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return error(422, "`messages` must be a non-empty list")
+        prompt_len = count_chat(messages)
+        max_new = body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_MAX_NEW_TOKENS
+        refusal = check_lengths(ctx, prompt_len, max_new)
+        if refusal:
+            return error(422, refusal)
+        streaming = bool(body.get("stream", False))
+        include_usage = streaming and bool((body.get("stream_options") or {}).get("include_usage", False))
+        stream = MessagesStream(ctx, streaming, include_usage)
+
+        def respond(seq: Sequence, reason: str) -> web.Response:
+            return web.json_response({
+                "object": "chat.completion", "id": "", "created": ctx.created, "model": ctx.model,
+                "system_fingerprint": f"{TGI_VERSION}-native",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(stream.parts)},
+                             "logprobs": None, "finish_reason": reason}],
+                "usage": {"prompt_tokens": seq.prompt_len, "completion_tokens": seq.generated,
+                          "total_tokens": seq.prompt_len + seq.generated}})
+
+        return await serve(request, ctx, stream, prompt_len, max_new, respond)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(status=200 if runtime.ready() else 503)
+
+    async def info(request: web.Request) -> web.Response:
+        s = ctx.spec
+        return web.json_response({
+            "model_id": s.checkpoint, "model_sha": None, "model_pipeline_tag": "text-generation",
+            "max_concurrent_requests": 128, "max_best_of": 2, "max_stop_sequences": 4,
+            "max_input_tokens": s.max_model_len - 1, "max_total_tokens": s.max_model_len,
+            "validation_workers": 2, "max_client_batch_size": 4, "router": "text-generation-router",
+            "version": TGI_VERSION, "sha": None, "docker_label": None})
+
+    async def metrics_handler(request: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
+
+    hp = ctx.spec.server.health_path
+    routes = [web.post("/generate", generate_handler), web.post("/generate_stream", stream_handler),
+              web.post("/v1/chat/completions", chat), web.get(hp, health), web.get("/info", info)]
+    separate = ctx.spec.server.metrics_port != ctx.spec.server.http_port
+    if not separate:
+        routes.append(web.get(ctx.spec.server.metrics_path, metrics_handler))
+    return Dialect("tgi", routes, hp, metrics, metrics.render, ctx.spec.server.metrics_path, separate)
