@@ -1,0 +1,155 @@
+"""Server translators and component options on specs the committed stacks do not cover."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.config_source import SECRET_MARKER, flat_config
+from components.kubeconfig import kubeconfig_yaml
+from components.servers import SecretRefs, tgi, triton_trtllm, vllm
+from stacks import load_stack_file
+from stacks.loader import stack_files
+from stacks.program_run import ProgramError, plaintext, run_program, run_stack_file
+
+from .test_program import DEPLOYMENT, NODE_POOL
+
+BASE: dict[str, Any] = {
+    "gcp:project": "test-project",
+    "gcp:region": "us-central1",
+    "gcp:zone": "us-central1-a",
+    "gke-llm-bench:accelerator": {"machineType": "g2-standard-8"},
+    "gke-llm-bench:model": {"name": "llama-2-7b"},
+    "gke-llm-bench:precision": "bf16",
+    "gke-llm-bench:server": {"kind": "vllm", "maxModelLen": 4096},
+}
+
+
+def write(tmp_path: Path, changes: dict[str, Any], name: str = "t") -> Path:
+    config = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path = tmp_path / f"Pulumi.{name}.yaml"
+    path.write_text(yaml.safe_dump({"config": config}))
+    return path
+
+
+def spec_of(tmp_path: Path, changes: dict[str, Any]):
+    return load_stack_file(write(tmp_path, changes))
+
+
+def test_vllm_quantization_and_kv_flags(tmp_path: Path) -> None:
+    args = vllm.args(spec_of(tmp_path, {"gke-llm-bench:precision": {"weights": "awq", "kvCache": "fp8"}}))
+    assert args[args.index("--model") + 1] == "TheBloke/Llama-2-7B-AWQ"
+    assert args[args.index("--quantization") + 1] == "awq_marlin"
+    assert args[args.index("--kv-cache-dtype") + 1] == "fp8"
+    assert "--dtype" not in args
+
+
+def test_vllm_api_key_only_through_the_environment(tmp_path: Path) -> None:
+    spec = spec_of(tmp_path, {"gke-llm-bench:exposure": {"mode": "external", "allowlist": ["203.0.113.0/24"]}})
+    w = vllm.workload(spec, SecretRefs(hf_token=("s-hf", "token"), api_key=("s-key", "key")))
+    env = {e["name"]: e for e in w.server["env"]}
+    assert env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s-key", "key": "key"}
+    assert "--api-key" not in w.server["args"]
+
+
+def test_tgi_flags_for_fp8_kv_and_prefill_budget(tmp_path: Path) -> None:
+    spec = spec_of(tmp_path, {"gke-llm-bench:accelerator": {"machineType": "g2-standard-24"},
+                              "gke-llm-bench:precision": {"weights": "fp8", "kvCache": "fp8"},
+                              "gke-llm-bench:server": {"kind": "tgi", "maxModelLen": 4096, "tensorParallel": 2}})
+    args = tgi.args(spec)
+    assert args[args.index("--quantize") + 1] == "fp8"
+    assert args[args.index("--kv-cache-dtype") + 1] == "fp8_e4m3fn"
+    assert args[args.index("--num-shard") + 1] == "2"
+    assert int(args[args.index("--max-batch-prefill-tokens") + 1]) >= int(args[args.index("--max-input-tokens") + 1])
+
+
+def test_triton_multi_gpu_runs_one_mpi_rank_per_gpu(tmp_path: Path) -> None:
+    spec = spec_of(tmp_path, {"gke-llm-bench:accelerator": {"machineType": "g2-standard-24"},
+                              "gke-llm-bench:server": {"kind": "triton-trtllm", "maxModelLen": 4096,
+                                                       "tensorParallel": 2, "maxBatch": 32}})
+    cmd = triton_trtllm.server_command(spec, restricted=True)
+    assert cmd[0] == "mpirun" and cmd.count("tritonserver") == 2 and cmd.count(":") == 1
+    assert "--http-restricted-api=inference,model-repository:authorization=Bearer $(API_KEY)" in cmd
+    assert "--tp_size 2" in triton_trtllm.build_script(spec)
+
+
+def test_queued_provisioning_is_flex_start_from_zero() -> None:
+    run = run_stack_file(stack_files()["llama2-7b-a3"], "llama2-7b-a3")
+    pool = plaintext(next(r for r in run.by_type(NODE_POOL) if r.name == "accelerators").inputs)
+    assert pool["nodeConfig"]["flexStart"] is True
+    assert pool["autoscaling"] == {"totalMinNodeCount": 0, "totalMaxNodeCount": 1, "locationPolicy": "ANY"}
+    assert pool["management"]["autoRepair"] is False
+    assert pool["nodeConfig"]["reservationAffinity"]["consumeReservationType"] == "NO_RESERVATION"
+
+
+def test_specific_reservation_and_compact_placement(tmp_path: Path) -> None:
+    path = write(tmp_path, {"gke-llm-bench:accelerator": {"machineType": "g2-standard-96", "reservation": "my-res",
+                                                          "compactPlacement": True, "driverVersion": "LATEST"}},
+                 name="res")
+    run = run_stack_file(path, "res")
+    pool = plaintext(next(r for r in run.by_type(NODE_POOL) if r.name == "accelerators").inputs)
+    assert pool["nodeConfig"]["reservationAffinity"] == {"consumeReservationType": "SPECIFIC_RESERVATION",
+                                                         "key": "compute.googleapis.com/reservation-name",
+                                                         "values": ["my-res"]}
+    assert pool["placementPolicy"] == {"type": "COMPACT"}
+    assert pool["nodeConfig"]["guestAccelerators"][0]["gpuDriverInstallationConfig"]["gpuDriverVersion"] == "LATEST"
+
+
+def test_existing_cluster_is_looked_up_not_created(tmp_path: Path) -> None:
+    path = write(tmp_path, {"gke-llm-bench:cluster": {"existing": {"name": "shared", "location": "us-central1"}}},
+                 name="existing")
+    run = run_stack_file(path, "existing")
+    types = {r.type for r in run.resources}
+    assert "gcp:container/cluster:Cluster" not in types
+    (pool,) = run.by_type(NODE_POOL)  # only the accelerator pool: the existing cluster has its own system pool
+    assert plaintext(pool.inputs)["cluster"] == "shared"
+    assert run.one(DEPLOYMENT)
+
+
+def test_private_nodes_get_cloud_nat() -> None:
+    run = run_stack_file(stack_files()["llama2-7b-g2-external"], "llama2-7b-g2-external")
+    cluster = plaintext(run.one("gcp:container/cluster:Cluster").inputs)
+    assert cluster["privateClusterConfig"]["enablePrivateNodes"] is True
+    nat = plaintext(run.one("gcp:compute/routerNat:RouterNat").inputs)
+    assert nat["sourceSubnetworkIpRangesToNat"] == "ALL_SUBNETWORKS_ALL_IP_RANGES"
+
+
+def test_invalid_config_fails_the_program_cleanly(tmp_path: Path) -> None:
+    spec = spec_of(tmp_path, {})
+    bad = {**BASE, "gke-llm-bench:accelerator": {"gpu": "nvidia-l5"}}
+    with pytest.raises(ProgramError) as err:
+        run_program("bad", bad, spec)
+    text = str(err.value)
+    assert 'unknown GPU type "nvidia-l5"' in text and "invalid" in text and "Traceback" not in text
+
+
+def test_config_source_marks_secrets_and_decodes_json() -> None:
+    from pulumi.runtime.config import set_all_config
+
+    set_all_config({"gke-llm-bench:server": '{"kind": "vllm", "maxBatch": 8}', "gke-llm-bench:precision": "fp8",
+                    "gke-llm-bench:hfToken": "hf_x", "gcp:zones": '["us-central1-a"]'},
+                   ["gke-llm-bench:hfToken"])
+    try:
+        flat = flat_config()
+    finally:
+        set_all_config({}, [])
+    assert flat["gke-llm-bench:server"] == {"kind": "vllm", "maxBatch": 8}
+    assert flat["gke-llm-bench:precision"] == "fp8"
+    assert flat["gke-llm-bench:hfToken"] == SECRET_MARKER
+    assert flat["gcp:zones"] == ["us-central1-a"]
+
+
+def test_kubeconfig_uses_the_gke_auth_plugin() -> None:
+    doc = yaml.safe_load(kubeconfig_yaml("c", "203.0.113.10", "Q0E="))
+    user = doc["users"][0]["user"]
+    assert user["exec"]["command"] == "gke-gcloud-auth-plugin" and "token" not in user
+    assert doc["clusters"][0]["cluster"] == {"server": "https://203.0.113.10", "certificate-authority-data": "Q0E="}
