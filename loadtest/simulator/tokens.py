@@ -22,13 +22,12 @@ BOS_TOKENS = 1  # <s>
 CHAT_TOKENS_PER_MESSAGE = 4  # role header and end-of-turn markers of a chat template
 CHAT_GENERATION_PROMPT_TOKENS = 3  # the template's assistant header after the last message
 
-WORDS = (
-    "the", "model", "serves", "tokens", "from", "a", "batch", "of", "requests", "on", "each", "step",
-    "and", "cache", "keeps", "keys", "values", "for", "every", "layer", "so", "decode", "reads", "them",
-    "while", "prefill", "computes", "prompt", "in", "parallel", "with", "memory", "bandwidth", "limits",
-    "latency", "but", "throughput", "grows", "as", "larger", "batches", "share", "weights", "across",
-    "users", "when", "queue", "is", "long", "time", "to", "first", "token", "rises", "quickly", "then",
-    "output", "flows", "at", "steady", "pace", "until", "end", "text",
+WORDS = (  # all at most 6 letters: each is exactly one token under the rule above
+    "the", "model", "serves", "tokens", "from", "a", "batch", "of", "each", "step", "and", "cache", "keeps",
+    "keys", "values", "for", "every", "layer", "so", "decode", "reads", "them", "while", "prompt", "in", "with",
+    "memory", "limits", "but", "grows", "as", "larger", "share", "across", "users", "when", "queue", "is", "long",
+    "time", "to", "first", "token", "rises", "then", "output", "flows", "at", "steady", "pace", "until", "end",
+    "text", "fast", "slow", "work", "fits", "room", "more", "less", "load", "peak", "rate", "wait",
 )
 
 

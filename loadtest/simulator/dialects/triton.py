@@ -22,6 +22,7 @@ from ..tokens import count_text
 from .base import Dialect, SimContext, TokenStream, check_lengths, serve
 
 TRITON_VERSION = "2.54.0"
+ENSEMBLE = "ensemble"
 
 
 def error(status: int, message: str) -> web.Response:
@@ -130,12 +131,15 @@ class GenerateStream(TokenStream):
 def build(ctx: SimContext) -> Dialect:
     metrics = TritonMetrics(ctx)
     runtime = ctx.runtime
+    # the stack's served name (what its outputs tell the load tester) and the TensorRT-LLM
+    # backend's conventional ensemble name both address the model
+    names = {ctx.model, ENSEMBLE}
 
     async def generate(request: web.Request, streaming: bool) -> web.StreamResponse:
         if not runtime.ready():
             return error(503, "Server is not ready")
         model = request.match_info["model"]
-        if model != ctx.model:
+        if model not in names:
             return error(400, f"Request for unknown model: '{model}' is not found")
         try:
             body: Any = await request.json()
@@ -176,11 +180,11 @@ def build(ctx: SimContext) -> Dialect:
         return web.Response(status=200)
 
     async def model_ready(request: web.Request) -> web.Response:
-        ok = runtime.ready() and request.match_info["model"] == ctx.model
+        ok = runtime.ready() and request.match_info["model"] in names
         return web.Response(status=200 if ok else 400)
 
     async def model_meta(request: web.Request) -> web.Response:
-        if request.match_info["model"] != ctx.model:
+        if request.match_info["model"] not in names:
             return error(400, f"Request for unknown model: '{request.match_info['model']}' is not found")
         return web.json_response({"name": ctx.model, "versions": ["1"], "platform": "ensemble",
                                   "inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [-1, 1]},
@@ -194,14 +198,14 @@ def build(ctx: SimContext) -> Dialect:
 
     hp = ctx.spec.server.health_path
     routes = [
-        web.post("/v2/models/{model}/generate_stream", generate_stream),
-        web.post("/v2/models/{model}/generate", generate_once),
-        web.post("/v2/models/{model}/versions/{version}/generate_stream", generate_stream),
-        web.post("/v2/models/{model}/versions/{version}/generate", generate_once),
+        web.post("/v2/models/{model:.+}/versions/{version}/generate_stream", generate_stream),
+        web.post("/v2/models/{model:.+}/versions/{version}/generate", generate_once),
+        web.post("/v2/models/{model:.+}/generate_stream", generate_stream),
+        web.post("/v2/models/{model:.+}/generate", generate_once),
         web.get(hp, ready),
         web.get("/v2/health/live", live),
-        web.get("/v2/models/{model}/ready", model_ready),
-        web.get("/v2/models/{model}", model_meta),
+        web.get("/v2/models/{model:.+}/ready", model_ready),
+        web.get("/v2/models/{model:.+}", model_meta),
         web.get("/v2", server_meta),
     ]
     if hp != "/v2/health/ready":
