@@ -1,0 +1,71 @@
+"""The demo orchestration: lanes, rate sizing, loud failure without a load tester, and (slow) the real
+pipeline end to end on one stack with a tiny workload."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis import demo
+from analysis.cli import main
+
+from .resultsgen import Curve, write_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_fast_endpoints_share_one_lane() -> None:
+    groups = demo.lanes(list(demo.DEMO_STACKS))
+    assert groups[-1] == ["llama2-7b-a3", "llama2-70b-a3"]  # H100 stacks stream fast: one at a time
+    assert sorted(g[0] for g in groups[:-1]) == ["llama2-70b-g2", "llama2-70b-g2-fp8", "llama2-7b-g2"]
+
+
+def test_rate_sweep_is_sized_from_the_measured_capacity(tmp_path: Path) -> None:
+    curve = Curve(0.1, 0.0, 0.05, 0.001)
+    runs = [write_run(tmp_path, "llama2-7b-g2", curve=curve, levels=(n,), waves=1, run_id=f"b{n}") for n in (16, 64)]
+    capacity = max(n / curve.e2e(n, 64) for n in (16, 64))  # one static batch: n requests in one e2e
+    assert demo.rate_levels(runs, (0.5, 1.0)) == [demo._round2(capacity / 2), demo._round2(capacity)]
+
+
+def test_demo_fails_loudly_without_the_load_tester(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(demo, "_module_available", lambda module, sub: module != "loadtest")
+    monkeypatch.setattr(demo, "plan_stacks", lambda stacks, out: None)
+    rc = main(["demo", "--out", str(tmp_path / "demo")])
+    assert rc == demo.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "demo FAILED" in err and "python -m loadtest run" in err and "does not fake results" in err
+    assert not (tmp_path / "demo" / "report.md").exists()
+
+
+def test_missing_plan_command_is_skipped_with_a_notice(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(demo, "_module_available", lambda module, sub: False)
+    demo.plan_stacks(["llama2-7b-g2"], tmp_path)
+    assert "SKIPPED" in capsys.readouterr().out
+
+
+def test_unknown_demo_stack_is_bad_input(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--stacks", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown stack(s): nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_the_real_pipeline_on_one_stack(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "analysis", "demo", "--stacks", "llama2-7b-a3", "--batch-levels", "4,8",
+           "--prefill-levels", "2", "--rate-seconds", "2", "--out", str(out)]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "step 1/3" in p.stdout and "step 3/3" in p.stdout and f"Report: {out / 'report.md'}" in p.stdout
+    report = (out / "report.md").read_text()
+    assert "Every number in this report is *modelled*" in report and "llama2-7b-a3" in report
+    stages = (out / "stages.csv").read_text()
+    assert stages.count("\n") >= 1 + 2 + 2 + 1  # 2 batch levels, ≥ 2 rates, 1 prefill level
+    doc = json.loads((out / "verdicts.json").read_text())
+    assert len(doc["recommendations"]) == 5
+    runs = sorted(p.name for p in (out / "results" / "llama2-7b-a3").iterdir())
+    assert [r.split("-", 1)[1] for r in runs] == ["batch-4", "batch-8", "prefill-2", "rate"]
+    assert (out / "plans" / "llama2-7b-a3.json").is_file() or "SKIPPED" in p.stdout
