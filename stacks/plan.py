@@ -207,8 +207,15 @@ def _add_props(node: Tree, props: dict[str, Any]) -> None:
             node.add(f"[cyan]{escape(key)}[/cyan]: {escape(text)}", highlight=False)
 
 
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def render(run: ProgramRun, console: Console) -> None:
-    console.rule(f"[bold]{run.stack}[/bold]  {run.spec.source}")
+    console.rule(f"[bold]{escape(run.stack)}[/bold]  {escape(_relative(run.spec.source))}")
     for line in sizing_lines(run):
         console.print(line, highlight=False, markup=False)
     if run.placeholders:
