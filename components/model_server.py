@@ -221,10 +221,11 @@ class ModelServer(pulumi.ComponentResource):
             f"{name}-service",
             metadata={"name": svc_name, "namespace": ns_name, "labels": meta_labels, "annotations": svc_annotations},
             spec=svc_spec, opts=in_ns)
+        # The PodMonitoring CRD exists only where Managed Prometheus is on (the cluster setting decides).
         self.pod_monitoring = k8s.apiextensions.CustomResource(
             f"{name}-podmonitoring", api_version="monitoring.googleapis.com/v1", kind="PodMonitoring",
             metadata={"name": svc_name, "namespace": ns_name, "labels": meta_labels},
-            spec=pod_monitoring_spec(spec, workload), opts=in_ns)
+            spec=pod_monitoring_spec(spec, workload), opts=in_ns) if spec.cluster.managed_prometheus else None
 
         self.service_name = pulumi.Output.from_input(svc_name)
         self.namespace = pulumi.Output.from_input(ns_name)

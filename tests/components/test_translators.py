@@ -153,3 +153,11 @@ def test_kubeconfig_uses_the_gke_auth_plugin() -> None:
     user = doc["users"][0]["user"]
     assert user["exec"]["command"] == "gke-gcloud-auth-plugin" and "token" not in user
     assert doc["clusters"][0]["cluster"] == {"server": "https://203.0.113.10", "certificate-authority-data": "Q0E="}
+
+
+def test_no_pod_monitoring_without_managed_prometheus(tmp_path: Path) -> None:
+    path = write(tmp_path, {"gke-llm-bench:cluster": {"managedPrometheus": False}}, name="nogmp")
+    run = run_stack_file(path, "nogmp")
+    assert not run.by_type("kubernetes:monitoring.googleapis.com/v1:PodMonitoring")
+    monitoring = plaintext(run.one("gcp:container/cluster:Cluster").inputs)["monitoringConfig"]
+    assert monitoring["managedPrometheus"] == {"enabled": False}
