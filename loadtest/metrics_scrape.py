@@ -22,10 +22,14 @@ from .clock import Clock
 from .http import Transport, TransportError
 
 # Per-stage summary: which series mean "running batch", "queue", "KV-cache usage", "preemptions".
-RUNNING = ("vllm:num_requests_running", "tgi_batch_current_size", "jetstream_slots_used_percentage")
-WAITING = ("vllm:num_requests_waiting", "tgi_queue_size", "nv_inference_pending_request_count",
-           "jetstream_prefill_backlog_size")
-KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+# Each entry is a family name, optionally with one label=value the series must carry; the first
+# entry present in a scrape wins (servers and versions name them differently).
+RUNNING = ("vllm:num_requests_running", "tgi_batch_current_size",
+           'nv_trt_llm_request_metrics{request_type="active"}', "jetstream_slots_used_percentage")
+WAITING = ("vllm:num_requests_waiting", "tgi_queue_size", 'nv_trt_llm_request_metrics{request_type="waiting"}',
+           "nv_inference_pending_request_count", "jetstream_prefill_backlog_size")
+KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
+            'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"}')
 PREEMPTIONS = ("vllm:num_preemptions_total", "vllm:num_preemptions")
 
 
@@ -45,9 +49,12 @@ def parse_samples(text: str) -> dict[str, float]:
 
 
 def _series(samples: dict[str, float], names: tuple[str, ...]) -> float | None:
-    """Sum of every labelled series of the first name present (e.g. across engines/models)."""
-    for name in names:
-        values = [v for k, v in samples.items() if k == name or k.startswith(name + "{")]
+    """Sum of every series of the first selector present (e.g. across engines or models)."""
+    for selector in names:
+        name, _, label = selector.partition("{")
+        label = label.rstrip("}")
+        values = [v for k, v in samples.items()
+                  if (k == name or k.startswith(name + "{")) and (not label or label in k)]
         if values:
             return sum(values)
     return None

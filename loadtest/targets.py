@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,19 +225,32 @@ def url_target(stack: str, endpoint: str, dialect: str | None, model: str | None
 
 
 def sim_target(stack: str, metrics_url: str | None, startup_timeout: float = 60.0) -> Target:
-    """Start ``python -m loadtest.simulator serve`` for the stack on a free port; wait for health."""
+    """Start ``python -m loadtest.simulator serve`` for the stack on a free port; wait for health.
+
+    Servers whose metrics live on their own port (Triton, JetStream) get a second free port; the
+    simulator confirms both on stdout (``listening: URL`` / ``metrics: URL``), read by a thread so
+    the pipe never fills.
+    """
     outputs = require_spec_outputs(stack)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "loadtest.simulator", "serve", "--stack", stack, "--host", "127.0.0.1",
            "--port", str(port)]
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - the simulator's stderr, read only if it fails to start
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=log)
-    outputs = dict(outputs, localUrl=base_url, endpoint=base_url)
-    health = outputs.get("healthPath") or DIALECTS[outputs["dialect"]].health_path
+    separate_metrics = bool(outputs.get("metricsPortForward"))
     metrics_path = urlsplit(outputs.get("metricsUrl") or "/metrics").path or "/metrics"
+    default_metrics = base_url + metrics_path
+    if separate_metrics:
+        mport = free_port()
+        cmd += ["--metrics-port", str(mport)]
+        default_metrics = f"http://127.0.0.1:{mport}{metrics_path}"
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - the simulator's stderr, read only if it fails to start
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True).start()
+    outputs = dict(outputs, localUrl=base_url, endpoint=base_url, externalEndpoint=None)
+    health = outputs.get("healthPath") or DIALECTS[outputs["dialect"]].health_path
     target = Target("sim", base_url, outputs["dialect"], outputs["servedModel"], health,
-                    metrics_url or base_url + metrics_path, outputs, None, proc)
+                    metrics_url or default_metrics, outputs, None, proc)
     deadline = time.monotonic() + startup_timeout
     while True:
         if proc.poll() is not None:
@@ -254,4 +268,7 @@ def sim_target(stack: str, metrics_url: str | None, startup_timeout: float = 60.
             raise Unreachable(f"the simulated endpoint did not answer {health} within {startup_timeout:g} s",
                               f"run `{shlex.join(cmd[1:])}` to see why")
         time.sleep(0.1)
+    announced = [line.split(" ", 1)[1].strip() for line in list(lines) if line.startswith("metrics: ")]
+    if announced and not metrics_url:
+        target.metrics_url = announced[-1]
     return target
