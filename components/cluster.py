@@ -41,14 +41,15 @@ class ClusterArgs:
     project: str
     region: str
     location: str  # zone for a zonal cluster, region for a regional one
-    node_locations: tuple[str, ...]
+    node_locations: tuple[str, ...]  # zones beyond the cluster's own (GKE rejects a zonal cluster's zone here)
     cluster: ClusterConfig
     stack: str
 
     @classmethod
     def from_spec(cls, spec: StackSpec) -> ClusterArgs:
         return cls(project=spec.project, region=spec.region, location=spec.location,
-                   node_locations=spec.node_locations, cluster=spec.cluster, stack=spec.name)
+                   node_locations=tuple(z for z in spec.node_locations if z != spec.zone),
+                   cluster=spec.cluster, stack=spec.name)
 
 
 class Cluster(pulumi.ComponentResource):

@@ -20,7 +20,7 @@ from stacks.spec import StackSpec
 
 from .gcp import gcp
 from .names import resource_suffix
-from .pool_config import base_node_config, management, scaling
+from .pool_config import base_node_config, management, node_locations, scaling
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
 
@@ -52,7 +52,7 @@ class GpuNodePool(pulumi.ComponentResource):
             project=spec.project,
             cluster=args.cluster_name,
             location=args.location,
-            node_locations=list(spec.node_locations) or None,
+            node_locations=node_locations(spec),
             management=management(spec),
             placement_policy={"type": "COMPACT"} if spec.compact_placement else None,
             node_config=node_config,

@@ -63,6 +63,11 @@ def base_node_config(spec: StackSpec, service_account: pulumi.Input[str]) -> dic
     return config
 
 
+def node_locations(spec: StackSpec) -> list[str] | None:
+    """Zones for a regional cluster's pool; a zonal cluster's pools inherit the cluster's locations."""
+    return list(spec.node_locations) if spec.zone is None and spec.node_locations else None
+
+
 def management(spec: StackSpec) -> dict[str, bool]:
     # Flex-start nodes cannot be repaired in place (GKE requires auto-repair off for them).
     return {"auto_repair": not spec.queued_provisioning, "auto_upgrade": True}

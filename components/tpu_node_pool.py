@@ -16,7 +16,7 @@ from stacks.spec import StackSpec
 
 from .gcp import gcp
 from .names import resource_suffix
-from .pool_config import base_node_config, management, scaling
+from .pool_config import base_node_config, management, node_locations, scaling
 
 TPU_TAINT = {"key": "google.com/tpu", "value": "present", "effect": "NO_SCHEDULE"}
 
@@ -44,7 +44,7 @@ class TpuNodePool(pulumi.ComponentResource):
             project=spec.project,
             cluster=args.cluster_name,
             location=args.location,
-            node_locations=list(spec.node_locations) or None,
+            node_locations=node_locations(spec),
             management=management(spec),
             node_config=node_config,
             **scaling(spec),

@@ -161,3 +161,19 @@ def test_no_pod_monitoring_without_managed_prometheus(tmp_path: Path) -> None:
     assert not run.by_type("kubernetes:monitoring.googleapis.com/v1:PodMonitoring")
     monitoring = plaintext(run.one("gcp:container/cluster:Cluster").inputs)["monitoringConfig"]
     assert monitoring["managedPrometheus"] == {"enabled": False}
+
+
+def test_zonal_and_regional_node_locations(tmp_path: Path) -> None:
+    zonal = run_stack_file(write(tmp_path, {}, name="zonal"), "zonal")
+    assert "nodeLocations" not in plaintext(zonal.one("gcp:container/cluster:Cluster").inputs)
+    regional_cfg = {"gcp:zone": None, "gcp:zones": ["us-central1-a", "us-central1-b"]}
+    path = write(tmp_path, regional_cfg, name="regional")
+    config = yaml.safe_load(path.read_text())
+    config["config"].pop("gcp:zone")
+    path.write_text(yaml.safe_dump(config))
+    regional = run_stack_file(path, "regional")
+    cluster = plaintext(regional.one("gcp:container/cluster:Cluster").inputs)
+    assert cluster["location"] == "us-central1"
+    assert cluster["nodeLocations"] == ["us-central1-a", "us-central1-b"]
+    pool = plaintext(next(r for r in regional.by_type(NODE_POOL) if r.name == "accelerators").inputs)
+    assert pool["nodeLocations"] == ["us-central1-a", "us-central1-b"]
