@@ -12,6 +12,8 @@ Behaviours (``/ok/<itl_ms>`` streams normally with that inter-token gap):
   error/<n>          sends n tokens, then the protocol's in-stream error event
   slow/<ms>          like ok but each token takes <ms> (for the per-request timeout)
   hung/0             accepts the request and never answers (for the read timeout)
+  cap/<n>            like ok/5 but at most n requests generate at once (the rest queue): a server
+                     that saturates at n / (tokens x 5 ms) requests per second
 Wire formats, per dialect (as each server documents them):
   OpenAI  POST /v1/completions, /v1/chat/completions: SSE ``data: {json}``, usage chunk, ``data: [DONE]``
   TGI     POST /generate_stream: SSE ``data:{"index","token":{...},"generated_text","details"}``
@@ -33,6 +35,7 @@ import uuid
 from aiohttp import web
 
 STATE = {"running": 0, "requests": 0}
+CAPS: dict[int, asyncio.Semaphore] = {}
 
 
 def _token_text(k: int) -> str:
@@ -58,6 +61,15 @@ async def _stream(request: web.Request, n_tokens: int, event, end_events: list[b
         return web.json_response({"error": {"message": f"scripted {int(arg)}", "code": int(arg)}}, status=int(arg))
     if behaviour == "hung":
         await asyncio.sleep(3600)
+    if behaviour == "cap":
+        sem = CAPS.setdefault(int(arg), asyncio.Semaphore(int(arg)))
+        async with sem:
+            return await _generate(request, n_tokens, event, end_events, error_event, framing, "ok", 5.0)
+    return await _generate(request, n_tokens, event, end_events, error_event, framing, behaviour, arg)
+
+
+async def _generate(request: web.Request, n_tokens: int, event, end_events: list[bytes],  # noqa: ANN001
+                    error_event: bytes, framing: str, behaviour: str, arg: float) -> web.StreamResponse:
     STATE["running"] += 1
     try:
         if framing == "sse":

@@ -68,3 +68,18 @@ def test_export_vllm_writes_one_file_per_stage(capsys, tmp_path, fixture_url):
     assert v["completed"] == 10 and v["total_output_tokens"] == 50 and v["request_rate"] == 50
     assert len(v["ttfts"]) == 10 and len(v["itls"][0]) == 4
     assert v["median_ttft_ms"] > 0 and "p99_tpot_ms" in v and "mean_e2el_ms" in v
+
+
+def test_rate_sweep_reports_the_knee_of_a_saturating_server(capsys, tmp_path, fixture_url):
+    # cap/2 with 4 tokens x 5 ms: the server completes at most 2 / 0.02 s = 100 requests/s
+    code, out, _ = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/cap/2"), "--mode", "sweep",
+                           "--levels", "20,40,400", "--requests-per-level", "40", "--output-len", "4",
+                           "--results-dir", str(tmp_path))
+    assert code == 0
+    summary, _ = load_run(results_dir_from(out))
+    sweep = summary["sweep"]
+    levels = [h["level"] for h in sweep["history"]]
+    assert levels[:3] == [20, 40, 400] and len(levels) == 4  # three given levels, then one bisection
+    assert sweep["history"][2]["good"] is False and "throughput" in sweep["history"][2]["why"]
+    assert sweep["knee"] in (40, 220)
+    assert [s["level"] for s in summary["stages"]] == levels
