@@ -75,7 +75,7 @@ def build_command(spec: StackSpec) -> list[str]:
     cmd = ["trtllm-build", "--checkpoint_dir", CKPT_DIR, "--output_dir", ENGINE_DIR, "--gemm_plugin", "auto",
            "--max_batch_size", str(spec.max_batch), "--max_input_len", str(spec.max_model_len - 1),
            "--max_seq_len", str(spec.max_model_len), "--max_num_tokens", str(spec.max_batched_tokens)]
-    if spec.chunked_prefill:
+    if spec.chunked_prefill or spec.prefix_caching:  # chunked context and KV-cache reuse both need it
         cmd += ["--use_paged_context_fmha", "enable"]
     return cmd
 
