@@ -82,7 +82,7 @@ def _container(c: dict[str, Any]) -> dict[str, Any]:
     cmd = [*(c.get("command") or []), *(c.get("args") or [])]
     if cmd:
         text = " ".join(str(a) for a in cmd)
-        out["command"] = text if len(text) < 900 else text[:900] + " ..."
+        out["command" if c.get("command") else "args"] = text if len(text) < 900 else text[:900] + " ..."
     limits = _get(c, "resources.limits") or {}
     for res in ("nvidia.com/gpu", "google.com/tpu"):
         if res in limits:
