@@ -163,14 +163,15 @@ class ModelServer(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": ns_name, "labels": {
             "app.kubernetes.io/part-of": "gke-llm-bench", "app.kubernetes.io/managed-by": "pulumi"}}, opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        wait_for: list[pulumi.Resource] = []  # what the server's pods (and Jobs) need before they start
 
         def secret(key: str, suffix: str, data_key: str, value: pulumi.Input[str] | None):
             if value is None:
                 return None, None
-            k8s.core.v1.Secret(
+            wait_for.append(k8s.core.v1.Secret(
                 f"{name}-{key}",
                 metadata={"name": f"{svc_name}-{suffix}", "namespace": ns_name, "labels": meta_labels},
-                type="Opaque", string_data={data_key: pulumi.Output.secret(value)}, opts=in_ns)
+                type="Opaque", string_data={data_key: pulumi.Output.secret(value)}, opts=in_ns))
             return f"{svc_name}-{suffix}", data_key
 
         hf = secret("hf-token", "hf-token", "token", args.hf_token if spec.hf_token_key else None)
@@ -181,7 +182,6 @@ class ModelServer(pulumi.ComponentResource):
         translator = TRANSLATORS[spec.server.name]
         ksa_name = svc_name
         ksa_annotations: dict[str, Any] = {}
-        wait_for: list[pulumi.Resource] = []
         self.bucket: pulumi.Output[str] | None = None
         if spec.server.name == "jetstream":
             bucket, gsa, iam = self._checkpoint_bucket(name, spec, ns_name, ksa_name, args.project)

@@ -289,3 +289,9 @@ def test_outputs_are_the_documented_contract(run: ProgramRun) -> None:
         assert run.outputs["externalEndpoint"] is None
     else:
         assert run.outputs["externalEndpoint"].startswith("http://")
+
+
+def test_server_waits_for_its_secrets_and_jobs(run: ProgramRun) -> None:
+    dep = run.one(DEPLOYMENT)
+    needed = [r.urn for r in run.resources if r.type in ("kubernetes:core/v1:Secret", JOB)]
+    assert needed and set(needed) <= set(dep.dependencies)
