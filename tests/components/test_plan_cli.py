@@ -82,3 +82,19 @@ def test_diff_to_a_tpu_stack_swaps_the_pool(capsys) -> None:
     assert ops[("gcp:container/nodePool:NodePool", "accelerators")] == "replace"
     assert ops[("kubernetes:batch/v1:Job", "server-checkpoint-converter")] == "create"
     assert ops[("gcp:storage/bucket:Bucket", "server-checkpoints")] == "create"
+
+
+def test_diff_driver_version_change_recreates_the_pool(tmp_path: Path, capsys) -> None:
+    base = yaml.safe_load(stack_files()["llama2-7b-g2"].read_text())
+    latest = yaml.safe_load(stack_files()["llama2-7b-g2"].read_text())
+    latest["config"]["gke-llm-bench:accelerator"]["driverVersion"] = "LATEST"
+    a, b = tmp_path / "Pulumi.a.yaml", tmp_path / "Pulumi.b.yaml"
+    a.write_text(yaml.safe_dump(base))
+    b.write_text(yaml.safe_dump(latest))
+    assert main(["diff", str(a), str(b), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (pool,) = [r for r in doc["resources"] if r["type"] == "gcp:container/nodePool:NodePool"]
+    assert pool["op"] == "replace"
+    (change,) = pool["changes"]
+    assert change["path"].endswith("gpuDriverInstallationConfig.gpuDriverVersion")
+    assert (change["before"], change["after"], change["replaces"]) == ("DEFAULT", "LATEST", True)
