@@ -4,7 +4,8 @@ the least money?".
 A *series* is one stack's sweep of one workload in one mode (one run, or one run per level): its
 levels are the batch sizes or request rates. For each series the verdict is the highest level whose stage meets the
 SLO, with its throughput and cost; for each (source, model, workload, mode) the cheapest stack is the
-one with the lowest $ per million output tokens at its best level.
+one with the lowest $ per million tokens at its best level — output tokens, or prompt tokens for an
+input-heavy workload (what such a workload is bought for).
 """
 
 from __future__ import annotations
@@ -59,12 +60,16 @@ def slo_verdicts(df: pd.DataFrame, slo: Slo) -> tuple[pd.DataFrame, pd.DataFrame
                     "max_level_tested": g["level"].max()})
         if ok.empty:
             worst = g.sort_values("level").iloc[0]
-            row.update({"best_level": float("nan"), "output_tok_s": float("nan"), "usd_per_m_output": float("nan"),
-                        "norm_per_usd": float("nan"), "why_not": _violation(worst, slo)})
+            row.update({"best_level": float("nan"), "output_tok_s": float("nan"), "input_tok_s": float("nan"),
+                        "usd_per_m_output": float("nan"), "usd_per_m_tokens": float("nan"),
+                        "cost_basis": first["cost_basis"], "norm_per_usd": float("nan"),
+                        "why_not": _violation(worst, slo)})
         else:
             best = ok.iloc[-1]
             row.update({"best_level": best["level"], "output_tok_s": best["output_tok_s"],
-                        "usd_per_m_output": best["usd_per_m_output"], "norm_per_usd": best["norm_per_usd"],
+                        "input_tok_s": best["input_tok_s"], "usd_per_m_output": best["usd_per_m_output"],
+                        "usd_per_m_tokens": best["usd_per_m_tokens"], "cost_basis": best["cost_basis"],
+                        "norm_per_usd": best["norm_per_usd"],
                         "ttft_p99": best["ttft_p99"], "tpot_p50": best["tpot_p50"], "why_not": ""})
             above = g.loc[g["level"] > best["level"]].sort_values("level")
             if not above.empty:
@@ -73,9 +78,9 @@ def slo_verdicts(df: pd.DataFrame, slo: Slo) -> tuple[pd.DataFrame, pd.DataFrame
     series = pd.DataFrame(rows)
     if series.empty:
         return series, series
-    meets = series.dropna(subset=["best_level", "usd_per_m_output"])
+    meets = series.dropna(subset=["best_level", "usd_per_m_tokens"])
     group = ["source", "model", "workload", "workload_label", "mode"]
-    cheapest = (meets.sort_values("usd_per_m_output").groupby(group, sort=False, dropna=False).head(1)
+    cheapest = (meets.sort_values("usd_per_m_tokens").groupby(group, sort=False, dropna=False).head(1)
                 .sort_values(group).reset_index(drop=True))
     return series, cheapest
 

@@ -20,11 +20,18 @@ MATCH = ["source", "model", "workload_label", "mode", "level"]
 
 
 def add_cost(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """Add ``usd_per_m_output``, ``output_tok_per_usd``, ``input_tok_per_usd``, ``norm_per_usd``, ``baseline``."""
+    """Add ``usd_per_m_output`` / ``_input`` / ``_tokens`` (+ ``cost_basis``), ``output_tok_per_usd``,
+    ``input_tok_per_usd``, ``norm_per_usd``, ``norm_input_per_usd`` and ``baseline``."""
     df = df.copy()
     usd_h = pd.to_numeric(df["usd_per_hour"], errors="coerce").where(lambda x: x > 0)
     out_h = df["output_tok_s"] * SECONDS_PER_HOUR
+    in_h = df["input_tok_s"] * SECONDS_PER_HOUR
     df["usd_per_m_output"] = usd_h / out_h.where(out_h > 0) * 1e6
+    df["usd_per_m_input"] = usd_h / in_h.where(in_h > 0) * 1e6
+    # What a workload's tokens cost: prompt (prefill) tokens for input-heavy work, output tokens otherwise.
+    input_heavy = df["workload"] == "input-heavy"
+    df["cost_basis"] = input_heavy.map({True: "input", False: "output"})
+    df["usd_per_m_tokens"] = df["usd_per_m_input"].where(input_heavy, df["usd_per_m_output"])
     df["output_tok_per_usd"] = out_h / usd_h
     df["input_tok_per_usd"] = df["input_tok_s"] * SECONDS_PER_HOUR / usd_h
     df["baseline"] = baselines(df, baseline)

@@ -46,7 +46,7 @@ class Workloads:
     rate_seconds: float = 8.0  # seconds of Poisson arrivals per rate stage
     prefill_levels: tuple[int, ...] = (4, 16)  # input-heavy static batches
     prefill_lengths: tuple[int, int] = (2048, 8)  # 256 × more input than output: prefill-bound
-    prefill_batches: int = 2  # static batches per prefill level
+    prefill_batches: int = 1  # static batches per prefill level
 
     def describe(self) -> str:
         return (f"static batches {'→'.join(map(str, self.batch_levels))} at {self.lengths[0]}→{self.lengths[1]} "

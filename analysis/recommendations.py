@@ -116,42 +116,57 @@ def quantization(d: pd.DataFrame, source: str, slo: Slo) -> Verdict:
 
 
 def memory_fit(d: pd.DataFrame, source: str) -> Verdict:
-    """The sizing rule per stack, against what the server did when the batch outgrew the KV cache."""
-    rows, served, tight_seen, tight_expected = [], [], 0, 0
+    """The sizing rule per stack, against what the server did when a batch outgrew the KV cache.
+
+    A batch of N sequences of (input + output) tokens needs N × (input + output) KV slots at its end;
+    when that exceeds the stack's KV capacity the rule predicts a capped running batch or preemptions.
+    """
+    rows, served, tight_seen, tight_expected, unexpected = [], [], 0, 0, []
     for stack, g in d.groupby("stack", sort=True):
         r = g.iloc[0]
-        batch = g.loc[g["mode"] == "batch"]
-        tokens_per_seq = (g["mean_input_tokens"] + g["mean_output_tokens"]).max()
-        kv_batch = r["kv_tokens"] / tokens_per_seq if r["kv_tokens"] and tokens_per_seq > 0 else float("nan")
-        top = batch.sort_values("level").iloc[-1] if not batch.empty else None
+        batch = g.loc[(g["mode"] == "batch") & g["level"].notna()].copy()
+        dec = batch.loc[batch["workload"].isin(DECODE_WORKLOADS)]
+        batch = (dec if not dec.empty else batch).sort_values("level")
+        top = batch.iloc[-1] if not batch.empty else None
+        kv_tokens = r["kv_tokens"] if pd.notna(r["kv_tokens"]) else None
+        per_seq = (top["mean_input_tokens"] + top["mean_output_tokens"]) if top is not None else float("nan")
+        holds = kv_tokens / per_seq if kv_tokens and per_seq > 0 else float("nan")
+        outgrew = top is not None and pd.notna(holds) and top["level"] > holds
         run_max = top["server_running_max"] if top is not None else float("nan")
-        outgrew = top is not None and pd.notna(kv_batch) and top["level"] > kv_batch
-        capped = pd.notna(run_max) and top is not None and run_max < 0.9 * top["level"]
-        if outgrew:
+        preempted = top is not None and pd.notna(top["server_preemptions"]) and top["server_preemptions"] > 0
+        capped = top is not None and pd.notna(run_max) and run_max < 0.9 * top["level"]
+        if g["completed"].sum() == 0 or top is None or pd.isna(run_max):
+            pass  # nothing the server did to compare with the rule
+        elif outgrew:
             tight_expected += 1
-            tight_seen += bool(capped or (top["server_preemptions"] or 0) > 0)
-        served.append(bool(r["fits"]) and g["completed"].sum() > 0)
+            tight_seen += bool(capped or preempted)
+        elif capped or preempted:
+            unexpected.append(stack)
+        served.append(r["fits"] is not False)
         rows.append({
             "stack": stack, "weights GB": _f(r["weight_gb"], ".1f"),
-            "weight share": _f(r["weight_share"], ".0%"), "≤ 80 %": "yes" if r["fits"] else "no",
+            "weight share": _f(r["weight_share"], ".0%"),
+            "≤ 80 %": {True: "yes", False: "no"}.get(r["fits"], "–"),
             "KV GiB": _f(r["kv_gib"], ".1f"),
             "KV share": _f(r["kv_share"], ".0%") + (" (< 20 %)" if (r["kv_share"] or 1) < 0.2 else ""),
-            "KV tokens": _f(r["kv_tokens"], ",.0f"), "seqs the KV holds": _f(kv_batch, ".0f"),
-            "top batch": _f(top["level"] if top is not None else None, "g"),
-            "server running max": _f(run_max, ".0f"),
+            "KV tokens": _f(kv_tokens, ",.0f"),
+            "top batch (tokens/seq)": "–" if top is None else f"{top['level']:g} ({_f(per_seq, '.0f')})",
+            "seqs the KV holds": _f(holds, ".0f"), "server running max": _f(run_max, ".0f"),
             "server KV max": _f(top["server_kv_max"] if top is not None else None, ".0%"),
             "preemptions": _f(top["server_preemptions"] if top is not None else None, ".0f"),
         })
     evidence = pd.DataFrame(rows)
     if not rows:
         return Verdict(2, source, NOT_EVALUATED, "No runs.")
-    fit_all = all(served)
-    summary = (f"{sum(served)}/{len(served)} stacks fit by the rule and served requests. "
-               f"{tight_expected} stack(s) ran batches larger than their KV cache holds; in "
-               f"{tight_seen} of them the server capped its running batch or preempted, as the rule warns.")
-    if not fit_all:
+    summary = (f"{sum(served)}/{len(served)} stacks fit by the rule (weights ≤ 80 % of memory). "
+               f"{tight_expected} stack(s) ran a batch whose KV demand exceeds their KV cache; "
+               f"{tight_seen} of them show the cap the rule warns of (running batch held below the batch, "
+               f"or preemptions)")
+    summary += (f"; capped although the KV cache should hold the batch: {', '.join(unexpected)}." if unexpected
+                else ".")
+    if not all(served):
         verdict = NOT_SUPPORTED
-    elif tight_expected and tight_seen < tight_expected and d["server_running_max"].notna().any():
+    elif tight_seen < tight_expected or unexpected:
         verdict = PARTLY
     else:
         verdict = SUPPORTED
@@ -255,11 +270,8 @@ def batching(d: pd.DataFrame, source: str, slo: Slo) -> Verdict:
         return Verdict(5, source, NOT_EVALUATED, "No stack ran a static batch sweep with two or more levels "
                        "(run --mode batch --levels 16,32,64,128,256).")
     rises = all(g > 1.0 for g in gains)
-    comparisons = []
-    for model in sorted({m for _, m, _ in lat_up.values()}):
-        fams = {f: lat for f, m, lat in lat_up.values() if m == model}
-        if "A3" in fams and "G2" in fams:
-            comparisons.append((model, fams["G2"], fams["A3"]))
+    comparisons = [(f"{p.model} {p.precision}", lat_up[p.a][2], lat_up[p.b][2]) for p in family_pairs(d)
+                   if p.source == source and p.a in lat_up and p.b in lat_up]
     a3_lower = all(a3 < g2 for _, g2, a3 in comparisons)
     verdict = SUPPORTED if rises and a3_lower else (PARTLY if rises or a3_lower else NOT_SUPPORTED)
     parts = [f"throughput rises with batch on {sum(g > 1 for g in gains)}/{len(gains)} stacks "

@@ -101,7 +101,8 @@ def headline(a: Analysis) -> list[str]:
         tag = " *(modelled)*" if c["source"] == "modelled" else ""
         lines.append(f"Cheapest meeting the SLO for {c['model']} ({c['workload_label']} tokens, {c['mode']}): "
                      f"**{c['stack']}** at {c['mode']} level {c['best_level']:g}: "
-                     f"${c['usd_per_m_output']:.3f} per million output tokens, {c['output_tok_s']:,.0f} tok/s{tag}")
+                     f"${c['usd_per_m_tokens']:.3f} per million {c['cost_basis']} tokens, "
+                     f"{c[c['cost_basis'] + '_tok_s']:,.0f} {c['cost_basis']} tok/s{tag}")
     for v in a.recommendations:
         tag = " *(modelled)*" if v.source == "modelled" else ""
         lines.append(f"Recommendation {v.number}: **{v.verdict}**{tag}")
@@ -179,13 +180,15 @@ def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
              "`why not higher` names the first level above it that fails and the term it breaks.\n")
     if not a.series.empty:
         cols = {"source": "source", "stack": "stack", "model": "model", "workload_label": "in→out", "mode": "mode",
-                "best_level": "best level", "output_tok_s": "output tok/s", "usd_per_m_output": "$/M output tok",
+                "best_level": "best level", "output_tok_s": "output tok/s", "input_tok_s": "input tok/s",
+                "usd_per_m_tokens": "$/M tokens", "cost_basis": "tokens priced",
                 "norm_per_usd": "tok/s per $ (norm.)", "why_not": "why not higher"}
         s.append(md_table(a.series[list(cols)].rename(columns=cols)))
     s.append("### Cheapest stack meeting the SLO\n")
     if not a.cheapest.empty:
         cols = {"source": "source", "model": "model", "workload_label": "in→out", "mode": "mode", "stack": "stack",
-                "best_level": "level", "usd_per_m_output": "$/M output tok", "output_tok_s": "output tok/s"}
+                "best_level": "level", "usd_per_m_tokens": "$/M tokens", "cost_basis": "tokens priced",
+                "output_tok_s": "output tok/s", "input_tok_s": "input tok/s"}
         s.append(md_table(a.cheapest[list(cols)].rename(columns=cols)))
     else:
         s.append("_No stack meets the SLO at any tested level._\n")

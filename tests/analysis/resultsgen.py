@@ -104,7 +104,7 @@ def write_run(
                 'vllm:num_requests_running{model_name="m"}': running,
                 'vllm:num_requests_waiting{model_name="m"}': max(0.0, level - max_running),
                 'vllm:kv_cache_usage_perc{model_name="m"}': min(1.0, running / max_running),
-                'vllm:num_preemptions_total{model_name="m"}': float(step),
+                'vllm:num_preemptions_total{model_name="m"}': float(step if level > max_running else 0),
                 'vllm:time_to_first_token_seconds_bucket{le="0.1"}': 1.0}}))
         t0 += window + 1.0
     text = "\n".join(lines) + "\n"

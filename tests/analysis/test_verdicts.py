@@ -79,3 +79,20 @@ def test_modelled_and_measured_get_separate_verdicts(tmp_path: Path) -> None:
     assert {v.source for v in a.recommendations} == {"modelled", "measured"}
     measured = {v.number: v.verdict for v in a.recommendations if v.source == "measured"}
     assert measured[3] == "not evaluated"  # one measured stack: nothing measured to compare with
+
+
+def test_memory_fit_matches_the_server_cap_to_the_kv_capacity(tmp_path: Path) -> None:
+    # llama2-7b-g2 holds 12,445 KV tokens = 64 sequences of 128 + 64 tokens: at batch 256 the server caps.
+    write_run(tmp_path, "llama2-7b-g2", curve=G2_7B, levels=(16, 256), max_running=64)
+    write_run(tmp_path, "llama2-7b-a3", curve=A3_7B, levels=(16, 256))
+    a = analyse(load_runs([str(tmp_path)]), SLO)
+    v = next(x for x in a.recommendations if x.number == 2)
+    assert v.verdict == "supported" and "1 stack(s) ran a batch whose KV demand exceeds" in v.summary
+    ev = v.evidence.set_index("stack")
+    assert ev.loc["llama2-7b-g2", "seqs the KV holds"] == "65" and ev.loc["llama2-7b-g2", "server running max"] == "64"
+
+
+def test_memory_fit_flags_a_cap_the_rule_did_not_predict(tmp_path: Path) -> None:
+    write_run(tmp_path, "llama2-7b-a3", curve=A3_7B, levels=(16, 256), max_running=64)  # KV holds 613 sequences
+    v = next(x for x in analyse(load_runs([str(tmp_path)]), SLO).recommendations if x.number == 2)
+    assert v.verdict == "partly supported" and "llama2-7b-a3" in v.summary
