@@ -38,19 +38,26 @@ def _save(fig, path: Path) -> Path:
 
 
 def latency_throughput(df: pd.DataFrame, out: Path) -> Path | None:
-    """TTFT p99 and TPOT p50 against output tokens/s, one curve per series, one row per model."""
+    """TTFT p99 and TPOT p50 against output tokens/s for the decode workloads, one row per model.
+
+    One colour per stack, circles for batch sweeps and squares for rate sweeps (the input-heavy
+    workload has its own figure, ``prefill``).
+    """
     d = df.dropna(subset=["output_tok_s", "level"])
+    d = d.loc[d["workload"].isin(DECODE_WORKLOADS)]
     if d.empty:
         return None
     models = sorted(set(d["model"].dropna()))
+    colors = {s: f"C{k % 10}" for k, s in enumerate(sorted(set(d["stack"])))}
     fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.6 * len(models)), squeeze=False)
     for row, model in enumerate(models):
         m = d.loc[d["model"] == model]
         for (source, stack, wl, mode), g in m.groupby(["source", "stack", "workload_label", "mode"]):
             g = g.sort_values("level")
+            style = {**_style(source), "color": colors[stack], "marker": "s" if mode == "rate" else "o"}
             lab = _label(stack, source, f" {mode} {wl}")
-            axes[row][0].plot(g["output_tok_s"], g["ttft_p99"] * 1e3, label=lab, **_style(source))
-            axes[row][1].plot(g["output_tok_s"], g["tpot_p50"] * 1e3, label=lab, **_style(source))
+            axes[row][0].plot(g["output_tok_s"], g["ttft_p99"] * 1e3, label=lab, **style)
+            axes[row][1].plot(g["output_tok_s"], g["tpot_p50"] * 1e3, label=lab, **style)
         for ax, what in zip(axes[row], ("TTFT p99 (ms)", "TPOT p50 (ms)"), strict=True):
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -86,7 +93,7 @@ def per_dollar(df: pd.DataFrame, out: Path) -> Path | None:
     values = [v for *_x, v, _b in bars]
     colors = [f"C{sorted({b[1] for b in bars}).index(m)}" for _s, m, *_rest in bars]
     hatches = ["//" if src == "modelled" else "" for src, *_ in bars]
-    rects = ax.bar(range(len(bars)), values, color=colors, hatch=None)
+    rects = ax.bar(range(len(bars)), values, color=colors, edgecolor="white")
     for rect, h in zip(rects, hatches, strict=True):
         rect.set_hatch(h)
     for i, v in enumerate(values):
@@ -94,7 +101,11 @@ def per_dollar(df: pd.DataFrame, out: Path) -> Path | None:
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xticks(range(len(bars)), labels, fontsize=7, rotation=20, ha="right")
     ax.set_ylabel("output tokens/s per $ (baseline = 1)")
-    ax.set_title("Throughput per dollar, normalized to each model's baseline stack")
+    ax.set_title("Output tokens/s per $ (each model's baseline = 1)" + (", hatched: modelled" if any(hatches) else ""),
+                 fontsize=10)
+    for model in sorted({b[1] for b in bars}):
+        ax.bar([], [], color=f"C{sorted({b[1] for b in bars}).index(model)}", label=model)
+    ax.legend(fontsize=8)
     return _save(fig, out / "per_dollar.png")
 
 
@@ -155,14 +166,15 @@ def prefill(df: pd.DataFrame, out: Path) -> Path | None:
 def server_timeline(runs: list[Run], df: pd.DataFrame, out: Path) -> Path | None:
     """Server running batch and queue over time during each stack's batch sweep (the decode workload).
 
-    A sweep run as one run per level is drawn end to end, in run order, on one time axis.
+    A sweep run as one run per level is drawn end to end, by level, on one time axis.
     """
     picked: list[tuple[str, str, list[Run]]] = []
     for stack in sorted({r.stack for r in runs}):
         ids = set(df.loc[(df["stack"] == stack) & (df["mode"] == "batch")
                          & df["workload"].isin(DECODE_WORKLOADS), "run_id"])
+        first_level = df.loc[df["stack"] == stack].groupby("run_id")["level"].min()
         chosen = sorted((r for r in runs if r.stack == stack and r.run_id in ids and not r.server_metrics.empty),
-                        key=lambda r: r.run_id)
+                        key=lambda r: (first_level.get(r.run_id, 0), r.run_id))
         if chosen:
             picked.append((stack, chosen[0].source, chosen))
     if not picked:
