@@ -39,6 +39,7 @@ def comparison_table(df: pd.DataFrame, slo: Slo | None) -> pd.DataFrame:
     t = df.copy()
     t["accel"] = accel_label(t)
     t["meets_slo"] = slo.stage_meets(t).map({True: "yes", False: "no"}) if slo is not None else ""
+    t["achieved_rate"] = t["achieved_rate"].where(t["mode"] == "rate")  # a static batch is sent all at once
     t["mode"] = t["mode"].astype(str) + t["arrival"].map(lambda a: f" ({a})" if isinstance(a, str) else "")
     out = t[[c for c, _ in TABLE_COLUMNS]].rename(columns=dict(TABLE_COLUMNS))
     return out

@@ -154,8 +154,8 @@ def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, 
     df["xcheck"] = _xcheck(df)
     for _, row in df.loc[df["xcheck"].str.startswith("differs")].iterrows():
         warnings.append(f"{row['run_dir']} stage {row['stage']}: recomputed figures {row['xcheck']}")
-    return df.sort_values(["source", "stack", "run_id", "mode", "level"], kind="stable").reset_index(drop=True), \
-        warnings
+    df = df.sort_values(["source", "stack", "workload_label", "mode", "level", "run_id"], kind="stable")
+    return df.reset_index(drop=True), warnings
 
 
 def _xcheck(df: pd.DataFrame) -> pd.Series:

@@ -72,6 +72,8 @@ def fmt(v: Any) -> str:
         return f"{v:,}"
     if isinstance(v, float):
         a = abs(v)
+        if v.is_integer() and a < 1e6:
+            return f"{v:,.0f}"
         if a == 0:
             return "0"
         if a >= 1000:

@@ -65,8 +65,8 @@ def stage_stats(r: pd.DataFrame, slo: Slo | None = None) -> pd.DataFrame:
     base["output_tok_s"] = base["output_tokens"] / window
     base["total_tok_s"] = base["input_tok_s"] + base["output_tok_s"]
     base["goodput"] = base["good"] / window
-    sent_span = (base["last_sent"] - base["first_sent"]).where(lambda w: w > 0)
-    base["achieved_rate"] = (base["requests"] - 1) / sent_span
+    sent_span = (base["last_sent"] - base["first_sent"]).where(lambda w: w > 1e-3)
+    base["achieved_rate"] = (base["requests"] - 1) / sent_span  # meaningful for open-loop (rate) stages
 
     lat = r[[*KEYS, *LATENCY_METRICS, "dispatch"]]
     gl = lat.groupby(KEYS, sort=False, observed=True)
