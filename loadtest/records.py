@@ -45,7 +45,8 @@ class RequestRecord:
     sent: float | None = None
     first: float | None = None
     end: float | None = None
-    chunks: list[list[float]] = field(default_factory=list)  # [[t, tokens], ...] content chunks only
+    # (t, tokens): the content tokens that arrived in one read; tuples of numbers are not tracked by the GC
+    chunks: list[tuple[float, int]] = field(default_factory=list)
     inputTokens: int | None = None
     outputTokens: int | None = None
     tokenSource: str | None = None

@@ -13,8 +13,9 @@ import json
 from collections.abc import Callable
 
 from .clock import Clock
-from .dialects import Dialect, Prompt, ProtocolError
-from .http import Transport, TransportError
+from .dialects import Dialect, Prompt, ProtocolError, StreamParser
+from .dialects.base import Framer
+from .http import Response, Transport, TransportError
 from .records import RequestRecord, error_for_status
 from .results import ResultsWriter
 
@@ -74,24 +75,34 @@ class Runner:
         self._finish(rec, parser)
         return rec
 
-    async def _read_stream(self, rec: RequestRecord, resp, framer, parser) -> None:
+    async def _read_stream(self, rec: RequestRecord, resp: Response, framer: Framer, parser: StreamParser) -> None:
+        """One timestamp per read: the events of one read arrived together, as one chunk."""
         now = self.clock.now
         chunks = rec.chunks
-        async for data in resp.chunks():
-            t = now()
-            for event in framer.feed(data):
-                n = parser.feed(event)
-                if n:
+        recorded = 0
+        try:
+            async for data in resp.chunks():
+                t = now()
+                events = framer.feed(data)
+                if events and (n := parser.feed_many(events)):
                     if rec.first is None:
                         rec.first = t
-                    chunks.append([t, n])
-        t = rec.end = now()
-        for event in framer.close():
-            n = parser.feed(event)
-            if n:
+                    chunks.append((t, n))
+                    recorded += n
+            t = rec.end = now()
+            events = framer.close()
+            if events and (n := parser.feed_many(events)):
                 if rec.first is None:
                     rec.first = t
-                chunks.append([t, n])
+                chunks.append((t, n))
+                recorded += n
+        except ProtocolError:
+            # tokens parsed from the same read before the bad event still arrived: keep them
+            if (pending := parser.chunk_tokens - recorded) > 0:
+                if rec.first is None:
+                    rec.first = t
+                chunks.append((t, pending))
+            raise
         parser.finish()
 
     def _finish(self, rec: RequestRecord, parser) -> None:

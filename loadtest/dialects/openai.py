@@ -23,12 +23,20 @@ class OpenAIParser(StreamParser):
         self.chat = chat
 
     def feed(self, data: str) -> int:
-        if data.strip() == "[DONE]":
+        return self.feed_many([data])
+
+    def feed_many(self, events: list[str]) -> int:
+        payloads = [e for e in events if e != "[DONE]" and e.strip() != "[DONE]"]
+        if len(payloads) != len(events):
             self.done = True
-            return 0
-        obj = self.load(data)
+        objs = self.load_many(payloads)
+        if objs is not None:
+            return sum(self._one(obj) for obj in objs)
+        return sum(self._one(self.load(p)) for p in payloads)  # one by one: earlier events count
+
+    def _one(self, obj: Any) -> int:
         if not isinstance(obj, dict):
-            raise ProtocolError("invalid_json", f"expected an object, got {data[:120]}")
+            raise ProtocolError("invalid_json", f"expected an object, got {str(obj)[:120]}")
         choices = obj.get("choices")
         if obj.get("error") is not None and not choices:
             err = obj["error"]

@@ -19,6 +19,7 @@ DATA_DIR = Path(__file__).parent / "data"
 EFFICIENCY_FILE = DATA_DIR / "efficiency.yaml"
 _FACTOR_KEYS = (
     "mfu", "mbu", "step_overhead_ms", "per_seq_overhead_us", "request_overhead_ms", "comm_efficiency",
+    "token_emit_us",
 )
 
 
@@ -39,6 +40,7 @@ class Efficiency:
     per_seq_overhead_s: float  # CPU cost per sequence in a step (sampling, detokenizing, bookkeeping)
     request_overhead_s: float  # from arrival to schedulable (HTTP, tokenizing, queue admission)
     comm_efficiency: float  # share of link bandwidth an all-reduce reaches
+    token_emit_s: float  # spacing of a step's tokens as the server sends them, stream after stream
     link_bytes_per_s: float  # GPU-to-GPU bandwidth per direction
     allreduce_latency_s: float  # fixed cost of one all-reduce
     sources: tuple[str, ...]
@@ -47,7 +49,7 @@ class Efficiency:
         return {
             "engine": self.engine, "chip": self.chip, "precision": self.precision, "mfu": self.mfu, "mbu": self.mbu,
             "stepOverheadMs": self.step_overhead_s * 1e3, "perSeqOverheadUs": self.per_seq_overhead_s * 1e6,
-            "requestOverheadMs": self.request_overhead_s * 1e3, "commEfficiency": self.comm_efficiency,
+            "requestOverheadMs": self.request_overhead_s * 1e3, "commEfficiency": self.comm_efficiency, "tokenEmitUs": self.token_emit_s * 1e6,
             "linkGBps": self.link_bytes_per_s / 1e9, "allreduceLatencyUs": self.allreduce_latency_s * 1e6,
             "sources": list(self.sources),
         }
@@ -96,6 +98,7 @@ def efficiency(engine: str, chip: str, precision: str, data: dict[str, Any] | No
         per_seq_overhead_s=f["per_seq_overhead_us"] / 1e6,
         request_overhead_s=f["request_overhead_ms"] / 1e3,
         comm_efficiency=f["comm_efficiency"],
+        token_emit_s=f["token_emit_us"] / 1e6,
         link_bytes_per_s=float(hw["link_gbps"]) * 1e9,
         allreduce_latency_s=float(hw["allreduce_latency_us"]) / 1e6,
         sources=(str(eng.get("source", "")), str(hw.get("source", ""))),

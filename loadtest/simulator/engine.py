@@ -16,7 +16,8 @@ formed when the engine is idle (when ``batch_size`` requests are ready or arriva
 members keep their slot (padding) until then, and nothing joins a running batch.
 
 Time is simulated: ``step()`` computes the step's duration with the ``PerfModel`` and advances the
-engine clock. The same engine drives ``predict()`` (no HTTP) and the served endpoint (which emits
+engine clock. The step's tokens leave the server one stream after another from the step's end,
+``token_emit_s`` apart (the API server serialises each stream's event), in running order. The same engine drives ``predict()`` (no HTTP) and the served endpoint (which emits
 each step's tokens at the step's end, in wall time).
 """
 
@@ -67,7 +68,7 @@ class Sequence:
 class StepResult:
     start: float
     end: float
-    emitted: list[Sequence]  # sequences that sampled one token at ``end``
+    emitted: list[Sequence]  # sequences that sampled one token; each leaves at its ``last_token_at``
     finished: list[Sequence]
     new_tokens: int
     prefill_tokens: int
@@ -117,6 +118,7 @@ class Engine:
         self.keep_token_times = keep_token_times
         self.record_iterations = record_iterations
         self.request_overhead_s = self.perf.request_overhead_s
+        self.emit_s = self.perf.eff.token_emit_s
         self.now = 0.0
         self.pending: list[tuple[float, int, Sequence]] = []  # heap by ready time
         self.waiting: deque[Sequence] = deque()
@@ -296,20 +298,22 @@ class Engine:
         end = t0 + dt
         emitted: list[Sequence] = []
         finished: list[Sequence] = []
+        emit = self.emit_s
         for seq, n in scheduled:
             seq.computed += n
             if seq.computed >= seq.total_len:
                 seq.generated += 1
+                t = end + len(emitted) * emit  # the server sends the step's tokens one stream after another
                 emitted.append(seq)
                 seq.prev_token_at = seq.last_token_at
-                seq.last_token_at = end
+                seq.last_token_at = t
                 if seq.first_token_at is None:
-                    seq.first_token_at = end
+                    seq.first_token_at = t
                 if seq.token_times is not None:
-                    seq.token_times.append(end)
+                    seq.token_times.append(t)
                 if seq.generated >= seq.max_new:
                     seq.done = True
-                    seq.finished_at = end
+                    seq.finished_at = t
                     finished.append(seq)
         if finished:
             for seq in finished:
@@ -361,20 +365,22 @@ class Engine:
         end = t0 + dt
         emitted: list[Sequence] = []
         finished: list[Sequence] = []
+        emit = self.emit_s
         for seq in batch:
             if seq.done or seq.cancelled:
                 continue
             seq.generated += 1
+            t = end + len(emitted) * emit
             emitted.append(seq)
             seq.prev_token_at = seq.last_token_at
-            seq.last_token_at = end
+            seq.last_token_at = t
             if seq.first_token_at is None:
-                seq.first_token_at = end
+                seq.first_token_at = t
             if seq.token_times is not None:
-                seq.token_times.append(end)
+                seq.token_times.append(t)
             if seq.generated >= seq.max_new:
                 seq.done = True
-                seq.finished_at = end
+                seq.finished_at = t
                 finished.append(seq)
         if all(s.done or s.cancelled for s in batch):
             for seq in batch:

@@ -1,9 +1,10 @@
 """Real-time driver: runs the simulated engine against the wall clock and emits tokens on schedule.
 
 Simulated time is wall time since start (``loop.time() - t0``). A step is computed when it starts
-(from what has arrived by then) and its tokens are written when it ends, at ``t0 + step.end``: the
-timer fires a little early (the event loop's timers have ~1 ms granularity) and the rest is slept
-precisely, then every emitted token is written straight to its connection's transport in one pass.
+(from what has arrived by then), with every token's bytes prepared then; each token is written
+at its scheduled time (the step's end, then ``token_emit_s`` apart, stream after stream): the
+timer fires a little early (the event loop's timers have ~1 ms granularity), the rest is slept and
+spun precisely, and each write goes straight to the connection's transport.
 The schedule never absorbs lateness: step k+1 starts at step k's simulated end whatever the wall
 clock did, so the timing stays the model's and deterministic given the arrival times, and any
 lateness shows up as emission lag, which is measured for every token and reported.
@@ -32,12 +33,22 @@ class Stream:
     seq: Sequence | None = None
     disconnect_after: int | None = None
 
-    def tokens(self, seq: Sequence, now: float) -> bool:
-        """``seq`` sampled one more token (``seq.generated`` so far). False: the client is gone."""
+    def prepare(self, seq: Sequence) -> bytes | None:
+        """Bytes to send for ``seq``'s newest token (with the stream's tail if it is the last), or None.
+
+        Called when the step is computed, so the send at the scheduled time is a bare socket write.
+        """
+        raise NotImplementedError
+
+    def send(self, data: bytes) -> bool:
+        """Write prepared bytes. False: the client is gone."""
+        raise NotImplementedError
+
+    def alive(self) -> bool:
         raise NotImplementedError
 
     def finish(self, seq: Sequence, reason: str) -> None:
-        """The request ended (``reason``: length, stop, abort)."""
+        """The request ended (``reason``: length, stop, abort, disconnect)."""
         raise NotImplementedError
 
 
@@ -181,21 +192,27 @@ class Runtime:
             self._kick()
             return
         self._in_step = True
-        self.loop.call_at(self.t0 + res.end - EARLY_S, self._emit, res)
+        payload = [(seq, seq.handle.prepare(seq)) for seq in res.emitted if seq.handle is not None]
+        first = res.emitted[0].last_token_at if res.emitted and res.emitted[0].last_token_at else res.end
+        self.loop.call_at(self.t0 + first - EARLY_S, self._emit, res, payload)
 
-    def _emit(self, res: StepResult) -> None:
-        target = self.t0 + res.end
-        delay = target - self.loop.time()
-        if delay > 0:
-            time.sleep(delay)
-        clock = time.monotonic  # the loop's clock
+    def _emit(self, res: StepResult, payload: list[tuple[Sequence, bytes | None]]) -> None:
+        """Send the step's tokens, each at its scheduled time, and record how late each one left."""
+        clock = time.monotonic  # the event loop's clock
+        t0 = self.t0
         lag = self.lag
-        now = res.end
-        for seq in res.emitted:
-            stream = seq.handle
-            if seq.cancelled or stream is None:
+        for seq, data in payload:
+            if seq.cancelled:
                 continue
-            alive = stream.tokens(seq, now)
+            target = t0 + (seq.last_token_at if seq.last_token_at is not None else res.end)
+            wait = target - clock()
+            if wait > 0:
+                if wait > 0.0004:
+                    time.sleep(wait - 0.0002)
+                while clock() < target:
+                    pass
+            stream = seq.handle
+            alive = stream.send(data) if data is not None else stream.alive()
             lag.add(clock() - target)
             if not alive:
                 self.cancel(seq)
@@ -207,10 +224,9 @@ class Runtime:
         for seq in res.finished:
             if seq.cancelled:
                 continue
-            reason = "length"
-            self.observer.finished(seq, reason)
+            self.observer.finished(seq, "length")
             if seq.handle is not None:
-                seq.handle.finish(seq, reason)
+                seq.handle.finish(seq, "length")
         self._in_step = False
         self._kick()
 

@@ -68,7 +68,7 @@ async def _stream(request: web.Request, n_tokens: int, event, end_events: list[b
     return await _generate(request, n_tokens, event, end_events, error_event, framing, behaviour, arg)
 
 
-async def _generate(request: web.Request, n_tokens: int, event, end_events: list[bytes],  # noqa: ANN001
+async def _generate(request: web.Request, n_tokens: int, event, end_events: list[bytes],
                     error_event: bytes, framing: str, behaviour: str, arg: float) -> web.StreamResponse:
     STATE["running"] += 1
     try:

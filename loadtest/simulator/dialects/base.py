@@ -73,6 +73,12 @@ class TokenStream(Stream):
         t.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True
 
+    send = write
+
+    def alive(self) -> bool:
+        t = self.transport
+        return not (t is None or t.is_closing())
+
     # dialects override these two for streaming
     def token_bytes(self, seq: Sequence, text: str) -> bytes:
         raise NotImplementedError
@@ -80,23 +86,20 @@ class TokenStream(Stream):
     def final_bytes(self, seq: Sequence, reason: str) -> bytes:
         return b""
 
-    def tokens(self, seq: Sequence, now: float) -> bool:
+    def prepare(self, seq: Sequence) -> bytes | None:
         text = self.text(seq)
         if not self.streaming:
             self.parts.append(text)
-            t = self.transport
-            return not (t is None or t.is_closing())
-        return self.write(self.token_bytes(seq, text))
+            return None
+        data = self.token_bytes(seq, text)
+        if seq.done:
+            data += self.final_bytes(seq, "length")
+        return data
 
     def finish(self, seq: Sequence, reason: str) -> None:
         self.reason = reason
-        if reason == "disconnect":
-            if self.transport is not None:
-                self.transport.close()
-        elif self.streaming:
-            tail = self.final_bytes(seq, reason)
-            if tail:
-                self.write(tail)
+        if reason == "disconnect" and self.transport is not None:
+            self.transport.close()
         if not self.done.done():
             self.done.set_result(reason)
 

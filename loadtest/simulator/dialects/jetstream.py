@@ -49,7 +49,7 @@ class JetstreamMetrics(Observer):
     def step(self, res: StepResult, engine: Engine) -> None:
         for seq in res.emitted:
             if seq.prev_token_at is None:
-                self.ttft.observe(res.end - seq.arrival)
+                self.ttft.observe((seq.last_token_at or res.end) - seq.arrival)
                 self.per_prefill_token.observe((res.end - res.start) / max(1, res.prefill_tokens or 1))
 
     def finished(self, seq: Sequence, reason: str) -> None:

@@ -79,13 +79,13 @@ class VllmMetrics(Observer):
         self.iteration.observe(res.new_tokens)
         self.generation_tokens += len(res.emitted)
         self.preemptions += res.preempted
-        end = res.end
         for seq in res.emitted:
+            t = seq.last_token_at or res.end
             if seq.prev_token_at is None:
-                self.ttft.observe(end - seq.arrival)
+                self.ttft.observe(t - seq.arrival)
                 self.prompt_tokens += seq.prompt_len
             else:
-                self.itl.observe(end - seq.prev_token_at)
+                self.itl.observe(t - seq.prev_token_at)
 
     def finished(self, seq: Sequence, reason: str) -> None:
         self.success[reason if reason in self.success else "abort"] += 1
