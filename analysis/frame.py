@@ -22,6 +22,10 @@ from .stats import request_metrics, server_stage_stats, stage_stats
 
 INPUT_HEAVY_RATIO = 4.0  # input tokens ≥ 4 × output tokens: an input-heavy (prefill-bound) workload
 XCHECK_RTOL = 0.05
+# stage-table column ← key of the load tester's ``serverMetrics`` in summary.json
+SUMMARY_SERVER_KEYS = {"server_running_mean": "runningMean", "server_running_max": "runningMax",
+                       "server_queue_max": "waitingMax", "server_kv_max": "kvCacheUsageMax",
+                       "server_preemptions": "preemptions"}
 
 
 def _get(d: Any, *path: str, default: Any = None) -> Any:
@@ -140,6 +144,10 @@ def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, 
     if not frames:
         return pd.DataFrame(), warnings
     df = pd.concat(frames, ignore_index=True)
+    # Without scraped samples (e.g. --no-metrics with a server that reports its own), use the summary's.
+    for mine, theirs in SUMMARY_SERVER_KEYS.items():
+        if f"summary_sm_{theirs}" in df:
+            df[mine] = df[mine].fillna(pd.to_numeric(df[f"summary_sm_{theirs}"], errors="coerce"))
     df["level"] = pd.to_numeric(df["level"], errors="coerce")
     df["mode"] = df["mode"].fillna("unknown")
     mean_in = df.groupby("run_id")["mean_input_tokens"].transform("mean")

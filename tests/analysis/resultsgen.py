@@ -53,7 +53,7 @@ def write_run(
     waves: int = 2, requests_per_rate_level: int = 20, usd_per_hour: float | None = None, modelled: bool = True,
     with_summary: bool = True, truncate_last_line: bool = False, run_id: str | None = None,
     spec: dict[str, Any] | None = None, format_version: int = 1, errors: dict[float, int] | None = None,
-    warmup: int = 0, max_running: int = 256,
+    warmup: int = 0, max_running: int = 256, scrape: bool = True,
 ) -> Path:
     """Write one run directory under ``root/<stack>/<run_id>`` and return its path."""
     run_id = run_id or f"20260101T000000Z-{mode}-{input_len}-{output_len}"
@@ -97,6 +97,8 @@ def write_run(
             "requests": n, "completed": ok, "errors": {"http_5xx": n_err} if n_err else {},
             "requestedRate": level if mode == "rate" else None, "outputTokensPerS": ok * output_len / window,
             "ttft": _dist(ttft), "tpot": _dist(tpot), "e2e": _dist(e2e), "clientBottleneck": False,
+            "serverMetrics": {"runningMax": float(min(level, max_running)), "waitingMax": max(0.0, level - max_running),
+                              "preemptions": 2.0 if level > max_running else 0.0},
         })
         for step in range(3):
             running = min(level, max_running) if mode == "batch" else level * e2e
@@ -112,7 +114,8 @@ def write_run(
         text = text.rstrip("\n")
         text = text[: len(text) - 15]
     (path / "requests.jsonl").write_text(text)
-    (path / "server_metrics.jsonl").write_text("\n".join(metrics) + "\n")
+    if scrape:
+        (path / "server_metrics.jsonl").write_text("\n".join(metrics) + "\n")
     if with_summary:
         summary = {"formatVersion": format_version, "runId": run_id, "stack": stack, "modelled": modelled,
                    "partial": False, "stages": stages, "config": config, "spec": spec}

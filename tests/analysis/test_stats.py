@@ -110,3 +110,13 @@ def test_input_heavy_workload_is_classified(tmp_path: Path) -> None:
     write_run(tmp_path, "llama2-7b-g2", levels=(8,), input_len=2048, output_len=8)
     df, _ = stage_frame(load_runs([str(tmp_path)]))
     assert df.loc[0, "workload"] == "input-heavy" and df.loc[0, "workload_label"] == "2048→8"
+
+
+def test_server_figures_come_from_scrapes_or_else_the_summary(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", "llama2-7b-g2", levels=(16, 256), max_running=64)
+    write_run(tmp_path / "b", "llama2-7b-g2", levels=(16, 256), max_running=64, scrape=False)
+    for root in ("a", "b"):
+        df, _ = stage_frame(load_runs([str(tmp_path / root)]))
+        df = df.set_index("level")
+        assert df.loc[256, "server_running_max"] == 64 and df.loc[256, "server_queue_max"] == 192, root
+        assert df.loc[256, "server_preemptions"] == 2 and df.loc[16, "server_preemptions"] == 0, root
