@@ -7,11 +7,14 @@ loop. It returns the stage summaries; ``summary.json`` on disk is always the lat
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import platform
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,45 @@ from .targets import Target
 from .workloads import Tokenizer, Workload, sharegpt, synthetic
 
 MAX_PROMPTS = 20_000
+
+
+GC_INTERVAL_S = 30.0
+
+
+@contextlib.asynccontextmanager
+async def quiet_gc(interval: float = GC_INTERVAL_S) -> AsyncIterator[dict[str, Any]]:
+    """No automatic cyclic-GC pauses inside a stage.
+
+    CPython's collector stops the event loop for 10-40 ms when the heap is large, and every
+    timestamp taken during the pause is late by that much (measured with
+    benchmarks/timing_accuracy.py). Inside a stage the collector is off; the heap built before it
+    is frozen (never rescanned), and a collection of only the new objects runs every ``interval``
+    seconds (reported as ``gcCollections`` / ``gcPauseMaxMs``) so cycles cannot pile up.
+    """
+    stats: dict[str, Any] = {"gcCollections": 0, "gcPauseMaxMs": 0.0}
+    gc.collect()
+    gc.freeze()
+    was_enabled = gc.isenabled()
+    gc.disable()
+
+    async def periodic() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            t0 = time.perf_counter()
+            gc.collect()
+            stats["gcCollections"] += 1
+            stats["gcPauseMaxMs"] = max(stats["gcPauseMaxMs"], round(1000 * (time.perf_counter() - t0), 2))
+
+    task = asyncio.create_task(periodic())
+    try:
+        yield stats
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if was_enabled:
+            gc.enable()
+        gc.unfreeze()
 
 
 def utc(ts: float) -> str:
@@ -77,6 +119,7 @@ def run_meta(run_id: str, stack: str, target: Target, cfg: LoadConfig, clock: Cl
         "environment": environment(),
         "startedAt": utc(clock.wall_origin),
         "clockOrigin": clock.wall_origin,
+        "perfCounterOrigin": clock.origin,
         "endpoint": {"baseUrl": target.base_url, "dialect": target.dialect, "model": target.model,
                      "api": cfg.api, "metricsUrl": target.metrics_url},
         "config": cfg.as_dict(),
@@ -185,9 +228,11 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
             counters = progress.stage_started(spec.id, f"{mode} {level:g}")
             runner.on_sent, runner.on_done = counters.on_sent, counters.on_done
             cpu0, wall0 = time.process_time(), clock.now()
-            run = await scheduler.run_stage(spec)
+            async with quiet_gc() as gc_stats:
+                run = await scheduler.run_stage(spec)
             wall = max(clock.now() - wall0, 1e-9)
-            client = {"cpuPercent": round(100 * (time.process_time() - cpu0) / wall, 1), "httpClient": transport.name}
+            client = {"cpuPercent": round(100 * (time.process_time() - cpu0) / wall, 1), "httpClient": transport.name,
+                      **gc_stats}
             if scraper:
                 await scraper.scrape_once()  # one sample at the stage's end
             server = summarize_server(scraper.for_stage(spec.id)) if scraper else None

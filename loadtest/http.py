@@ -11,7 +11,9 @@ The runner sees only ``Transport.stream`` -> ``Response`` (status, ``chunks()`` 
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +31,11 @@ class Response(ABC):
 
     @abstractmethod
     def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def timed_chunks(self) -> AsyncIterator[tuple[float, bytes]]:
+        """(``time.perf_counter()`` of arrival, bytes); by default the time the data reached us."""
+        async for data in self.chunks():
+            yield time.perf_counter(), data
 
     @abstractmethod
     async def read(self, limit: int = 4096) -> bytes: ...
@@ -139,10 +146,62 @@ class HttpxTransport(Transport):
 
 
 # -- aiohttp -------------------------------------------------------------------------------------
+class _StampedDeque(collections.deque):  # type: ignore[type-arg]
+    """aiohttp's response buffer, stamping each piece with its arrival time as it is appended.
+
+    aiohttp appends each received piece of the body to ``StreamReader._buffer`` in its protocol
+    callback, the moment the socket is read; our coroutine resumes later, after the event loop has
+    run every other ready callback. Under a burst (a batched engine emits one token for hundreds of
+    streams at once) that wait grows with the burst: stamping at append time keeps it out of the
+    measurement. ``popped`` collects (time, size) of the pieces a read consumed.
+    """
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__(items)
+        self.times: collections.deque[float] = collections.deque(time.perf_counter() for _ in self)
+        self.popped: list[tuple[float, int]] = []
+
+    def append(self, data: bytes) -> None:
+        super().append(data)
+        self.times.append(time.perf_counter())
+
+    def appendleft(self, data: bytes) -> None:
+        super().appendleft(data)
+        self.times.appendleft(self.popped.pop()[0] if self.popped else time.perf_counter())
+
+    def popleft(self) -> bytes:
+        data = super().popleft()
+        self.popped.append((self.times.popleft(), len(data)))
+        return data
+
+
 class _AiohttpResponse(Response):
     def __init__(self, resp: Any):
         self._resp = resp
         self.status = resp.status
+        self._stamped: _StampedDeque | None = None
+        reader = resp.content
+        # aiohttp 3.x keeps the body in a deque named _buffer; if that ever changes, fall back to
+        # the time the data reaches our coroutine (the base class behaviour).
+        if isinstance(getattr(reader, "_buffer", None), collections.deque):
+            self._stamped = _StampedDeque(reader._buffer)
+            reader._buffer = self._stamped
+
+    async def timed_chunks(self) -> AsyncIterator[tuple[float, bytes]]:
+        stamped = self._stamped
+        if stamped is None:
+            async for item in super().timed_chunks():
+                yield item
+            return
+        async for data in self.chunks():
+            pieces, stamped.popped = stamped.popped, []
+            if sum(n for _, n in pieces) != len(data) or not pieces:
+                yield time.perf_counter(), data  # a partial-piece read: no exact split
+                continue
+            offset = 0
+            for t, n in pieces:
+                yield t, data[offset:offset + n]
+                offset += n
 
     async def chunks(self) -> AsyncIterator[bytes]:
         import aiohttp

@@ -78,11 +78,13 @@ class Runner:
     async def _read_stream(self, rec: RequestRecord, resp: Response, framer: Framer, parser: StreamParser) -> None:
         """One timestamp per read: the events of one read arrived together, as one chunk."""
         now = self.clock.now
+        origin = self.clock.origin
         chunks = rec.chunks
         recorded = 0
+        t = now()
         try:
-            async for data in resp.chunks():
-                t = now()
+            async for arrived, data in resp.timed_chunks():
+                t = arrived - origin
                 events = framer.feed(data)
                 if events and (n := parser.feed_many(events)):
                     if rec.first is None:
