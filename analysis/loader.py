@@ -1,4 +1,4 @@
-"""Read result directories (docs/results-format.md, version 1) into plain Python + pandas objects.
+"""Read result directories (docs/results-format.md, versions 1 and 2) into plain Python + pandas objects.
 
 A run directory is self-describing: ``run.json`` (written at start) says what was run against what
 and at what cost; ``requests.jsonl`` holds one line per finished request; ``summary.json`` holds the
@@ -113,11 +113,12 @@ def _check_version(path: Path, doc: dict[str, Any]) -> int:
     version = doc.get("formatVersion")
     if version is None:
         raise AnalysisError(str(path), "has no `formatVersion`",
-                            "results must be written by `python -m loadtest run` (format version 1)")
+                            "results must be written by `python -m loadtest run` (docs/results-format.md)")
     if version not in SUPPORTED_FORMAT_VERSIONS:
-        supported = ", ".join(map(str, SUPPORTED_FORMAT_VERSIONS))
+        supported = " and ".join(map(str, SUPPORTED_FORMAT_VERSIONS))
         raise AnalysisError(str(path), f"`formatVersion` {version!r} is not supported (this analysis reads "
-                            f"version {supported})", "upgrade gke-llm-bench, or re-run the load test with this version")
+                            f"versions {supported})",
+                            "upgrade gke-llm-bench, or re-run the load test with this version")
     return int(version)
 
 
@@ -172,7 +173,7 @@ def _typed_requests(df: pd.DataFrame, path: Path | None) -> pd.DataFrame:
     missing = [f for f in ("stage", "sent", "end", "outputTokens") if df[f].isna().all() and len(df)]
     if missing:
         raise AnalysisError(str(path), f"request records lack {', '.join(missing)}",
-                            "requests.jsonl must follow docs/results-format.md (version 1)")
+                            "requests.jsonl must follow docs/results-format.md")
     for f in _FLOAT_FIELDS:
         df[f] = pd.to_numeric(df[f], errors="coerce").astype("float64")
     df["stage"] = df["stage"].astype("string")
@@ -256,9 +257,13 @@ def load_run(path: Path) -> Run:
     warnings += w
     metrics, w = read_server_metrics(path / "server_metrics.jsonl")
     warnings += w
-    partial = summary is None or bool(summary.get("partial")) or any("truncated" in x for x in w)
-    if summary is not None and summary.get("partial"):
-        warnings.append(f"{path}: summary.json says partial: the run was interrupted")
+    # v2's ``complete: false`` marks a run killed between stages (the last per-stage rewrite survives).
+    incomplete = summary is not None and (bool(summary.get("partial")) or summary.get("complete") is False)
+    partial = summary is None or incomplete or any("truncated" in x for x in w)
+    if incomplete:
+        warnings.append(f"{path}: summary.json says the run did not finish (partial or incomplete)")
+    if summary is not None:
+        warnings += [f"{path}: load tester: {x}" for x in summary.get("warnings") or [] if isinstance(x, str)]
     stack = run_doc.get("stack") or _spec_of(run_doc).get("stack")
     if not stack:
         raise AnalysisError(str(run_path), "has no `stack`", "results must be written by `python -m loadtest run`")

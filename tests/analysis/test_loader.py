@@ -38,7 +38,7 @@ def test_unknown_format_version_is_refused_naming_file_and_version(tmp_path: Pat
     path = write_run(tmp_path, "llama2-7b-g2", levels=(16,), format_version=99)
     with pytest.raises(AnalysisError) as exc:
         load_run(path)
-    assert "run.json" in str(exc.value) and "99" in str(exc.value) and "version 1" in str(exc.value)
+    assert "run.json" in str(exc.value) and "99" in str(exc.value) and "versions 1 and 2" in str(exc.value)
 
 
 def test_missing_format_version_is_refused(tmp_path: Path) -> None:
@@ -86,3 +86,15 @@ def test_blank_lines_are_tolerated_and_chunks_are_not_loaded(tmp_path: Path) -> 
     f.write_text(json.dumps(rec) + "\n\n" + json.dumps({**rec, "i": 1}) + "\n")
     df, warnings = read_requests(f)
     assert list(df["i"]) == [0, 1] and warnings == [] and "chunks" not in df.columns
+
+
+def test_version_2_incomplete_run_is_partial_and_its_warnings_are_kept(tmp_path: Path) -> None:
+    path = write_run(tmp_path, "llama2-7b-g2", levels=(16,), format_version=2)
+    doc = json.loads((path / "summary.json").read_text())
+    doc.update({"complete": False, "warnings": ["endpoint slow to start"]})
+    (path / "summary.json").write_text(json.dumps(doc))
+    run = load_run(path)
+    assert run.format_version == 2 and run.partial
+    assert any("did not finish" in w for w in run.warnings)
+    assert any("load tester: endpoint slow to start" in w for w in run.warnings)
+
