@@ -101,8 +101,9 @@ def test_static_batch_members_finish_together(spec_7b_a3):
     engine = Engine(spec_7b_a3, static_batch=True, batch_size=8, static_wait_s=0.0)
     seqs = add(engine, 8, 32, 16)
     run_all(engine)
-    assert len({s.finished_at for s in seqs}) == 1
-    assert len({s.first_token_at for s in seqs}) == 1
+    spread = 8 * engine.emit_s  # the step's tokens leave one stream after another
+    assert max(s.finished_at for s in seqs) - min(s.finished_at for s in seqs) <= spread + 1e-12
+    assert max(s.first_token_at for s in seqs) - min(s.first_token_at for s in seqs) <= spread + 1e-12
 
 
 def test_same_arrivals_same_schedule(spec_7b_a3):

@@ -42,7 +42,7 @@ def test_small_kv_cache_preempts(stacks):
 
 def test_static_mode_matches_a_single_batch(spec_7b_a3):
     p = predict(spec_7b_a3, Workload(32, 128, mode="static", concurrency=16, requests=16))
-    assert p.ttft_s.p50 == pytest.approx(p.ttft_s.p99)  # one prefill for the whole batch
+    assert p.ttft_s.p50 == pytest.approx(p.ttft_s.p99, abs=1e-3)  # one prefill for the whole batch
 
 
 def test_bad_workload_names_the_field():
