@@ -49,7 +49,8 @@ class Efficiency:
         return {
             "engine": self.engine, "chip": self.chip, "precision": self.precision, "mfu": self.mfu, "mbu": self.mbu,
             "stepOverheadMs": self.step_overhead_s * 1e3, "perSeqOverheadUs": self.per_seq_overhead_s * 1e6,
-            "requestOverheadMs": self.request_overhead_s * 1e3, "commEfficiency": self.comm_efficiency, "tokenEmitUs": self.token_emit_s * 1e6,
+            "requestOverheadMs": self.request_overhead_s * 1e3, "commEfficiency": self.comm_efficiency,
+            "tokenEmitUs": self.token_emit_s * 1e6,
             "linkGBps": self.link_bytes_per_s / 1e9, "allreduceLatencyUs": self.allreduce_latency_s * 1e6,
             "sources": list(self.sources),
         }

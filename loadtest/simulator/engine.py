@@ -17,8 +17,9 @@ members keep their slot (padding) until then, and nothing joins a running batch.
 
 Time is simulated: ``step()`` computes the step's duration with the ``PerfModel`` and advances the
 engine clock. The step's tokens leave the server one stream after another from the step's end,
-``token_emit_s`` apart (the API server serialises each stream's event), in running order. The same engine drives ``predict()`` (no HTTP) and the served endpoint (which emits
-each step's tokens at the step's end, in wall time).
+``token_emit_s`` apart (the API server serialises each stream's event), in running order. The
+same engine drives ``predict()`` (no HTTP) and the served endpoint (which writes each token at
+its scheduled time, in wall time).
 """
 
 from __future__ import annotations
