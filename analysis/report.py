@@ -26,6 +26,9 @@ from .recommendations import Verdict
 from .recommendations import evaluate as evaluate_recommendations
 from .slo import Slo
 
+SHORT_TITLES = {1: "quantize", 2: "weights ≤ 80 % of memory", 3: "G2 for ≤ 7B, A3 for larger models",
+                4: "A3 for input-heavy work", 5: "batch up to the latency limit"}
+
 
 @dataclass
 class Analysis:
@@ -107,10 +110,12 @@ def headline(a: Analysis) -> list[str]:
                      f"{c[c['cost_basis'] + '_tok_s']:,.0f} {c['cost_basis']} tok/s{tag}")
     for v in a.recommendations:
         tag = " *(modelled)*" if v.source == "modelled" else ""
-        lines.append(f"Recommendation {v.number}: **{v.verdict}**{tag}")
-    n = sum(f.verdict == "reproduced" for f in a.findings)
-    d = sum(f.verdict == "direction only" for f in a.findings)
-    lines.append(f"Guide's findings: {n} reproduced, {d} in direction only, of {len(a.findings)}")
+        lines.append(f"Recommendation {v.number} ({SHORT_TITLES[v.number]}): **{v.verdict}**{tag}")
+    counts = {k: sum(f.verdict == k for f in a.findings) for k in ("reproduced", "direction only", "not reproduced")}
+    line = (f"Guide's findings: {counts['reproduced']} reproduced, {counts['direction only']} in direction only, "
+            f"{counts['not reproduced']} not reproduced, of {len(a.findings)}")
+    missed = [f"{f.claim} (guide: {f.guide}; here: {f.measured})" for f in a.findings if f.verdict == "not reproduced"]
+    lines.append(line + (". Not reproduced: " + "; ".join(missed) if missed else ""))
     return lines
 
 

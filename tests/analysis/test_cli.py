@@ -15,7 +15,8 @@ def test_compare_writes_report_tables_plots_and_verdicts(guide_results: Path, tm
     rc = main(["compare", str(guide_results / "*" / "*"), "--out", str(out), "--slo", "ttft_p99=2s,tpot_p50=100ms"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert f"report: {out / 'report.md'}" in printed and "Recommendation 3: supported" in printed
+    assert f"report: {out / 'report.md'}" in printed
+    assert "Recommendation 3 (G2 for ≤ 7B, A3 for larger models): supported" in printed
     for name in ("report.md", "comparison.csv", "stages.csv", "slo.csv", "verdicts.json", "latency_throughput.png",
                  "per_dollar.png", "batch_effect.png", "prefill.png", "server_timeline.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
