@@ -18,10 +18,12 @@ from .report import analyse, headline, write_report
 from .slo import DEFAULT_SLO, parse_slo
 
 EXIT_BAD_INPUT = 2
+DESCRIPTION = ("Compare result directories into a report (compare), or run the whole job on the committed demo "
+               "stacks: plan, simulated endpoints, the guide's workloads, compare (demo).")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m analysis", description=DESCRIPTION)
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="compare result directories: tables, cost, SLO verdicts, plots, report.md")
     c.add_argument("results", nargs="+", metavar="RESULTS",
@@ -37,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="reports/demo", type=Path, help="report directory (default reports/demo)")
     d.add_argument("--results-dir", default=None, type=Path,
                    help="where the load tester writes runs (default <out>/results)")
-    d.add_argument("--stacks", default=None, help="comma-separated stacks (default: the llama2-* demo stacks)")
+    d.add_argument("--stacks", default=None,
+                   help="comma-separated stacks (default: the guide's G2/A3 pairs for Llama-2-7B and -70B, and "
+                        "llama2-70b-g2-fp8)")
     d.add_argument("--slo", default=DEFAULT_SLO, help="latency objective for the verdicts")
     d.add_argument("--batch-levels", default="16,32,64,128,256", help="static batch sizes (default: the guide's)")
     d.add_argument("--prefill-levels", default="4,16", help="batch sizes of the input-heavy workload")
