@@ -160,6 +160,10 @@ def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, 
     df["client_bottleneck"] = df["client_bottleneck"].astype("object").where(
         df["client_bottleneck"].notna(), df["dispatch_p99"] > 0.05)
     df["xcheck"] = _xcheck(df)
+    for _, row in df.loc[df["client_bottleneck"] == True].iterrows():  # noqa: E712 (object column)
+        warnings.append(f"{row['stack']} {row['mode']} level {row['level']:g} ({row['run_dir']}): the load generator "
+                        f"could not keep its schedule (dispatch delay p99 {row['dispatch_p99'] * 1e3:.1f} ms); "
+                        "its latencies include client delay")
     for _, row in df.loc[df["xcheck"].str.startswith("differs")].iterrows():
         warnings.append(f"{row['run_dir']} stage {row['stage']}: recomputed figures {row['xcheck']}")
     df = df.sort_values(["source", "stack", "workload_label", "mode", "level", "run_id"], kind="stable")

@@ -120,3 +120,13 @@ def test_server_figures_come_from_scrapes_or_else_the_summary(tmp_path: Path) ->
         df = df.set_index("level")
         assert df.loc[256, "server_running_max"] == 64 and df.loc[256, "server_queue_max"] == 192, root
         assert df.loc[256, "server_preemptions"] == 2 and df.loc[16, "server_preemptions"] == 0, root
+
+
+def test_client_bottleneck_stages_are_warned_about(tmp_path: Path) -> None:
+    path = write_run(tmp_path, "llama2-7b-g2", levels=(16, 32))
+    doc = json.loads((path / "summary.json").read_text())
+    doc["stages"][1]["clientBottleneck"] = True
+    (path / "summary.json").write_text(json.dumps(doc))
+    df, warnings = stage_frame([load_run(path)])
+    assert list(df["client_bottleneck"]) == [False, True]
+    assert [w for w in warnings if "could not keep its schedule" in w and "level 32" in w]
