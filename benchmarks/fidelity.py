@@ -71,17 +71,19 @@ def main() -> int:
           "JetStream measurement is in the table, so their factors are derived (see efficiency.yaml), not fitted.")
     stacks = {n: load_stack_file(p) for n, p in stack_files().items()}
     all_findings = {}
-    for shape in GUIDE_SHAPES:
-        label = "main shape (vLLM benchmark_latency defaults)" if shape == GUIDE_SHAPES[0] else "demo shape"
+    variants = [(GUIDE_SHAPES[0], None, "main shape (vLLM benchmark_latency defaults), today's vLLM"),
+                (GUIDE_SHAPES[1], None, "demo shape, today's vLLM"),
+                (GUIDE_SHAPES[0], "vllm-0.5", "main shape, vLLM with mid-2024 (v0.5) CPU overheads, the guide's era")]
+    for shape, engine, label in variants:
         print(f"\nThe guide's findings, static batches of {shape[0]} in / {shape[1]} out ({label}):")
-        findings = guide_findings(stacks, shape)
+        findings = guide_findings(stacks, shape, engine)
         for f in findings:
-            if shape != GUIDE_SHAPES[0] and f.key.startswith("prefill"):
+            if (shape, engine) != (GUIDE_SHAPES[0], None) and f.key.startswith("prefill"):
                 continue
             verdict = "reproduced" if f.holds else "NOT reproduced"
             tag = " [fitted: in-sample]" if f.in_sample else ""
             print(f"  {f.claim}: guide {f.guide:g}, model {f.model:,.2f} -> {verdict}{tag}\n      {f.detail}")
-        all_findings[f"{shape[0]}x{shape[1]}"] = [f.__dict__ for f in findings]
+        all_findings[f"{shape[0]}x{shape[1]}-{engine or 'vllm'}"] = [f.__dict__ for f in findings]
     if args.json:
         args.json.write_text(json.dumps({"points": rows, "medianAbsError": med, "maxAbsError": worst,
                                          "targetsMet": ok, "findings": all_findings}, indent=2))

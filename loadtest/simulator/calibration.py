@@ -145,19 +145,30 @@ class Finding:
     in_sample: bool = False
 
 
-def _static(spec: StackSpec, batch: int, shape: tuple[int, int]):
-    return predict(spec, Workload(shape[0], shape[1], mode="static", concurrency=batch, requests=batch))
+def _perf(spec: StackSpec, engine: str | None) -> PerfModel:
+    return PerfModel(spec, efficiency(engine, spec.accelerator, spec.precision.name) if engine else None)
 
 
-def guide_findings(stacks: dict[str, StackSpec], shape: tuple[int, int] = GUIDE_SHAPES[0]) -> list[Finding]:
-    """The guide's five relative claims, recomputed by the model (``stacks``: the committed demo stacks)."""
+def _static(spec: StackSpec, batch: int, shape: tuple[int, int], engine: str | None = None):
+    return predict(spec, Workload(shape[0], shape[1], mode="static", concurrency=batch, requests=batch),
+                   perf=_perf(spec, engine))
+
+
+def guide_findings(stacks: dict[str, StackSpec], shape: tuple[int, int] = GUIDE_SHAPES[0],
+                   engine: str | None = None) -> list[Finding]:
+    """The guide's five relative claims, recomputed by the model (``stacks``: the committed demo stacks).
+
+    ``engine``: an efficiency profile to use instead of each stack's server (e.g. ``vllm-0.5``, vLLM's
+    mid-2024 CPU overheads, to test whether a finding reflects the server of the guide's time).
+    """
     _, guide = load_calibration()
     out: list[Finding] = []
     # 1. prefill throughput A3 vs G2, and per dollar
     a3 = build_spec("a3-highgpu-1g", "llama-2-7b", "bf16", "vllm", name="prefill-a3")
     g2 = build_spec("g2-standard-24", "llama-2-7b", "bf16", "vllm", tp=2, name="prefill-g2")
     inp, per_step = PREFILL_SHAPE
-    pa, pg = PerfModel(a3).prefill_tokens_per_s(inp, per_step), PerfModel(g2).prefill_tokens_per_s(inp, per_step)
+    pa = _perf(a3, engine).prefill_tokens_per_s(inp, per_step)
+    pg = _perf(g2, engine).prefill_tokens_per_s(inp, per_step)
     ratio, cost = pa / pg, a3.usd_per_replica_hour / g2.usd_per_replica_hour
     shapes = (f"Llama-2-7B bf16 vLLM, {per_step} x {inp}-token prompts per step; A3 = a3-highgpu-1g (1 x H100, "
               f"${a3.usd_per_replica_hour:.2f}/h), G2 = g2-standard-24 (2 x L4, TP 2, "
@@ -175,7 +186,7 @@ def guide_findings(stacks: dict[str, StackSpec], shape: tuple[int, int] = GUIDE_
                                          ("g2", "llama2-70b-g2", "static_batch_gain_70b_g2",
                                           "latency_increase_70b_g2_ms")):
         spec = stacks[name]
-        runs = {b: _static(spec, b, shape) for b in GUIDE_BATCHES}
+        runs = {b: _static(spec, b, shape, engine) for b in GUIDE_BATCHES}
         tput = {b: r.output_tokens_per_s for b, r in runs.items()}
         gain = max(tput.values()) / tput[16]
         lat_ms = (runs[256].e2e_s.mean - runs[16].e2e_s.mean) * 1e3
@@ -193,7 +204,7 @@ def guide_findings(stacks: dict[str, StackSpec], shape: tuple[int, int] = GUIDE_
                                        "Llama-2-7B: G2 more throughput per $ than A3 at batch 256"),
                                       ("per_dollar_70b", "llama2-70b-a3", "llama2-70b-g2",
                                        "Llama-2-70B: A3 more throughput per $ than G2 at batch 256")):
-        rb, rw = _static(stacks[better], 256, shape), _static(stacks[worse], 256, shape)
+        rb, rw = _static(stacks[better], 256, shape, engine), _static(stacks[worse], 256, shape, engine)
         r = rb.output_tokens_per_usd / rw.output_tokens_per_usd
         out.append(Finding(key, claim, 1.0, r, r > 1.0,
                            f"{better} {rb.output_tokens_per_usd:,.0f} vs {worse} {rw.output_tokens_per_usd:,.0f} "
