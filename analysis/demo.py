@@ -89,14 +89,35 @@ def demo_stacks(arg: str | None) -> list[str]:
 
             raise AnalysisError("--stacks", f"unknown stack(s): {', '.join(unknown)}",
                                 f"use committed stacks: {', '.join(sorted(files))}")
+        _validate(names, files)
         return names
+    names = list(DEMO_STACKS)
     missing = [n for n in DEMO_STACKS if n not in files]
     if missing:
         from .errors import AnalysisError
 
         raise AnalysisError("stacks/", f"demo stack file(s) missing: {', '.join(f'Pulumi.{n}.yaml' for n in missing)}",
                             "restore them from git, or pass --stacks with the stacks to compare")
-    return list(DEMO_STACKS)
+    _validate(names, files)
+    return names
+
+
+def _validate(names: list[str], files: dict[str, Path]) -> None:
+    """Every demo stack must be a valid stack file: fail before anything runs, listing every error."""
+    from stacks.errors import SpecErrors
+    from stacks.loader import load_stack_file
+
+    problems = []
+    for name in names:
+        try:
+            load_stack_file(files[name], name)
+        except SpecErrors as exc:
+            problems.append(str(exc))
+    if problems:
+        from .errors import AnalysisError
+
+        raise AnalysisError("stacks", "invalid demo stack(s):\n" + "\n".join(problems),
+                            "fix the stack files (`python -m stacks check` lists every error)")
 
 
 def _module_available(module: str, sub: str) -> bool:
@@ -105,21 +126,24 @@ def _module_available(module: str, sub: str) -> bool:
     return p.returncode == 0
 
 
-def plan_stacks(stacks: list[str], out: Path) -> None:
-    """Step 1: the offline plan of every stack, or a clear notice that the command is absent."""
+def plan_stacks(stacks: list[str], out: Path) -> dict[str, str]:
+    """Step 1: the offline plan of every stack (stack → one-line summary), or a notice that it is absent."""
     if not _module_available("stacks", "plan"):
         _say("offline plan: `python -m stacks plan` is not available in this checkout: SKIPPED "
-             "(the stacks were still validated by `python -m stacks check`)")
-        return
+             "(the stack files were still validated)")
+        return {}
     plans = out / "plans"
     plans.mkdir(parents=True, exist_ok=True)
+    lines: dict[str, str] = {}
     for stack in stacks:
         cmd = [*_py(), "-m", "stacks", "plan", stack, "--json"]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         (plans / f"{stack}.json").write_text(p.stdout)
         if p.returncode != 0:
             raise DemoFailed(f"`{' '.join(cmd[1:])}` exited {p.returncode}:\n{p.stderr[-3000:]}")
-        _say(f"plan {stack}: {_plan_line(p.stdout)} → {plans / (stack + '.json')}")
+        lines[stack] = _plan_line(p.stdout)
+        _say(f"plan {stack}: {lines[stack]} → {plans / (stack + '.json')}")
+    return lines
 
 
 def _plan_line(text: str) -> str:
@@ -268,7 +292,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(f"stacks: {', '.join(stacks)}; SLO {slo}; report → {out / 'report.md'}")
     try:
         _say("step 1/3: offline plan of each stack")
-        plan_stacks(stacks, out)
+        plans = plan_stacks(stacks, out)
         if not _module_available("loadtest", "run"):
             raise DemoFailed("the load tester (`python -m loadtest run`) is not available in this checkout: "
                              "the demo cannot measure anything and does not fake results")
@@ -281,6 +305,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(f"step 3/3: compare {len(run_dirs)} runs")
     analysis = analyse(load_runs([str(p) for p in run_dirs]), slo)
     path = write_report(analysis, out)
+    _append_plans(path, plans)
     print()
     for line in headline(analysis):
         print("  " + line.replace("**", "").replace("*", ""))
@@ -290,6 +315,19 @@ def run_demo(args: argparse.Namespace) -> int:
     _say(f"done in {time.monotonic() - t0:.0f} s. Report: {path} (figures and CSVs beside it; every number is "
          "modelled by the simulated endpoints)")
     return 0
+
+
+def _append_plans(report: Path, plans: dict[str, str]) -> None:
+    """The demo's step 1 in the report: what the offline plan of each stack builds and costs."""
+    text = "## Offline plans\n\n"
+    if plans:
+        text += ("The Pulumi program of each stack run under mocks (`python -m stacks plan <stack> --json`); the "
+                 "full plans are in `plans/`.\n\n| stack | plan |\n|---|---|\n")
+        text += "".join(f"| {stack} | {line} |\n" for stack, line in plans.items())
+    else:
+        text += "`python -m stacks plan` was not available: no offline plan was made.\n"
+    with open(report, "a") as f:
+        f.write("\n" + text)
 
 
 def _levels(flag: str, text: str) -> tuple[int, ...]:

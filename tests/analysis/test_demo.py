@@ -33,7 +33,7 @@ def test_rate_sweep_is_sized_from_the_measured_capacity(tmp_path: Path) -> None:
 
 def test_demo_fails_loudly_without_the_load_tester(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(demo, "_module_available", lambda module, sub: module != "loadtest")
-    monkeypatch.setattr(demo, "plan_stacks", lambda stacks, out: None)
+    monkeypatch.setattr(demo, "plan_stacks", lambda stacks, out: {})
     rc = main(["demo", "--out", str(tmp_path / "demo")])
     assert rc == demo.EXIT_FAILED
     err = capsys.readouterr().err
@@ -68,4 +68,15 @@ def test_demo_runs_the_real_pipeline_on_one_stack(tmp_path: Path) -> None:
     assert len(doc["recommendations"]) == 5
     runs = sorted(p.name for p in (out / "results" / "llama2-7b-a3").iterdir())
     assert [r.split("-", 1)[1] for r in runs] == ["batch-4", "batch-8", "prefill-2", "rate"]
+    assert "## Offline plans" in report
     assert (out / "plans" / "llama2-7b-a3.json").is_file() or "SKIPPED" in p.stdout
+
+
+def test_invalid_demo_stack_fails_before_anything_runs(tmp_path: Path, monkeypatch, capsys) -> None:
+    bad = tmp_path / "Pulumi.broken.yaml"
+    bad.write_text("config:\n  gke-llm-bench:accelerator:\n    gpu: nvidia-l5\n")
+    monkeypatch.setattr("stacks.loader.stack_files", lambda *a, **k: {"broken": bad})
+    assert main(["demo", "--stacks", "broken", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "invalid demo stack(s)" in err and "Pulumi.broken.yaml" in err and "fix:" in err
+
