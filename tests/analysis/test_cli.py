@@ -52,3 +52,21 @@ def test_partial_run_is_compared_with_a_warning(tmp_path: Path, capsys) -> None:
     captured = capsys.readouterr()
     assert "warning:" in captured.err and "truncated" in captured.err
     assert "truncated" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_figures_without_data_are_named_not_drawn(tmp_path: Path) -> None:
+    write_run(tmp_path / "r", "llama2-7b-g2", levels=(16, 32))
+    assert main(["compare", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 0
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert (tmp_path / "o" / "batch_effect.png").is_file() and not (tmp_path / "o" / "prefill.png").exists()
+    assert "_Prefill throughput and prefill tokens per dollar on the input-heavy workload: no data" in report
+
+
+def test_run_without_completed_requests_is_left_out_with_a_warning(tmp_path: Path, capsys) -> None:
+    write_run(tmp_path / "r", "llama2-7b-g2", levels=(16,))
+    empty = write_run(tmp_path / "r", "llama2-7b-a3", levels=(16,))
+    (empty / "requests.jsonl").write_text("")
+    assert main(["compare", str(tmp_path / "r"), "--out", str(tmp_path / "o"), "--no-plots"]) == 0
+    err = capsys.readouterr().err
+    assert "empty (no request finished)" in err and "the run is left out" in err
+    assert "llama2-7b-a3" not in (tmp_path / "o" / "comparison.csv").read_text()
