@@ -71,7 +71,7 @@ async def stream_client(host: str, port: int, body: bytes, n: int, counts: list[
                 if data.endswith(b"0\r\n\r\n") and b"[DONE]" in data[-40:]:
                     break
                 tail = data[-16:]
-            counts.append(events)
+            counts.append(events - 1)  # the last event is `data: [DONE]`
     finally:
         writer.close()
 
@@ -91,7 +91,7 @@ def stats(url: str) -> dict:
     return httpx.get(url + "/sim/stats", timeout=10).json()
 
 
-def run_one(spec, stack_path: Path, level: int, args: argparse.Namespace) -> None:
+def run_one(spec, stack_path: Path, level: int, args: argparse.Namespace) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "loadtest.simulator", "serve", "--stack", str(stack_path),
                              "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -112,6 +112,29 @@ def run_one(spec, stack_path: Path, level: int, args: argparse.Namespace) -> Non
     print(f"{level:>8} {res['requests']:>9} {res['events']:>9} {res['wall_s']:>7.2f} {tps:>9,.0f} "
           f"{model.output_tokens_per_s:>12,.0f} {lag['p50Ms']:>11.2f} {lag['p99Ms']:>11.2f} "
           f"{lag['maxMs']:>11.2f}", flush=True)
+    return {"streams": level, "tokensPerS": tps, "modelTokensPerS": model.output_tokens_per_s, **lag}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Emission lag percentiles and streamed vs modelled throughput against concurrent streams."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    x = [r["streams"] for r in rows]
+    ax1.plot(x, [r["p50Ms"] for r in rows], "o-", label="p50")
+    ax1.plot(x, [r["p99Ms"] for r in rows], "s-", label="p99")
+    ax1.axhline(2.0, color="grey", linestyle="--", label="2 ms target")
+    ax1.set(xlabel="concurrent streams", ylabel="emission lag (ms)", title="Token emission lag")
+    ax1.legend()
+    ax2.plot(x, [r["tokensPerS"] for r in rows], "o-", label="streamed")
+    ax2.plot(x, [r["modelTokensPerS"] for r in rows], "x--", label="model (predict)")
+    ax2.set(xlabel="concurrent streams", ylabel="output tokens/s", title="Throughput: served vs model")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> int:
@@ -121,6 +144,7 @@ def main() -> int:
     ap.add_argument("--requests-per-stream", type=int, default=2)
     ap.add_argument("--input-len", type=int, default=128)
     ap.add_argument("--output-len", type=int, default=64)
+    ap.add_argument("--plot", type=Path, help="write a PNG figure of the results (e.g. docs/simulator-capacity.png)")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,8 +159,10 @@ def main() -> int:
                   f"cpus: {os.cpu_count()} (client included)")
             print(f"{'streams':>8} {'requests':>9} {'tokens':>9} {'wall s':>7} {'tok/s':>9} {'model tok/s':>12} "
                   f"{'lag p50 ms':>11} {'lag p99 ms':>11} {'lag max ms':>11}")
-            for level in levels:
-                run_one(spec, stack_path, level, args)
+            rows = [run_one(spec, stack_path, level, args) for level in levels]
+            if args.plot:
+                plot(rows, args.plot)
+                print(f"figure: {args.plot}")
     return 0
 
 

@@ -299,7 +299,7 @@ class Engine:
         end = t0 + dt
         emitted: list[Sequence] = []
         finished: list[Sequence] = []
-        emit = self.emit_s
+        emit = self._emit_spacing(dt, len(scheduled))
         for seq, n in scheduled:
             seq.computed += n
             if seq.computed >= seq.total_len:
@@ -322,6 +322,10 @@ class Engine:
                 seq.blocks = 0
             self.running = [s for s in running if not s.done]
         return self._account(t0, end, emitted, finished, new_tokens, prefill_tokens, len(scheduled), preempted)
+
+    def _emit_spacing(self, dt: float, n: int) -> float:
+        """Spacing of this step's deliveries: ``token_emit_s``, squeezed so they end within a step."""
+        return min(self.emit_s, dt / n) if n else self.emit_s
 
     def _preempt(self, seq: Sequence) -> None:
         """Recompute-mode preemption, as vLLM V1: drop its KV, requeue it at the front."""
@@ -366,7 +370,7 @@ class Engine:
         end = t0 + dt
         emitted: list[Sequence] = []
         finished: list[Sequence] = []
-        emit = self.emit_s
+        emit = self._emit_spacing(dt, len(batch))
         for seq in batch:
             if seq.done or seq.cancelled:
                 continue
