@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "stats: mean p50 p90 p95 p99 max; also error_rate=1%%)")
     c.add_argument("--baseline", default=None, metavar="STACK",
                    help="stack whose throughput per $ is 1 (default: per model, its first G2 stack)")
+    c.add_argument("--price", choices=("pool", "replicas"), default="pool",
+                   help="what a stack costs: its whole accelerator pool (default) or only the chips its replicas use")
     c.add_argument("--out", default="reports/compare", type=Path, help="output directory (default reports/compare)")
     c.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     d = sub.add_parser("demo", help="the main job on the embedded default: plan, simulate, load-test, compare")
@@ -55,7 +57,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for run in runs:
         for w in run.warnings:
             print(f"warning: {w}", file=sys.stderr)
-    analysis = analyse(runs, slo, args.baseline)
+    analysis = analyse(runs, slo, args.baseline, args.price)
     for w in analysis.warnings:
         if not any(w in r.warnings for r in runs):
             print(f"warning: {w}", file=sys.stderr)

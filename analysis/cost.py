@@ -19,10 +19,27 @@ SECONDS_PER_HOUR = 3600.0
 MATCH = ["source", "model", "workload_label", "mode", "level"]
 
 
-def add_cost(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+PRICE_BASES = ("pool", "replicas")
+
+
+def add_cost(df: pd.DataFrame, baseline: str | None = None, price: str = "pool") -> pd.DataFrame:
     """Add ``usd_per_m_output`` / ``_input`` / ``_tokens`` (+ ``cost_basis``), ``output_tok_per_usd``,
-    ``input_tok_per_usd``, ``norm_per_usd``, ``norm_input_per_usd`` and ``baseline``."""
+    ``input_tok_per_usd``, ``norm_per_usd``, ``norm_input_per_usd`` and ``baseline``.
+
+    ``price`` ``pool`` (default) charges the whole accelerator pool (``usdPerHour``: what you pay for the
+    endpoint measured); ``replicas`` charges only the chips the server's replicas occupy
+    (``usdPerReplicaHour`` × replicas: the price if the rest of the node served something else).
+    ``usd_per_hour`` is replaced by the chosen price; the pool price stays in ``usd_per_hour_pool``.
+    """
+    if price not in PRICE_BASES:
+        raise AnalysisError("--price", f'unknown price basis "{price}"', f"use one of: {', '.join(PRICE_BASES)}")
     df = df.copy()
+    df["usd_per_hour_pool"] = df["usd_per_hour"]
+    if price == "replicas":
+        per_replica = pd.to_numeric(df["usd_per_replica_hour"], errors="coerce")
+        replicas = pd.to_numeric(df["replicas"], errors="coerce").fillna(1)
+        df["usd_per_hour"] = (per_replica * replicas).fillna(df["usd_per_hour"])
+    df["price_basis"] = price
     usd_h = pd.to_numeric(df["usd_per_hour"], errors="coerce").where(lambda x: x > 0)
     out_h = df["output_tok_s"] * SECONDS_PER_HOUR
     in_h = df["input_tok_s"] * SECONDS_PER_HOUR

@@ -30,6 +30,11 @@ SHORT_TITLES = {1: "quantize", 2: "weights ≤ 80 % of memory", 3: "G2 for ≤ 7
                 4: "A3 for input-heavy work", 5: "batch up to the latency limit"}
 
 
+PRICE_TEXT = {"pool": "each stack's $/h for its whole accelerator pool (`spec.cost.usdPerHour`)",
+              "replicas": "the $/h of the chips the server's replicas occupy (`spec.cost.usdPerReplicaHour` × "
+                          "replicas)"}
+
+
 @dataclass
 class Analysis:
     """Everything ``compare`` computes, before rendering."""
@@ -44,24 +49,25 @@ class Analysis:
     findings: list[Finding]
     warnings: list[str] = field(default_factory=list)
     baseline: str | None = None
+    price: str = "pool"
 
     @property
     def sources(self) -> list[str]:
         return sorted(set(self.stages["source"]))
 
 
-def analyse(runs: list[Run], slo: Slo, baseline: str | None = None) -> Analysis:
+def analyse(runs: list[Run], slo: Slo, baseline: str | None = None, price: str = "pool") -> Analysis:
     """Runs → stage table → cost → table, SLO verdicts, recommendations and findings."""
     stages, warnings = stage_frame(runs, slo)
     if stages.empty:
         from .errors import AnalysisError
 
         raise AnalysisError("RESULTS", "no run holds a completed request", "run a load test first")
-    stages = add_cost(stages, baseline)
+    stages = add_cost(stages, baseline, price)
     series, cheapest = slo_verdicts(stages, slo)
     return Analysis(runs=runs, slo=slo, stages=stages, table=comparison_table(stages, slo), series=series,
                     cheapest=cheapest, recommendations=evaluate_recommendations(stages, slo),
-                    findings=evaluate_findings(stages), warnings=warnings, baseline=baseline)
+                    findings=evaluate_findings(stages), warnings=warnings, baseline=baseline, price=price)
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -157,7 +163,7 @@ def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
     basis = f"stack {a.baseline}" if a.baseline else "per model: its first G2 stack"
     s.append(f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M UTC} by gke-llm-bench analysis {__version__} from "
              f"{len(a.runs)} run(s) of {a.stages['stack'].nunique()} stack(s). SLO: **{a.slo}**. "
-             f"Per-dollar figures use each stack's $/h (`spec.cost.usdPerHour`); normalized per-dollar "
+             f"Per-dollar figures use {PRICE_TEXT[a.price]}; normalized per-dollar "
              f"throughput has the baseline = 1 ({basis}).\n")
     if modelled and not measured:
         s.append("> **Every number in this report is *modelled*:** the runs used the simulated endpoint "

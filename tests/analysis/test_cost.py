@@ -12,7 +12,7 @@ from analysis.errors import AnalysisError
 from analysis.frame import stage_frame
 from analysis.loader import load_runs
 
-from .resultsgen import Curve, write_run
+from .resultsgen import Curve, spec_summary, write_run
 
 G2, A3 = Curve(0.1, 0.0, 0.05, 0.0), Curve(0.01, 0.0, 0.005, 0.0)  # flat curves: tok/s = N·64/e2e
 
@@ -61,3 +61,16 @@ def test_modelled_and_measured_are_never_normalized_against_each_other(tmp_path:
     # the measured A3 run has no measured G2 to compare with: it is its own baseline
     assert df.loc["llama2-7b-a3", "baseline"] == "llama2-7b-a3"
     assert df.loc["llama2-7b-a3", "norm_per_usd"] == pytest.approx(1.0)
+
+
+def test_replica_price_charges_only_the_chips_in_use(tmp_path: Path) -> None:
+    spec = spec_summary("llama2-7b-g2")
+    spec["cost"].update({"usdPerHour": 8.0, "usdPerReplicaHour": 1.0})  # 1 of 8 GPUs of a node
+    spec["server"]["replicas"] = 2
+    write_run(tmp_path, "llama2-7b-g2", curve=G2, levels=(16,), spec=spec)
+    df, _ = stage_frame(load_runs([str(tmp_path)]))
+    pool, replicas = add_cost(df).iloc[0], add_cost(df, price="replicas").iloc[0]
+    assert pool["usd_per_hour"] == 8.0 and replicas["usd_per_hour"] == 2.0 and replicas["usd_per_hour_pool"] == 8.0
+    assert replicas["usd_per_m_output"] == pytest.approx(pool["usd_per_m_output"] / 4)
+    with pytest.raises(AnalysisError, match="unknown price basis"):
+        add_cost(df, price="spot")
