@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the load tester writes runs (default <out>/results)")
     d.add_argument("--stacks", default=None,
                    help="comma-separated stacks (default: the guide's G2/A3 pairs for Llama-2-7B and -70B, and "
-                        "llama2-70b-g2-fp8)")
+                        "their fp8 G2 variants)")
     d.add_argument("--slo", default=DEFAULT_SLO, help="latency objective for the verdicts")
     d.add_argument("--batch-levels", default="16,32,64,128,256", help="static batch sizes (default: the guide's)")
     d.add_argument("--prefill-levels", default="4,16", help="batch sizes of the input-heavy workload")

@@ -1,7 +1,7 @@
 """``python -m analysis demo``: the main job on the embedded default, without a cloud.
 
-For each demo stack (``DEMO_STACKS``: the guide's G2/A3 pairs for Llama-2-7B and -70B, and the fp8
-G2 variant of 70B):
+For each demo stack (``DEMO_STACKS``: the guide's G2/A3 pairs for Llama-2-7B and -70B, and their fp8
+G2 variants):
   1. offline plan (``python -m stacks plan <stack> --json``), skipped with a notice if absent;
   2. the guide's workloads against the stack's simulated endpoint (``python -m loadtest run
      --target sim``): a static batch sweep 16 → 256 at fixed lengths, a rate sweep at fractions of the
@@ -31,8 +31,9 @@ from .report import analyse, headline, write_report
 from .slo import parse_slo
 
 EXIT_FAILED = 1
-# The guide's G2/A3 pairs (Llama-2-7B and -70B) plus the fp8 G2 variant that shows recommendation 1.
-DEMO_STACKS = ("llama2-7b-g2", "llama2-7b-a3", "llama2-70b-g2", "llama2-70b-a3", "llama2-70b-g2-fp8")
+# The guide's G2/A3 pairs (Llama-2-7B and -70B) plus the fp8 G2 variants that show recommendation 1.
+DEMO_STACKS = ("llama2-7b-g2", "llama2-7b-a3", "llama2-70b-g2", "llama2-70b-a3", "llama2-7b-g2-fp8",
+               "llama2-70b-g2-fp8")
 FAST_DECODE_STEPS_PER_S = 100.0  # above this, a stack's endpoint streams fast enough to load the client
 
 

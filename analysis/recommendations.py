@@ -108,10 +108,9 @@ def quantization(d: pd.DataFrame, source: str, slo: Slo) -> Verdict:
     evidence = pd.DataFrame(rows)
     n_ok = sum(agree)
     verdict = SUPPORTED if n_ok == len(agree) else (PARTLY if n_ok else NOT_SUPPORTED)
-    first_row = rows[0]
-    summary = (f"{first_row['from']} → {first_row['to']}: weights {first_row['weights GB']} GB, "
-               f"KV cache {first_row['KV cache GiB']} GiB, output tok/s at batch {first_row['batch']} "
-               f"{first_row['output tok/s']}, $/M output tokens {first_row['$/M output tok']}." + note)
+    summary = "; ".join(f"{r['from']} → {r['to']}: weights {r['weights GB']} GB, KV cache {r['KV cache GiB']} GiB, "
+                        f"output tok/s at batch {r['batch']} {r['output tok/s']}, $/M output tokens "
+                        f"{r['$/M output tok']}" for r in rows) + "." + note
     return Verdict(1, source, verdict, summary, evidence)
 
 
