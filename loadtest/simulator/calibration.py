@@ -97,7 +97,8 @@ def predict_point(p: Point) -> float:
                       max_batched_tokens=w.get("max_batched_tokens"), name=f"calibration-{p.id}")
     perf = PerfModel(spec, efficiency(p.engine, spec.accelerator, spec.precision.name))
     if p.kind == "tok_per_s":
-        pred = predict(spec, Workload(w["input"], w["output"], mode="static" if False else "batch",
+        # max throughput: every request queued at once, continuous batching (trtllm-bench's setup)
+        pred = predict(spec, Workload(w["input"], w["output"], mode="batch",
                                       concurrency=int(w.get("max_batch", spec.max_batch)),
                                       requests=int(w["requests"])), perf=perf)
         return pred.output_tokens_per_s
