@@ -22,10 +22,16 @@ from ..runtime import Observer
 from ..tokens import count_text
 from .base import Dialect, SimContext, TokenStream, check_lengths, serve
 
-LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
-                   40.0, 80.0, 160.0]
-TOKEN_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]
-LENGTH_BUCKETS = [float(2**i) for i in range(14)]
+# Buckets as in JetStream's jetstream/core/metrics/prometheus.py
+QUEUE_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0]
+TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5]
+PREFILL_TOKEN_BUCKETS = [0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+                         0.1]
+REQUEST_BUCKETS = [1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+OUTPUT_LENGTH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000,
+                         500000, 1000000, 2000000]
+INPUT_LENGTH_BUCKETS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768]  # DEFAULT_PREFILL_BUCKETS
 
 
 def error(status: int, message: str) -> web.Response:
@@ -36,14 +42,14 @@ class JetstreamMetrics(Observer):
     def __init__(self, ctx: SimContext):
         self.ctx = ctx
         self.id = {"id": "jetstream-sim"}
-        self.ttft = Histogram(LATENCY_BUCKETS)
-        self.tpot = Histogram(TOKEN_BUCKETS)
-        self.per_prefill_token = Histogram(TOKEN_BUCKETS)
-        self.per_request = Histogram(LATENCY_BUCKETS)
-        self.wait = Histogram(LATENCY_BUCKETS)
-        self.queue = Histogram(LATENCY_BUCKETS)
-        self.in_len = Histogram(LENGTH_BUCKETS)
-        self.out_len = Histogram(LENGTH_BUCKETS)
+        self.ttft = Histogram(TTFT_BUCKETS)
+        self.tpot = Histogram(TPOT_BUCKETS)
+        self.per_prefill_token = Histogram(PREFILL_TOKEN_BUCKETS)
+        self.per_request = Histogram(REQUEST_BUCKETS)
+        self.wait = Histogram(QUEUE_BUCKETS)
+        self.queue = Histogram(QUEUE_BUCKETS)
+        self.in_len = Histogram(INPUT_LENGTH_BUCKETS)
+        self.out_len = Histogram(OUTPUT_LENGTH_BUCKETS)
         self.success = 0
 
     def step(self, res: StepResult, engine: Engine) -> None:
@@ -76,6 +82,10 @@ class JetstreamMetrics(Observer):
         t.metric("jetstream_generate_backlog_size", "gauge", "Size of generate queue", [({**lid, "idx": "0"}, 0)])
         t.metric("jetstream_slots_used_percentage", "gauge", "The percentage of decode slots currently being used",
                  [({**lid, "idx": "0"}, e.num_running / max(1, e.max_batch))])
+        t.metric("jetstream_server_startup_latency", "gauge", "Total time taken to start the Jetstream server",
+                 [(lid, 0.0)])
+        t.metric("jetstream_total_tokens_in_current_batch", "gauge", "Total number of tokens in the decode batch",
+                 [({**lid, "idx": "0"}, sum(s.total_len for s in e.running))])
         t.histogram("jetstream_queue_duration", "The total time each request spends enqueued in seconds",
                     [(lid, self.queue)])
         t.histogram("jetstream_time_to_first_token", "Time to first token per request in seconds",
