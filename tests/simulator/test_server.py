@@ -115,6 +115,7 @@ def test_openai_metrics_use_vllm_names(dialect_specs):
                  "vllm:iteration_tokens_total_bucket"):
         assert name in text, name
     assert f'vllm:generation_tokens_total{{engine="0",model_name="{spec.served_name}"}} 5.0' in text
+    assert f'num_gpu_blocks="{spec.sizing.kv_blocks}"' in text  # the sizing's KV capacity, as vLLM reports it
 
 
 # -- TGI ---------------------------------------------------------------------------------------------

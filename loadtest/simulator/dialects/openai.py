@@ -107,6 +107,11 @@ class VllmMetrics(Observer):
         e = self.ctx.runtime.engine
         lb = self.labels
         t = Text()
+        s = self.ctx.spec
+        cache = {"block_size": str(e.block_tokens), "cache_dtype": s.kv_cache_dtype,
+                 "enable_prefix_caching": str(s.prefix_caching), "engine": "0",
+                 "gpu_memory_utilization": str(s.gpu_memory_utilization), "num_gpu_blocks": str(e.kv_blocks)}
+        t.metric("vllm:cache_config_info", "gauge", "Information of the LLMEngine CacheConfig", [(cache, 1.0)])
         t.metric("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.",
                  [(lb, e.num_running)])
         t.metric("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.",
