@@ -32,6 +32,7 @@ class Stream:
 
     seq: Sequence | None = None
     disconnect_after: int | None = None
+    finish_reason: str = "length"  # "stop" when the simulated model ends on its own (EOS)
 
     def prepare(self, seq: Sequence) -> bytes | None:
         """Bytes to send for ``seq``'s newest token (with the stream's tail if it is the last), or None.
@@ -224,9 +225,10 @@ class Runtime:
         for seq in res.finished:
             if seq.cancelled:
                 continue
-            self.observer.finished(seq, "length")
+            reason = getattr(seq.handle, "finish_reason", "length")
+            self.observer.finished(seq, reason)
             if seq.handle is not None:
-                seq.handle.finish(seq, "length")
+                seq.handle.finish(seq, reason)
         self._in_step = False
         self._kick()
 

@@ -14,6 +14,8 @@ the same seed gives the same text and the text re-tokenizes to exactly the repor
 
 from __future__ import annotations
 
+import math
+import random
 import re
 from collections.abc import Sequence
 
@@ -61,3 +63,16 @@ def token_text(seed: int, rid: int, index: int) -> str:
     h = (seed * 1_000_003 + rid * 8191 + index * 131) & 0xFFFFFFFF
     h = (h ^ (h >> 13)) * 0x5BD1E995 & 0xFFFFFFFF
     return " " + WORDS[(h ^ (h >> 15)) % len(WORDS)]
+
+
+NATURAL_MEDIAN_TOKENS = 200  # the simulated model's answer length when nothing caps it
+
+
+def natural_length(seed: int, key: int, cap: int) -> int:
+    """Where the simulated model would emit EOS: a seeded log-normal draw (median 200 tokens).
+
+    Used only when a request gives no ``max_tokens`` and does not set ``ignore_eos`` (a chat
+    request's default cap is the whole remaining context, which a real model never fills).
+    """
+    n = round(NATURAL_MEDIAN_TOKENS * math.exp(0.6 * random.Random(seed * 7919 + key).gauss(0.0, 1.0)))
+    return max(1, min(cap, n))

@@ -281,3 +281,23 @@ def test_bad_fault_specs_name_the_key():
         parse_faults("statuses=200")
     with pytest.raises(FaultSpecError, match="unknown key `bogus`"):
         parse_faults("bogus=1")
+
+
+def test_chat_without_max_tokens_stops_naturally_and_usage_can_stream(dialect_specs):
+    spec = dialect_specs["openai"]
+
+    async def go(ep, http):
+        body = {"messages": [{"role": "user", "content": "hi"}]}
+        async with http.post(ep.url + "/v1/chat/completions", json=body) as r:
+            natural = await r.json()
+        body = {"prompt": "a", "max_tokens": 3, "stream": True,
+                "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+        async with http.post(ep.url + "/v1/completions", json=body) as r:
+            stream = await r.text()
+        return natural, stream
+
+    natural, stream = run(spec, go)
+    assert natural["choices"][0]["finish_reason"] == "stop"
+    assert 1 <= natural["usage"]["completion_tokens"] < spec.max_model_len - natural["usage"]["prompt_tokens"]
+    chunks = [json.loads(e) for e in sse_events(stream)[:-1]]
+    assert [c["usage"]["completion_tokens"] for c in chunks if c["choices"]] == [1, 2, 3]

@@ -93,7 +93,7 @@ class TokenStream(Stream):
             return None
         data = self.token_bytes(seq, text)
         if seq.done:
-            data += self.final_bytes(seq, "length")
+            data += self.final_bytes(seq, self.finish_reason)
         return data
 
     def finish(self, seq: Sequence, reason: str) -> None:

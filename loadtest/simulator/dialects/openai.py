@@ -9,6 +9,7 @@ engine output), ``ignore_eos`` and ``max_tokens`` (default 16 for completions) a
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -17,11 +18,12 @@ from aiohttp import web
 from ..engine import Engine, Sequence, StepResult
 from ..exposition import Histogram, Text
 from ..runtime import Observer
-from ..tokens import count_chat, count_prompt, count_text
+from ..tokens import count_chat, count_prompt, count_text, natural_length
 from .base import Dialect, SimContext, TokenStream, check_lengths, request_id, serve
 
 VLLM_VERSION = "0.11.0"
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # vLLM's legacy completions default
+_natural_keys = itertools.count()
 # vLLM V1 histogram buckets (vllm/v1/metrics/loggers.py)
 TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
                 40.0, 80.0, 160.0, 640.0, 2560.0]
@@ -150,10 +152,13 @@ class VllmMetrics(Observer):
 
 
 class CompletionStream(TokenStream):
-    def __init__(self, ctx: SimContext, streaming: bool, chat: bool, include_usage: bool):
+    def __init__(self, ctx: SimContext, streaming: bool, chat: bool, include_usage: bool,
+                 continuous_usage: bool = False, finish_reason: str = "length"):
         super().__init__(ctx, streaming)
         self.chat = chat
         self.include_usage = include_usage
+        self.continuous_usage = include_usage and continuous_usage
+        self.finish_reason = finish_reason
         self.id = request_id("chatcmpl-" if chat else "cmpl-")
         head = {"id": self.id, "object": "chat.completion.chunk" if chat else "text_completion",
                 "created": ctx.created, "model": ctx.model}
@@ -180,11 +185,15 @@ class CompletionStream(TokenStream):
                 role["usage"] = None
             out = self._event(json.dumps(role, separators=(",", ":")).encode())
         if last:
-            post = self._post_open.replace(b'"finish_reason":null', b'"finish_reason":"length"')
+            reason = b'"finish_reason":"%s"' % self.finish_reason.encode()
+            post = self._post_open.replace(b'"finish_reason":null', reason)
         else:
             post = self._post_open
+        usage_part = self._usage_null
+        if self.continuous_usage:
+            usage_part = b',"usage":' + json.dumps(usage(seq), separators=(",", ":")).encode()
         return out + self._event(self._pre + json.dumps(text).encode() + (b"}" if self.chat else b"") + post
-                                 + self._usage_null + b"}")
+                                 + usage_part + b"}")
 
     def final_bytes(self, seq: Sequence, reason: str) -> bytes:
         out = b""
@@ -252,13 +261,20 @@ def build(ctx: SimContext) -> Dialect:
         mt = max_tokens(body, default)
         if isinstance(mt, web.Response):
             return mt
+        finish_reason = "length"
+        if chat and body.get("max_tokens") is None and body.get("max_completion_tokens") is None \
+                and not body.get("ignore_eos", False) and default > 0:
+            natural = natural_length(ctx.seed, next(_natural_keys), default)
+            if natural < mt:
+                mt, finish_reason = natural, "stop"
         refusal = check_lengths(ctx, prompt_len, mt)
         if refusal:
             return error(400, refusal, param="max_tokens")
         streaming = bool(body.get("stream", False))
         opts = body.get("stream_options") or {}
         include_usage = streaming and bool(opts.get("include_usage", False))
-        stream = CompletionStream(ctx, streaming, chat, include_usage)
+        stream = CompletionStream(ctx, streaming, chat, include_usage, bool(opts.get("continuous_usage_stats", False)),
+                                  finish_reason)
 
         def respond(seq: Sequence, reason: str) -> web.Response:
             text = "".join(stream.parts)
