@@ -38,10 +38,15 @@ class Workload:
     arrival: Literal["poisson", "constant"] = "poisson"
     requests: int = 0
     seed: int = 0
+    # per-request (input, output) lengths, cycled in order (e.g. a measured run's dataset);
+    # empty: every request is input_len / output_len
+    shapes: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.input_len < 1 or self.output_len < 1:
             raise ValueError("Workload.input_len and output_len must be >= 1")
+        if any(i < 1 or o < 1 for i, o in self.shapes):
+            raise ValueError("Workload.shapes: every (input, output) length must be >= 1")
         if self.mode not in ("batch", "rate", "static"):
             raise ValueError(f'Workload.mode "{self.mode}" is not one of batch, rate, static')
         if self.mode in ("batch", "static") and self.concurrency < 1:
@@ -107,7 +112,7 @@ class Prediction:
             "stack": self.stack, "modelled": True,
             "workload": {"inputLen": w.input_len, "outputLen": w.output_len, "mode": w.mode,
                          "concurrency": w.concurrency, "rate": w.rate, "arrival": w.arrival,
-                         "requests": self.requests, "seed": w.seed},
+                         "requests": self.requests, "seed": w.seed, "shapes": [list(x) for x in w.shapes]},
             "durationS": self.duration_s, "ttftS": self.ttft_s.as_dict(), "tpotS": self.tpot_s.as_dict(),
             "e2eS": self.e2e_s.as_dict(), "queueS": self.queue_s.as_dict(),
             "outputTokensPerS": self.output_tokens_per_s, "totalTokensPerS": self.total_tokens_per_s,
@@ -135,13 +140,16 @@ def predict(spec: StackSpec, workload: Workload, *, perf: PerfModel | None = Non
     static = w.mode == "static"
     engine = Engine(spec, perf, static_batch=static, batch_size=w.concurrency if static else None,
                     static_wait_s=0.0)
-    engine.check(w.input_len, w.output_len)
+    shapes = w.shapes or ((w.input_len, w.output_len),)
+    for i, o in set(shapes):
+        engine.check(i, o)
     total = w.n_requests
     seqs: list[Sequence] = []
     running_sum = 0.0
 
     def submit(at: float) -> None:
-        seq = Sequence(rid=len(seqs), prompt_len=w.input_len, max_new=w.output_len, arrival=at)
+        i, o = shapes[len(seqs) % len(shapes)]
+        seq = Sequence(rid=len(seqs), prompt_len=i, max_new=o, arrival=at)
         seqs.append(seq)
         engine.add(seq)
 

@@ -50,3 +50,12 @@ def test_bad_workload_names_the_field():
         Workload(mode="rate", rate=0)
     with pytest.raises(ValueError, match=r"Workload\.mode"):
         Workload(mode="sweep")  # type: ignore[arg-type]
+
+
+def test_mixed_shapes_cycle(spec_7b_a3):
+    w = Workload(mode="batch", concurrency=4, requests=8, shapes=((100, 10), (2000, 50)))
+    p = predict(spec_7b_a3, w)
+    assert p.requests == 8
+    assert p.total_tokens_per_s > p.output_tokens_per_s
+    with pytest.raises(ValueError, match=r"Workload\.shapes"):
+        Workload(shapes=((0, 5),))
