@@ -38,6 +38,11 @@ def count_text(text: str, *, bos: bool = True) -> int:
     return len(_PIECE.findall(text)) + (BOS_TOKENS if bos else 0)
 
 
+def pieces(text: str) -> list[tuple[str, int, int]]:
+    """The stand-in tokenizer's tokens of ``text`` (without BOS): (text, start, stop) offsets."""
+    return [(m.group(), m.start(), m.end()) for m in _PIECE.finditer(text)]
+
+
 def count_prompt(prompt: str | Sequence[int] | Sequence[str]) -> int:
     """vLLM completions' ``prompt``: a string, or a list of token ids (counted as given)."""
     if isinstance(prompt, str):

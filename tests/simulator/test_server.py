@@ -130,6 +130,8 @@ def test_tgi_generate_stream_details_and_metrics(dialect_specs):
             plain = await r.json()
         async with http.get(ep.url + "/info") as r:
             info = await r.json()
+        async with http.post(ep.url + "/tokenize", json={"inputs": "what is a GPU"}) as r:
+            assert len(await r.json()) == 5  # BOS + 4 words: the count /generate reports as input_length
         async with http.get(ep.metrics_url) as r:
             metrics = await r.text()
         return stream, plain, info, metrics

@@ -1,5 +1,5 @@
 """Hugging Face TGI: /generate, /generate_stream (SSE, ``details``), the Messages API
-/v1/chat/completions, /health, /info, and /metrics with TGI's router metric names.
+/v1/chat/completions, /health, /info, /tokenize, and /metrics with TGI's router metric names.
 
 TGI writes SSE as ``data:{json}`` (no space), one event per token; the last event carries
 ``generated_text`` and, with ``parameters.details``, ``details`` (finish_reason, generated_tokens,
@@ -17,7 +17,7 @@ from aiohttp import web
 from ..engine import Engine, Sequence, StepResult
 from ..exposition import Histogram, Text
 from ..runtime import Observer
-from ..tokens import count_chat, count_text
+from ..tokens import count_chat, count_text, pieces
 from .base import Dialect, SimContext, TokenStream, check_lengths, serve
 
 TGI_VERSION = "3.3.4"
@@ -232,6 +232,18 @@ def build(ctx: SimContext) -> Dialect:
 
         return await serve(request, ctx, stream, prompt_len, max_new, respond)
 
+    async def tokenize(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error(422, "Failed to deserialize the JSON body into the target type")
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, str):
+            return error(422, "`inputs` must be a string")
+        toks = [{"id": 1, "text": "<s>", "start": 0, "stop": 0}]
+        toks += [{"id": 100 + i, "text": t, "start": a, "stop": b} for i, (t, a, b) in enumerate(pieces(inputs))]
+        return web.json_response(toks)
+
     async def health(request: web.Request) -> web.Response:
         return web.Response(status=200 if runtime.ready() else 503)
 
@@ -249,7 +261,8 @@ def build(ctx: SimContext) -> Dialect:
 
     hp = ctx.spec.server.health_path
     routes = [web.post("/generate", generate_handler), web.post("/generate_stream", stream_handler),
-              web.post("/v1/chat/completions", chat), web.get(hp, health), web.get("/info", info)]
+              web.post("/v1/chat/completions", chat), web.get(hp, health), web.get("/info", info),
+              web.post("/tokenize", tokenize)]
     separate = ctx.spec.server.metrics_port != ctx.spec.server.http_port
     if not separate:
         routes.append(web.get(ctx.spec.server.metrics_path, metrics_handler))
