@@ -68,3 +68,27 @@ def test_stalls_pause_the_engine(dialect_specs):
     times = asyncio.run(main())
     gaps = [b - a for a, b in itertools.pairwise(times[:5])]
     assert min(gaps) >= 0.045
+
+
+def test_served_throughput_matches_predict(dialect_specs):
+    from loadtest.simulator import Workload, predict
+
+    spec = dialect_specs["openai"]
+    clients, per_client = 8, 3
+
+    async def main():
+        async with SimulatedEndpoint(spec, port=0) as ep, aiohttp.ClientSession() as http:
+            body = {"prompt": list(range(128)), "max_tokens": 32, "stream": True}
+
+            async def client():
+                for _ in range(per_client):
+                    await stream_times(http, ep.url, body)
+
+            t0 = time.monotonic()
+            await asyncio.gather(*(client() for _ in range(clients)))
+            return time.monotonic() - t0
+
+    wall = asyncio.run(main())
+    model = predict(spec, Workload(128, 32, mode="batch", concurrency=clients, requests=clients * per_client))
+    served_tps = clients * per_client * 32 / wall
+    assert abs(served_tps / model.output_tokens_per_s - 1) < 0.15
