@@ -28,7 +28,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from stacks.sizing import KV_BLOCK_TOKENS
@@ -54,7 +54,6 @@ class Sequence:
     last_token_at: float | None = None
     prev_token_at: float | None = None
     finished_at: float | None = None
-    token_times: list[float] | None = None  # kept only when asked (predict)
     preemptions: int = 0
     done: bool = False
     cancelled: bool = False
@@ -85,7 +84,6 @@ class EngineStats:
     preemptions: int = 0
     busy_s: float = 0.0
     finished: int = 0
-    iteration_tokens: list[int] = field(default_factory=list)
 
 
 class EngineError(ValueError):
@@ -101,8 +99,6 @@ class Engine:
         static_batch: bool = False,
         batch_size: int | None = None,
         static_wait_s: float = 0.05,
-        keep_token_times: bool = False,
-        record_iterations: bool = False,
     ):
         self.spec = spec
         self.perf = perf or PerfModel(spec)
@@ -116,8 +112,6 @@ class Engine:
         self.free_blocks = self.kv_blocks
         self.static = static_batch
         self.static_wait_s = static_wait_s
-        self.keep_token_times = keep_token_times
-        self.record_iterations = record_iterations
         self.request_overhead_s = self.perf.request_overhead_s
         self.emit_s = self.perf.eff.token_emit_s
         self.now = 0.0
@@ -150,8 +144,6 @@ class Engine:
     def add(self, seq: Sequence) -> None:
         self.check(seq.prompt_len, seq.max_new)
         seq.ready = seq.arrival + self.request_overhead_s
-        if self.keep_token_times:
-            seq.token_times = []
         heapq.heappush(self.pending, (seq.ready, seq.rid, seq))
 
     def cancel(self, seq: Sequence) -> None:
@@ -310,8 +302,6 @@ class Engine:
                 seq.last_token_at = t
                 if seq.first_token_at is None:
                     seq.first_token_at = t
-                if seq.token_times is not None:
-                    seq.token_times.append(t)
                 if seq.generated >= seq.max_new:
                     seq.done = True
                     seq.finished_at = t
@@ -381,8 +371,6 @@ class Engine:
             seq.last_token_at = t
             if seq.first_token_at is None:
                 seq.first_token_at = t
-            if seq.token_times is not None:
-                seq.token_times.append(t)
             if seq.generated >= seq.max_new:
                 seq.done = True
                 seq.finished_at = t
@@ -403,7 +391,5 @@ class Engine:
         st.preemptions += preempted
         st.busy_s += end - t0
         st.finished += len(finished)
-        if self.record_iterations:
-            st.iteration_tokens.append(new_tokens)
         self.now = end
         return StepResult(t0, end, emitted, finished, new_tokens, prefill, seqs, preempted)

@@ -91,13 +91,6 @@ class LagHistogram:
         if lag_s > self.max_s:
             self.max_s = lag_s
 
-    def add_many(self, lag_s: float, count: int) -> None:
-        i = int(lag_s / _LAG_BIN_S) if lag_s > 0 else 0
-        self.bins[i if i < _LAG_BINS else _LAG_BINS - 1] += count
-        self.n += count
-        if lag_s > self.max_s:
-            self.max_s = lag_s
-
     def quantile(self, q: float) -> float:
         if not self.n:
             return 0.0
@@ -130,13 +123,11 @@ class Runtime:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._in_step = False
-        self.started_wall = time.time()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.t0 = self._loop.time()
-        self.started_wall = time.time()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -9,12 +9,10 @@ microseconds, which is what lets one core keep a thousand streams on schedule.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
@@ -139,7 +137,3 @@ def check_lengths(ctx: SimContext, prompt_len: int, max_new: int) -> str | None:
     except EngineError as exc:
         return str(exc)
     return None
-
-
-def json_body(request_text: str) -> Any:
-    return json.loads(request_text)
