@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import signal
 import sys
@@ -76,6 +77,7 @@ async def _serve(args: argparse.Namespace, spec: StackSpec) -> int:
         print(f"error: --port {port}: cannot listen on {args.host}:{port} ({exc.strerror}); "
               "use another --port, or 0 for a free one", file=sys.stderr)
         return 2
+    gc.freeze()  # startup objects (catalog, specs, aiohttp) leave the collector's scans: shorter GC pauses
     print(f"listening: {ep.url}", flush=True)
     if ep.dialect.separate_metrics_port:
         print(f"metrics: {ep.metrics_url}", flush=True)
