@@ -185,7 +185,7 @@ def stage_plan(cfg: LoadConfig) -> tuple[str, list[float]]:
 
 async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state: RunState, clock: Clock,
                   progress: Progress, stop: asyncio.Event, output_len_override: int | None = None,
-                  export: str | None = None) -> RunState:
+                  export: str | None = None, force: asyncio.Event | None = None) -> RunState:
     transport = make_transport(cfg.http_client, read_timeout=cfg.read_timeout)
     aux = make_transport("httpx", read_timeout=30)  # tokenize + scrapes: off the measured connection pool
     dialect = make_dialect(target.dialect, target.model, cfg.api, cfg.ignore_eos)
@@ -212,7 +212,7 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                 scraper.start()
         runner = Runner(target.base_url, dialect, transport, writer, clock, api_key=target.api_key,
                         request_timeout=cfg.request_timeout)
-        scheduler = Scheduler(runner, workload, clock, stop, grace=cfg.grace)
+        scheduler = Scheduler(runner, workload, clock, stop, grace=cfg.grace, force=force)
         index = 0
         queue = list(levels) if planner is None else []
         while not stop.is_set():

@@ -143,21 +143,23 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 async def _run_async(cfg: LoadConfig, target: Target, writer: ResultsWriter, state: RunState, clock: Clock,
                      progress: Progress, output_override: int | None, export: str | None) -> RunState:
-    stop = asyncio.Event()
+    stop, force = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
-    presses = 0
 
     def on_sigint() -> None:
-        nonlocal presses
-        presses += 1
+        if stop.is_set():
+            force.set()
+            progress.warn("interrupted again: cancelling in-flight requests now")
+            return
         stop.set()
-        if presses == 1:
-            progress.warn(f"interrupted: no new requests; in-flight ones get {cfg.grace:g} s, then a partial summary")
+        progress.warn(f"interrupted: no new requests; in-flight ones get {cfg.grace:g} s (Ctrl-C again: none), "
+                      "then a partial summary")
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, on_sigint)
         loop.add_signal_handler(signal.SIGTERM, on_sigint)
-    task = asyncio.ensure_future(execute(cfg, target, writer, state, clock, progress, stop, output_override, export))
+    task = asyncio.ensure_future(execute(cfg, target, writer, state, clock, progress, stop, output_override, export,
+                                         force))
     try:
         return await task
     finally:

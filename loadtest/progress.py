@@ -92,11 +92,11 @@ class Progress:
         self.console.print(f"[yellow]warning:[/] {message}")
 
     def final_table(self, stages: list[dict[str, Any]]) -> None:
-        t = Table("stage", "level", "ok/sent", "req/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50",
-                  "ITL p99", "e2e p50", "errors", title="load test summary (latencies in ms)")
+        t = Table("stage", "ok/sent", "req/s", "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "ITL p99",
+                  "e2e p50", "errors", title="load test summary (latencies in ms)")
         ms = lambda d, k: f"{1000 * d[k]:.1f}" if d else "-"  # noqa: E731
         for s in stages:
-            t.add_row(s["id"], f"{s['mode']} {s['level']:g}", f"{s['completed']}/{s['requests']}",
+            t.add_row(s["id"], f"{s['completed']}/{s['requests']}",
                       f"{s['requestThroughput']:.2f}", f"{s['outputTokensPerS']:.0f}", ms(s["ttft"], "p50"),
                       ms(s["ttft"], "p99"), ms(s["tpot"], "p50"), ms(s["itl"], "p99"), ms(s["e2e"], "p50"),
                       ", ".join(f"{k}={v}" for k, v in s["errors"].items()) or "0")

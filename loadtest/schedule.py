@@ -90,11 +90,13 @@ class _Budget:
 
 
 class Scheduler:
-    def __init__(self, runner: Runner, workload: Workload, clock: Clock, stop: asyncio.Event, grace: float = 5.0):
+    def __init__(self, runner: Runner, workload: Workload, clock: Clock, stop: asyncio.Event, grace: float = 5.0,
+                 force: asyncio.Event | None = None):
         self.runner = runner
         self.workload = workload
         self.clock = clock
         self.stop = stop
+        self.force = force or asyncio.Event()  # a second Ctrl-C: no grace
         self.grace = grace
         self._index = 0
 
@@ -156,7 +158,9 @@ class Scheduler:
         pending = set(tasks)
         while pending:
             if self.stop.is_set():
-                _, pending = await asyncio.wait(pending, timeout=self.grace)
+                deadline = self.clock.now() + self.grace
+                while pending and not self.force.is_set() and self.clock.now() < deadline:
+                    _, pending = await asyncio.wait(pending, timeout=min(0.1, self.grace))
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)

@@ -50,6 +50,15 @@ def _outputs(tmp_path, **over):
     return path
 
 
+def test_without_pulumi_the_error_says_how_to_pass_outputs(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi CLI on it
+    code, _, err = run_cli(capsys, "run", "--stack", "llama2-7b-g2", "--mode", "batch", "--levels", "1",
+                           "--results-dir", str(tmp_path / "r"), "--no-progress")
+    assert code == 2
+    assert "pulumi CLI is not installed" in err and "--outputs" in err and "--target sim" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_in_cluster_endpoint_gives_the_port_forward_command(capsys, tmp_path):
     port = free_port()
     path = _outputs(tmp_path, localUrl=f"http://127.0.0.1:{port}",

@@ -146,3 +146,24 @@ def test_ctrl_c_writes_partial_summary_and_exits_130(tmp_path, fixture_url):
     assert stage["completed"] == sum(1 for r in records if r["error"] is None)
     assert sum(stage["errors"].values()) + stage["completed"] == len(records)
     assert len(summary["stages"]) == 1  # the second stage never started
+
+
+def test_second_ctrl_c_cancels_in_flight_requests_at_once(tmp_path, fixture_url):
+    proc = _spawn_run(f"{fixture_url}/hung/0", tmp_path, "--mode", "batch", "--levels", "6",
+                      "--requests-per-level", "100", "--grace", "60", "--read-timeout", "120")
+    run_dir = tmp_path / "llama2-7b-g2" / "r1"
+    deadline = time.monotonic() + 20
+    while not (run_dir / "run.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # six requests are now hanging in flight
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 10  # not the 60 s grace
+    summary, records = load_run(run_dir)
+    assert summary["partial"] is True
+    assert len(records) == 6 and {r["error"] for r in records} == {"cancelled"}
+    assert summary["stages"][0]["errors"] == {"cancelled": 6}
