@@ -12,6 +12,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from .results import FORMAT_VERSION, ResultsWriter, public_outputs
 from .runner import Runner
 from .schedule import Scheduler, StageSpec, SweepPlanner
 from .targets import Target
+from .workers import run_stage_in_workers
 from .workloads import Tokenizer, Workload, sharegpt, synthetic
 
 MAX_PROMPTS = 20_000
@@ -74,6 +76,18 @@ async def quiet_gc(interval: float = GC_INTERVAL_S) -> AsyncIterator[dict[str, A
         if was_enabled:
             gc.enable()
         gc.unfreeze()
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def worker_common(cfg: LoadConfig, target: Target) -> dict[str, Any]:
+    """What every worker process needs to send requests (handed over a pipe, never written)."""
+    return {"baseUrl": target.base_url, "dialect": target.dialect, "model": target.model, "api": cfg.api,
+            "ignoreEos": cfg.ignore_eos, "httpClient": cfg.http_client, "readTimeout": cfg.read_timeout,
+            "requestTimeout": cfg.request_timeout, "grace": cfg.grace, "apiKey": target.api_key}
 
 
 def utc(ts: float) -> str:
@@ -213,7 +227,7 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
         runner = Runner(target.base_url, dialect, transport, writer, clock, api_key=target.api_key,
                         request_timeout=cfg.request_timeout)
         scheduler = Scheduler(runner, workload, clock, stop, grace=cfg.grace, force=force)
-        index = 0
+        index = next_index = 0
         queue = list(levels) if planner is None else []
         while not stop.is_set():
             level = (queue.pop(0) if queue else None) if planner is None else planner.next_level()
@@ -228,11 +242,23 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
             counters = progress.stage_started(spec.id, f"{mode} {level:g}")
             runner.on_sent, runner.on_done = counters.on_sent, counters.on_done
             cpu0, wall0 = time.process_time(), clock.now()
-            async with quiet_gc() as gc_stats:
-                run = await scheduler.run_stage(spec)
-            wall = max(clock.now() - wall0, 1e-9)
-            client = {"cpuPercent": round(100 * (time.process_time() - cpu0) / wall, 1), "httpClient": transport.name,
-                      **gc_stats}
+            if cfg.workers > 1:
+                children0 = _children_cpu()
+                run = await run_stage_in_workers(spec, cfg.workers, workload, worker_common(cfg, target),
+                                                 writer.dir / "requests.jsonl", clock, stop,
+                                                 force or asyncio.Event(), next_index)
+                wall = max(clock.now() - wall0, 1e-9)
+                per_worker = (_children_cpu() - children0) / cfg.workers
+                client = {"cpuPercent": round(100 * per_worker / wall, 1), "httpClient": transport.name,
+                          "workers": cfg.workers}
+            else:
+                scheduler._index = next_index
+                async with quiet_gc() as gc_stats:
+                    run = await scheduler.run_stage(spec)
+                wall = max(clock.now() - wall0, 1e-9)
+                client = {"cpuPercent": round(100 * (time.process_time() - cpu0) / wall, 1),
+                          "httpClient": transport.name, **gc_stats}
+            next_index = max([next_index - 1, *(r.i for r in run.records or [])]) + 1
             if scraper:
                 await scraper.scrape_once()  # one sample at the stage's end
             server = summarize_server(scraper.for_stage(spec.id)) if scraper else None

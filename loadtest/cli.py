@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of server silence before a request is recorded as stalled")
     r.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get after Ctrl-C")
     r.add_argument("--http-client", choices=sorted(TRANSPORTS), default="aiohttp")
+    r.add_argument("--workers", type=int, default=1,
+                   help="load-generating processes per stage (1: one process; e.g. 2 on a 2-core machine)")
     r.add_argument("--sweep-of", choices=("rate", "batch"), default="rate", help="what --mode sweep raises")
     r.add_argument("--sweep-max-stages", type=int, default=8)
     s = sub.add_parser("simulate", help="serve the stack's simulated endpoint (foreground)", add_help=False)
@@ -89,7 +91,7 @@ def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
         prefix_len=a.prefix_len, prefix_groups=a.prefix_groups, seed=a.seed, slo=parse_slo(a.slo), api=a.api,
         ignore_eos=not a.no_ignore_eos, request_timeout=a.request_timeout, read_timeout=a.read_timeout,
         grace=a.grace, scrape_interval=a.scrape_interval, http_client=a.http_client, sweep_of=a.sweep_of,
-        sweep_max_stages=a.sweep_max_stages,
+        sweep_max_stages=a.sweep_max_stages, workers=a.workers,
     )
     cfg.validate()
     if a.dataset and not Path(a.dataset).is_file():

@@ -11,9 +11,11 @@ import time
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.origin = time.perf_counter()
-        self.wall_origin = time.time()
+    def __init__(self, origin: float | None = None, wall_origin: float | None = None) -> None:
+        """A fresh origin, or a given one (worker processes share the parent's: perf_counter is
+        CLOCK_MONOTONIC on Linux, one clock for every process on the host)."""
+        self.origin = time.perf_counter() if origin is None else origin
+        self.wall_origin = time.time() if wall_origin is None else wall_origin
 
     def now(self) -> float:
         return time.perf_counter() - self.origin

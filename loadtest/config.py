@@ -125,6 +125,7 @@ class LoadConfig:
     http_client: str = "aiohttp"
     sweep_of: str = "rate"
     sweep_max_stages: int = 8
+    workers: int = 1
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -144,6 +145,8 @@ class LoadConfig:
                            "e.g. --prefix-len 512 --prefix-groups 4")
         if self.read_timeout <= 0 or self.request_timeout <= 0:
             raise BadInput("--request-timeout/--read-timeout must be > 0", "e.g. --request-timeout 600")
+        if self.workers < 1 or self.workers > 64:
+            raise BadInput(f"--workers {self.workers}: must be 1..64", "e.g. --workers 2 (one per core)")
         if self.sweep_of not in ("rate", "batch"):
             raise BadInput(f"--sweep-of {self.sweep_of}: unknown", "use rate or batch")
 

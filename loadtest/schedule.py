@@ -39,6 +39,8 @@ class StageSpec:
     duration: float | None  # measured seconds of sending (warmup excluded)
     warmup: float = 0.0
     seed: int = 0
+    phase: float = 0.0  # added to every scheduled offset (worker k of W in a constant-rate stage: k / R)
+    start_at: float | None = None  # run-clock time to start at (worker processes start together)
 
 
 @dataclass
@@ -99,14 +101,17 @@ class Scheduler:
         self.force = force or asyncio.Event()  # a second Ctrl-C: no grace
         self.grace = grace
         self._index = 0
+        self.stride = 1  # worker processes number their requests k, k + W, k + 2W, ...
 
     def _record(self, spec: StageSpec, scheduled: float, warmup: bool) -> RequestRecord:
         rec = RequestRecord(stage=spec.id, i=self._index, scheduled=scheduled, warmup=warmup)
-        self._index += 1
+        self._index += self.stride
         return rec
 
     async def run_stage(self, spec: StageSpec, on_record: Callable[[RequestRecord], None] | None = None) -> StageRun:
-        start = self.clock.now()
+        if spec.start_at is not None and (delay := spec.start_at - self.clock.now()) > 0:
+            await asyncio.sleep(delay)
+        start = spec.start_at if spec.start_at is not None else self.clock.now()
         run = StageRun(spec, start=start, measure_from=start + spec.warmup)
         records: list[RequestRecord] = []
         budget = _Budget(spec, run.measure_from)
@@ -134,7 +139,7 @@ class Scheduler:
             for offset in arrival_offsets(spec.level, spec.arrival, spec.seed):
                 if self.stop.is_set():
                     break
-                scheduled = start + offset
+                scheduled = start + spec.phase + offset
                 verdict = budget.take(scheduled)
                 if verdict is None:
                     break

@@ -54,6 +54,15 @@ class Workload:
         self._next += 1
         return p
 
+    def rotated(self) -> list[Prompt]:
+        """The prompts in the order ``take`` would hand them out from now on (for worker processes)."""
+        k = self._next % len(self.prompts)
+        return self.prompts[k:] + self.prompts[:k]
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` prompts as taken elsewhere (by worker processes)."""
+        self._next += n
+
     @property
     def reused(self) -> int:
         """Requests that got a prompt already used (the pool wrapped around)."""
