@@ -16,8 +16,11 @@ run fails, the demo stops with the failing command and its output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +37,8 @@ EXIT_FAILED = 1
 # The guide's G2/A3 pairs (Llama-2-7B and -70B) plus the fp8 G2 variants that show recommendation 1.
 DEMO_STACKS = ("llama2-7b-g2", "llama2-7b-a3", "llama2-70b-g2", "llama2-70b-a3", "llama2-7b-g2-fp8",
                "llama2-70b-g2-fp8")
+RUN_TIMEOUT_S = 400.0  # one load-test run; the longest demo run takes about 70 s
+LINGER_S = 20.0  # seconds a finished run may take to exit before it is stopped
 FAST_DECODE_STEPS_PER_S = 100.0  # above this, a stack's endpoint streams fast enough to load the client
 
 
@@ -184,17 +189,35 @@ class LoadRunner:
         self.progress.step = name
         self.progress.run_dir = self.results / self.stack / run_id
         t0 = time.monotonic()
+        lingered = False
         with open(log, "w") as f:
             f.write("$ " + " ".join(cmd) + "\n")
             f.flush()
             proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, text=True)
+            finished_at: float | None = None
             while proc.poll() is None:
                 if self.stop.wait(0.5):
-                    proc.terminate()  # the load tester writes a partial summary when stopped
-                    proc.wait(30)
+                    _stop_tree(proc)  # the load tester writes a partial summary when stopped
+                    break
+                now = time.monotonic()
+                if finished_at is None and _summary_complete(self.progress.run_dir):
+                    finished_at = now
+                if finished_at is not None and now - finished_at > LINGER_S:
+                    # Every stage is measured and summarised, but the process did not exit: stop it
+                    # rather than wait forever; its results directory is complete.
+                    lingered = True
+                    _stop_tree(proc)
+                    break
+                if now - t0 > RUN_TIMEOUT_S:
+                    _stop_tree(proc)
+                    raise DemoFailed(f"{self.stack}: `{' '.join(cmd[1:])}` ran over {RUN_TIMEOUT_S:.0f} s and "
+                                     f"was stopped; log {log}")
         text = log.read_text()
         took = time.monotonic() - t0
-        if proc.returncode != 0:
+        if lingered:
+            _say(f"{self.stack}: {name}: the load tester finished every stage (summary.json complete) but did not "
+                 f"exit within {LINGER_S:.0f} s; it was stopped and its complete results are used (log {log})")
+        elif proc.returncode != 0:
             raise DemoFailed(f"{self.stack}: `{' '.join(cmd[1:])}` exited {proc.returncode}; log {log}:\n"
                              + "\n".join(text.splitlines()[-25:]))
         lines = [ln for ln in text.splitlines() if ln.startswith("results: ")]
@@ -225,6 +248,42 @@ class LoadRunner:
         self.progress.done = True
         self.progress.step = "done"
         return self.progress.runs
+
+
+def _summary_complete(run_dir: Path | None) -> bool:
+    """True once the run's summary.json says every stage finished (format v2 ``complete``)."""
+    try:
+        doc = json.loads((run_dir / "summary.json").read_text()) if run_dir else {}
+    except (OSError, json.JSONDecodeError):
+        return False
+    return doc.get("complete") is True
+
+
+def _descendants(pid: int) -> list[int]:
+    """PIDs of a process's descendants (Linux /proc), deepest last: the simulated endpoint it started."""
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                out += [int(child), *_descendants(int(child))]
+    except OSError:
+        pass
+    return out
+
+
+def _stop_tree(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the load tester (it stops its own simulated endpoint); after ``grace`` s, SIGKILL it and
+    whatever it started, by PID."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    for pid in [*_descendants(proc.pid), proc.pid]:  # still alive: its children are still its children
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(5)
 
 
 def rate_levels(batch_runs: list[Path], fractions: tuple[float, ...]) -> list[float]:

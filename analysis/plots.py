@@ -184,6 +184,9 @@ def server_timeline(runs: list[Run], df: pd.DataFrame, out: Path) -> Path | None
         offset = 0.0
         for k, run in enumerate(chosen):
             m = run.server_metrics
+            last_end = run.requests["end"].max()
+            if pd.notna(last_end):  # scrapes after the last request (a slow shutdown) show nothing of the load
+                m = m.loc[m["t"] <= last_end + 1.0]
             for role, color in (("running", "C0"), ("waiting", "C3")):
                 s = m.loc[m["role"] == role].groupby("t")["value"].sum().sort_index()
                 if not s.empty:

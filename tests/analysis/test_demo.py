@@ -3,9 +3,12 @@ pipeline end to end on one stack with a tiny workload."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -80,4 +83,51 @@ def test_invalid_demo_stack_fails_before_anything_runs(tmp_path: Path, monkeypat
     assert main(["demo", "--stacks", "broken", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "invalid demo stack(s)" in err and "Pulumi.broken.yaml" in err and "fix:" in err
+
+
+
+HANGING_LOAD_TESTER = r'''
+import json, subprocess, sys, time
+from pathlib import Path
+args = sys.argv[1:]
+opt = lambda name: args[args.index(name) + 1]
+d = Path(opt("--results-dir")) / opt("--stack") / opt("--run-id")
+d.mkdir(parents=True)
+(d / "summary.json").write_text(json.dumps({"formatVersion": 2, "complete": True, "stages": []}))
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+Path(sys.argv[0] + ".child").write_text(str(child.pid))
+print("stage 0-batch-4: batch 4: 4/4 ok", flush=True)
+import signal
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a load tester that hangs after its last stage
+time.sleep(600)
+'''
+
+
+def test_a_finished_run_that_does_not_exit_is_stopped_with_its_children(tmp_path: Path, monkeypatch, capsys) -> None:
+    fake = tmp_path / "fake_loadtest.py"
+    fake.write_text(HANGING_LOAD_TESTER)
+    monkeypatch.setattr(demo, "_py", lambda: [sys.executable, str(fake)])
+    monkeypatch.setattr(demo, "LINGER_S", 0.5)
+    progress = demo.StackProgress("llama2-7b-g2")
+    runner = demo.LoadRunner("llama2-7b-g2", tmp_path / "results", tmp_path, demo.Workloads(), "t", progress,
+                             threading.Event())
+    monkeypatch.setattr(demo, "_stop_tree", functools.partial(demo._stop_tree, grace=1.0))
+    path = runner.run("batch-4", ["--mode", "batch"])
+    assert path == tmp_path / "results" / "llama2-7b-g2" / "t-batch-4"
+    assert "did not exit" in capsys.readouterr().out
+    child = int((tmp_path / "fake_loadtest.py.child").read_text())
+    assert _gone(child), "the hung load tester's child process was left running"
+
+
+def _gone(pid: int, wait: float = 3.0) -> bool:
+    """True once ``pid`` no longer runs (gone, or a zombie awaiting its reaper); SIGKILL lands asynchronously."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
 
