@@ -235,7 +235,7 @@ class LoadRunner:
         for n in w.batch_levels:  # one run per level: each stage is exactly one static batch of n
             batch_runs.append(self.run(f"batch-{n}", [
                 "--mode", "batch", "--levels", str(n), "--requests-per-level", str(n), "--input-len", str(lin),
-                "--output-len", str(lout), "--seed", "1", "--scrape-interval", "0.25"]))  # fine server timeline
+                "--output-len", str(lout), "--seed", "1"]))
         rates = rate_levels(batch_runs, w.rate_fractions)
         self.run("rate", [
             "--mode", "rate", "--arrival", "poisson", "--levels", ",".join(f"{r:g}" for r in rates),
