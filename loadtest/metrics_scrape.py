@@ -90,11 +90,15 @@ class Scraper:
         self.last_error: str | None = None
         self.scrapes: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def scrape_once(self) -> dict[str, Any] | None:
         t = self.clock.now()
         try:
-            status, body = await asyncio.wait_for(self.transport.get(self.url, self.headers), timeout=10)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the inner call completes, and the scrape loop would never stop
+            async with asyncio.timeout(10):
+                status, body = await self.transport.get(self.url, self.headers)
             if status != 200:
                 raise TransportError("http", f"HTTP {status}")
             samples = parse_samples(body.decode("utf-8", "replace"))
@@ -108,7 +112,7 @@ class Scraper:
         return entry
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             started = self.clock.now()
             await self.scrape_once()
             await asyncio.sleep(max(0.0, self.interval - (self.clock.now() - started)))
@@ -117,11 +121,15 @@ class Scraper:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """Stop the loop; never hangs (a lost cancellation is re-sent, the flag ends the loop anyway)."""
+        self._stopping = True
+        task, self._task = self._task, None
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                task.exception()
 
     def for_stage(self, stage_id: str) -> list[dict[str, Any]]:
         return [s for s in self.scrapes if s["stage"] == stage_id]

@@ -150,3 +150,29 @@ def test_parse_and_summarize_vllm_metrics():
     summary = summarize([{"t": 0, "stage": "x", "samples": s}, {"t": 1, "stage": "x", "samples": later}])
     assert summary == {"scrapes": 2, "runningMean": 5.0, "runningMax": 7.0, "waitingMax": 2.0,
                        "kvCacheUsageMax": 0.25, "preemptions": 2.0}
+
+
+def test_scraper_stops_even_when_a_cancellation_is_lost():
+    from loadtest.clock import Clock
+    from loadtest.metrics_scrape import Scraper
+
+    class SwallowingTransport:  # a get() that eats its cancellation, as a racing wait_for can
+        async def get(self, url, headers=None):
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                pass
+            return 200, VLLM_METRICS.encode()
+
+    async def scenario():
+        seen = []
+        scraper = Scraper("http://x/metrics", SwallowingTransport(), Clock(), 0.01, seen.append)
+        scraper.start()
+        await asyncio.sleep(0.2)
+        await asyncio.wait_for(scraper.stop(), timeout=5)
+        count = len(seen)
+        await asyncio.sleep(0.1)
+        return count, len(seen)
+
+    before, after = asyncio.run(scenario())
+    assert before >= 2 and after == before  # stopped, and stays stopped
