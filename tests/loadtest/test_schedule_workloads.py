@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 
@@ -158,10 +159,8 @@ def test_scraper_stops_even_when_a_cancellation_is_lost():
 
     class SwallowingTransport:  # a get() that eats its cancellation, as a racing wait_for can
         async def get(self, url, headers=None):
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                pass
             return 200, VLLM_METRICS.encode()
 
     async def scenario():
