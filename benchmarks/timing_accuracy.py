@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--ttft-ms", type=float, default=50.0)
     ap.add_argument("--itl-ms", type=float, default=20.0)
     ap.add_argument("--http-client", default="aiohttp")
+    ap.add_argument("--workers", type=int, default=1, help="load-generating processes (--workers)")
     ap.add_argument("--mode", choices=("batch", "rate"), default="batch",
                     help="batch: streams in lockstep (worst case); rate: Poisson arrivals, as many streams open")
     a = ap.parse_args()
@@ -100,7 +101,8 @@ def main() -> None:
         cmd = [sys.executable, "-m", "loadtest", "run", "--stack", "timing", "--endpoint", f"http://127.0.0.1:{port}",
                "--dialect", "openai", "--model", "m", *load,
                "--requests-per-level", str(a.requests), "--output-len", str(a.output_len), "--input-len", "16",
-               "--no-progress", "--no-metrics", "--http-client", a.http_client, "--results-dir", str(work / "res")]
+               "--no-progress", "--no-metrics", "--http-client", a.http_client, "--workers", str(a.workers),
+               "--results-dir", str(work / "res")]
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True)
         run_dir = Path(proc.stdout.strip().splitlines()[-1].removeprefix("results: "))
     finally:
@@ -123,9 +125,9 @@ def main() -> None:
             itl_err.append(abs((arrivals[j] - arrivals[j - 1]) - (emitted[j] - emitted[j - 1])))
     summary = json.loads((run_dir / "summary.json").read_text())["stages"][0]
     print(f"{len(records)} requests, {a.concurrency} concurrent streams ({a.mode} mode), {a.output_len} tokens each "
-          f"(first at {a.ttft_ms:g} ms, then every {a.itl_ms:g} ms); client {a.http_client}")
+          f"(first at {a.ttft_ms:g} ms, then every {a.itl_ms:g} ms); client {a.http_client}, {a.workers} process(es)")
     print(f"chunks per request (mean): {np.mean([len(r['chunks']) for r in records]):.1f}; "
-          f"client CPU {summary['client']['cpuPercent']:.0f} % of one core; "
+          f"client CPU {summary['client']['cpuPercent']:.0f} % of one core per process; "
           f"arrivals before emission (clock mismatch): {negative}")
     for name, v in (("TTFT", ttft_err), ("ITL", itl_err)):
         arr = np.asarray(v) * 1000
