@@ -85,3 +85,31 @@ def test_rate_sweep_reports_the_knee_of_a_saturating_server(capsys, tmp_path, fi
     assert sweep["history"][2]["good"] is False and "throughput" in sweep["history"][2]["why"]
     assert sweep["knee"] in (40, 220)
     assert [s["level"] for s in summary["stages"]] == levels
+
+
+def test_batch_sweep_stops_when_throughput_stops_growing(capsys, tmp_path, fixture_url):
+    # cap/2: at most two requests generate at once, so batch sizes beyond 2 add no throughput
+    code, out, _ = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/cap/2"), "--mode", "sweep",
+                           "--sweep-of", "batch", "--levels", "1,2,4,8", "--requests-per-level", "16",
+                           "--output-len", "4", "--results-dir", str(tmp_path))
+    assert code == 0
+    summary, _ = load_run(results_dir_from(out))
+    sweep = summary["sweep"]
+    assert sweep["of"] == "batch" and sweep["knee"] == 2
+    assert [h["level"] for h in sweep["history"]][:3] == [1, 2, 4] and "grew only" in sweep["stopReason"]
+
+
+def test_sharegpt_dataset_through_the_cli(capsys, tmp_path, fixture_url):
+    data = [{"conversations": [{"from": "human", "value": f"question {k} " + "word " * (20 + k)},
+                               {"from": "gpt", "value": "answer " * (40 + 4 * k)}]} for k in range(10)]
+    path = tmp_path / "sharegpt.json"
+    path.write_text(json.dumps(data))
+    code, out, _ = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/ok/0"), "--mode", "batch", "--levels", "2",
+                           "--requests-per-level", "10", "--dataset", str(path), "--results-dir", str(tmp_path / "r"))
+    assert code == 0
+    summary, records = load_run(results_dir_from(out))
+    assert summary["workload"]["source"] == "sharegpt(sharegpt.json)"
+    # no /tokenize here: reply lengths are estimated at 4 characters per token and requested as such
+    wanted = sorted(r["outputTokensRequested"] for r in records)
+    assert wanted == sorted(max(1, len("answer " * (40 + 4 * k)) // 4) for k in range(10))
+    assert all(r["outputTokens"] == r["outputTokensRequested"] for r in records)
