@@ -37,8 +37,14 @@ class Response(ABC):
         async for data in self.chunks():
             yield time.perf_counter(), data
 
-    @abstractmethod
-    async def read(self, limit: int = 4096) -> bytes: ...
+    async def read(self, limit: int = 4096) -> bytes:
+        """Up to ``limit`` bytes of the body (error bodies, small JSON answers)."""
+        out = b""
+        async for data in self.chunks():
+            out += data
+            if len(out) >= limit:
+                break
+        return out[:limit]
 
 
 class Transport(ABC):
@@ -80,14 +86,6 @@ class _HttpxResponse(Response):
             raise TransportError("stalled", f"no data for the read timeout: {exc}") from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.NetworkError) as exc:
             raise TransportError("reset", str(exc) or type(exc).__name__) from None
-
-    async def read(self, limit: int = 4096) -> bytes:
-        out = b""
-        async for data in self.chunks():
-            out += data
-            if len(out) >= limit:
-                break
-        return out[:limit]
 
 
 class HttpxTransport(Transport):
@@ -214,14 +212,6 @@ class _AiohttpResponse(Response):
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
                 aiohttp.ClientConnectionError) as exc:
             raise TransportError("reset", str(exc) or type(exc).__name__) from None
-
-    async def read(self, limit: int = 4096) -> bytes:
-        out = b""
-        async for data in self.chunks():
-            out += data
-            if len(out) >= limit:
-                break
-        return out[:limit]
 
 
 class AiohttpTransport(Transport):
