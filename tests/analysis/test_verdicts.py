@@ -96,3 +96,26 @@ def test_memory_fit_flags_a_cap_the_rule_did_not_predict(tmp_path: Path) -> None
     write_run(tmp_path, "llama2-7b-a3", curve=A3_7B, levels=(16, 256), max_running=64)  # KV holds 613 sequences
     v = next(x for x in analyse(load_runs([str(tmp_path)]), SLO).recommendations if x.number == 2)
     assert v.verdict == "partly supported" and "llama2-7b-a3" in v.summary
+
+
+def test_findings_compare_the_guide_shapes_g2_side_priced_nearest_its_5_5x(tmp_path: Path) -> None:
+    # Two 7B G2 stacks: one L4 ($0.85/h, 12.9x cheaper than the H100) and two L4s ($2.00/h, 5.5x): the
+    # guide's "A3 costs 5.5x G2 for the compared shapes" picks the two-L4 one as its G2 side.
+    for stack, curve in (("llama2-7b-g2", G2_7B), ("llama2-7b-g2x2", G2_7B), ("llama2-7b-a3", A3_7B)):
+        write_run(tmp_path, stack, curve=curve)
+    f = {x.key: x for x in findings(analyse(load_runs([str(tmp_path)]), SLO).stages)}
+    small = f["per-dollar-small"]
+    assert "llama2-7b-g2x2 (g2-standard-24, 2× " in small.claim and "llama2-7b-a3 (a3-highgpu-1g, 1× " in small.claim
+    assert "llama2-7b-g2 (" not in small.claim
+
+
+def test_batch_latency_finding_is_the_per_token_latency_increase(guide_results: Path) -> None:
+    # The guide's tool records latency per output token (e2e / output tokens, TTFT included).
+    a = analyse(load_runs([str(guide_results)]), SLO)
+    f = {x.key: x for x in findings(a.stages)}
+    from .conftest import A3_70B, G2_70B
+    for fam, curve in (("A3", A3_70B), ("G2", G2_70B)):
+        ntpot_up = (curve.e2e(256, 64) - curve.e2e(16, 64)) / 64 * 1e3
+        e2e_up = (curve.e2e(256, 64) - curve.e2e(16, 64)) * 1e3
+        measured = f[f"batch-latency-{fam}"].measured
+        assert measured.startswith(f"+{ntpot_up:,.0f} ms (") and f"mean e2e +{e2e_up:,.0f} ms" in measured, measured

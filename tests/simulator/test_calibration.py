@@ -30,3 +30,15 @@ def test_guide_findings_are_computed_not_copied(stacks):
     # batching 16 -> 256 raises throughput on both
     assert findings["batch_gain_70b_a3"].model > 1 and findings["batch_gain_70b_g2"].model > 1
     assert findings["per_dollar_70b"].holds
+
+
+def test_guide_findings_use_the_guide_shapes_and_its_per_token_latency(stacks):
+    findings = {f.key: f for f in guide_findings(stacks, (32, 128))}
+    # the guide's 7B G2 side: two L4s (g2-standard-24), the shape priced 5.5x below one H100
+    assert "llama2-7b-g2x2 (g2-standard-24)" in findings["per_dollar_7b"].detail
+    assert abs(findings["prefill_per_dollar"].model * 5.51 - findings["prefill_ratio"].model) < 0.1
+    # the guide's latency is per output token: the increase is the whole-request one / 128 output tokens
+    for tag in ("a3", "g2"):
+        f = findings[f"latency_increase_70b_{tag}"]
+        e2e_up = float(f.detail.rsplit("(+", 1)[1].split(" ms")[0].replace(",", ""))
+        assert abs(f.model - e2e_up / 128) < 0.05, f.detail
