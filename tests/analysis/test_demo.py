@@ -25,7 +25,7 @@ def test_fast_endpoints_share_one_lane() -> None:
     groups = demo.lanes(list(demo.DEMO_STACKS))
     assert groups[-1] == ["llama2-7b-a3", "llama2-70b-a3"]  # H100 stacks stream fast: one at a time
     assert sorted(g[0] for g in groups[:-1]) == ["llama2-70b-g2", "llama2-70b-g2-fp8", "llama2-7b-g2",
-                                                 "llama2-7b-g2-fp8"]
+                                                 "llama2-7b-g2-fp8", "llama2-7b-g2x2"]
 
 
 def test_rate_sweep_is_sized_from_the_measured_capacity(tmp_path: Path) -> None:
@@ -87,36 +87,30 @@ def test_invalid_demo_stack_fails_before_anything_runs(tmp_path: Path, monkeypat
 
 
 HANGING_LOAD_TESTER = r'''
-import json, subprocess, sys, time
+import subprocess, sys, time
 from pathlib import Path
-args = sys.argv[1:]
-opt = lambda name: args[args.index(name) + 1]
-d = Path(opt("--results-dir")) / opt("--stack") / opt("--run-id")
-d.mkdir(parents=True)
-(d / "summary.json").write_text(json.dumps({"formatVersion": 2, "complete": True, "stages": []}))
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 Path(sys.argv[0] + ".child").write_text(str(child.pid))
-print("stage 0-batch-4: batch 4: 4/4 ok", flush=True)
+print("stage 0-batch-4: batch 4: 0/4 ok", flush=True)
 import signal
-signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a load tester that hangs after its last stage
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a load tester that never ends and ignores SIGTERM
 time.sleep(600)
 '''
 
 
-def test_a_finished_run_that_does_not_exit_is_stopped_with_its_children(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_a_run_over_its_timeout_fails_the_demo_with_its_log_and_is_stopped(tmp_path: Path, monkeypatch) -> None:
     fake = tmp_path / "fake_loadtest.py"
     fake.write_text(HANGING_LOAD_TESTER)
     monkeypatch.setattr(demo, "_py", lambda: [sys.executable, str(fake)])
-    monkeypatch.setattr(demo, "LINGER_S", 0.5)
-    progress = demo.StackProgress("llama2-7b-g2")
-    runner = demo.LoadRunner("llama2-7b-g2", tmp_path / "results", tmp_path, demo.Workloads(), "t", progress,
-                             threading.Event())
+    monkeypatch.setattr(demo, "RUN_TIMEOUT_S", 1.0)
     monkeypatch.setattr(demo, "_stop_tree", functools.partial(demo._stop_tree, grace=1.0))
-    path = runner.run("batch-4", ["--mode", "batch"])
-    assert path == tmp_path / "results" / "llama2-7b-g2" / "t-batch-4"
-    assert "did not exit" in capsys.readouterr().out
+    runner = demo.LoadRunner("llama2-7b-g2", tmp_path / "results", tmp_path, demo.Workloads(), "t",
+                             demo.StackProgress("llama2-7b-g2"), threading.Event())
+    with pytest.raises(demo.DemoFailed) as exc:
+        runner.run("batch-4", ["--mode", "batch"])
+    assert "ran over 1 s" in str(exc.value) and str(tmp_path / "llama2-7b-g2-batch-4.log") in str(exc.value)
     child = int((tmp_path / "fake_loadtest.py.child").read_text())
-    assert _gone(child), "the hung load tester's child process was left running"
+    assert _gone(child), "the stopped load tester's child process was left running"
 
 
 def _gone(pid: int, wait: float = 3.0) -> bool:
@@ -130,4 +124,3 @@ def _gone(pid: int, wait: float = 3.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
