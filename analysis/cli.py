@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--results-dir", default=None, type=Path,
                    help="where the load tester writes runs (default <out>/results)")
     d.add_argument("--stacks", default=None,
-                   help="comma-separated stacks (default: the guide's G2/A3 pairs for Llama-2-7B and -70B, and "
-                        "their fp8 G2 variants)")
+                   help="comma-separated stacks (default: the guide's G2/A3 pairs for Llama-2-7B and -70B, "
+                        "the single-L4 7B stack and the fp8 G2 variants)")
     d.add_argument("--slo", default=DEFAULT_SLO, help="latency objective for the verdicts")
     d.add_argument("--batch-levels", default="16,32,64,128,256", help="static batch sizes (default: the guide's)")
     d.add_argument("--prefill-levels", default="4,16", help="batch sizes of the input-heavy workload")

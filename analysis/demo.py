@@ -1,7 +1,7 @@
 """``python -m analysis demo``: the main job on the embedded default, without a cloud.
 
-For each demo stack (``DEMO_STACKS``: the guide's G2/A3 pairs for Llama-2-7B and -70B, and their fp8
-G2 variants):
+For each demo stack (``DEMO_STACKS``: the guide's G2/A3 pairs for Llama-2-7B and -70B, the single-L4
+7B stack and the fp8 G2 variants):
   1. offline plan (``python -m stacks plan <stack> --json``), skipped with a notice if absent;
   2. the guide's workloads against the stack's simulated endpoint (``python -m loadtest run
      --target sim``): a static batch sweep 16 → 256 at fixed lengths, a rate sweep at fractions of the
