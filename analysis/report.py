@@ -209,7 +209,8 @@ def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
     captions = {
         "latency_throughput": "Latency–throughput curves (TTFT p99 and TPOT p50 against output tokens/s)",
         "per_dollar": "Output tokens/s per dollar at the largest common batch, normalized to the baseline",
-        "batch_effect": "Batch-size effect: throughput and mean request latency against static batch size",
+        "batch_effect": ("Batch-size effect: throughput and mean latency per output token (NTPOT, the guide's latency) "
+                         "against static batch size"),
         "prefill": "Prefill throughput and prefill tokens per dollar on the input-heavy workload",
         "server_timeline": "Server running batch and queue over time (the server's own metrics)",
     }
