@@ -295,17 +295,8 @@ class Engine:
         for seq, n in scheduled:
             seq.computed += n
             if seq.computed >= seq.total_len:
-                seq.generated += 1
-                t = end + len(emitted) * emit  # the server sends the step's tokens one stream after another
-                emitted.append(seq)
-                seq.prev_token_at = seq.last_token_at
-                seq.last_token_at = t
-                if seq.first_token_at is None:
-                    seq.first_token_at = t
-                if seq.generated >= seq.max_new:
-                    seq.done = True
-                    seq.finished_at = t
-                    finished.append(seq)
+                # the server sends the step's tokens one stream after another
+                _emit_token(seq, end + len(emitted) * emit, emitted, finished)
         if finished:
             for seq in finished:
                 self.free_blocks += seq.blocks
@@ -364,17 +355,7 @@ class Engine:
         for seq in batch:
             if seq.done or seq.cancelled:
                 continue
-            seq.generated += 1
-            t = end + len(emitted) * emit
-            emitted.append(seq)
-            seq.prev_token_at = seq.last_token_at
-            seq.last_token_at = t
-            if seq.first_token_at is None:
-                seq.first_token_at = t
-            if seq.generated >= seq.max_new:
-                seq.done = True
-                seq.finished_at = t
-                finished.append(seq)
+            _emit_token(seq, end + len(emitted) * emit, emitted, finished)
         if all(s.done or s.cancelled for s in batch):
             for seq in batch:
                 self.free_blocks += seq.blocks
@@ -393,3 +374,17 @@ class Engine:
         st.finished += len(finished)
         self.now = end
         return StepResult(t0, end, emitted, finished, new_tokens, prefill, seqs, preempted)
+
+
+def _emit_token(seq: Sequence, t: float, emitted: list[Sequence], finished: list[Sequence]) -> None:
+    """Record one generated token of ``seq`` leaving at simulated time ``t``; finish it at ``max_new``."""
+    seq.generated += 1
+    emitted.append(seq)
+    seq.prev_token_at = seq.last_token_at
+    seq.last_token_at = t
+    if seq.first_token_at is None:
+        seq.first_token_at = t
+    if seq.generated >= seq.max_new:
+        seq.done = True
+        seq.finished_at = t
+        finished.append(seq)

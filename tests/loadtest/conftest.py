@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from loadtest.cli import main
-from loadtest.targets import free_port
+from loadtest.targets import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,14 +37,6 @@ def start_process(cmd: list[str], health_url: str, timeout: float = 30.0, env: d
     raise RuntimeError(f"{cmd[:4]} did not become healthy at {health_url} within {timeout} s")
 
 
-def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="session")
