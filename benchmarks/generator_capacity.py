@@ -6,9 +6,13 @@ OpenAI stream (64 one-token chunks, a usage chunk, ``[DONE]``) via ``return 200`
 installed, an equivalent zero-latency aiohttp server in its own process (said in the output).
 Each rate runs ``python -m loadtest run --mode rate`` for ``--duration`` seconds (128 in / 64 out).
 A rate is *sustained* when achieved >= 98 % of requested, no request failed, and TTFT p99 <= 5 ms.
-Optionally (``--compare-vllm``) runs ``vllm bench serve`` from .venv-vllm on the same harness.
+Optionally runs other load generators on the same harness and rule: ``--compare-vllm`` runs
+``vllm bench serve`` from .venv-vllm; ``--compare-inference-perf`` runs kubernetes-sigs/inference-perf
+0.7.0 with 2 worker processes (installed on first use into .venv-inference-perf, see
+inference_perf_compare.py).
 
     .venv/bin/python benchmarks/generator_capacity.py [--duration 15] [--rates 200,400,800,...]
+        [--compare-vllm] [--compare-inference-perf]
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks import inference_perf_compare  # noqa: E402
 from loadtest.targets import free_port, stop_process  # noqa: E402
 
 
@@ -169,6 +174,28 @@ def run_vllm_bench(url: str, rate: float, duration: float, results: Path) -> dic
             "total_cpu_s_per_1000": 1000 * cpu / n, "bottleneck": None}
 
 
+def inference_perf_tool(url: str, duration: float, results: Path):
+    """The per-rate runner for inference-perf, or None (with the reason printed) when it cannot be set up."""
+    try:
+        cli = inference_perf_compare.ensure_installed()
+        tokenizer = inference_perf_compare.ensure_tokenizer()
+    except (inference_perf_compare.Unavailable, subprocess.CalledProcessError) as exc:
+        print(f"inference-perf skipped: {exc}", file=sys.stderr)
+        return None
+
+    def run(rate: float) -> dict | None:
+        cpu0 = child_cpu()
+        try:
+            row = inference_perf_compare.run_stage(cli, tokenizer, url, rate, duration, results, workers=2)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            print(f"  inference-perf failed: {exc}", file=sys.stderr)
+            return None
+        cpu = child_cpu() - cpu0
+        return {**row, "cpu_s_per_1000": float("nan"), "total_cpu_s_per_1000": 1000 * cpu / max(row["requests"], 1),
+                "bottleneck": None}
+    return run
+
+
 def sustained(row: dict) -> bool:
     return row["achieved"] >= 0.98 * row["requested"] and row["errors"] == 0 and row["ttft_p99_ms"] <= 5.0
 
@@ -180,6 +207,9 @@ def main() -> None:
     ap.add_argument("--clients", default="aiohttp,httpx")
     ap.add_argument("--workers", default="1,2", help="worker-process counts to measure (aiohttp client)")
     ap.add_argument("--compare-vllm", action="store_true", help="also run vllm bench serve from .venv-vllm")
+    ap.add_argument("--compare-inference-perf", action="store_true",
+                    help="also run inference-perf 0.7.0 (2 worker processes) from .venv-inference-perf, "
+                         "installing it there with python3.12 on first use")
     a = ap.parse_args()
     rates = [float(x) for x in a.rates.split(",")]
     port = free_port()
@@ -200,6 +230,12 @@ def main() -> None:
                   for w in map(int, a.workers.split(",")) if w > 1]
         if a.compare_vllm:
             tools.append(("vllm bench serve", lambda r: run_vllm_bench(url, r, a.duration, results)))
+        if a.compare_inference_perf:
+            run_ip = inference_perf_tool(url, a.duration, results)
+            if run_ip is not None:
+                tools.append((f"inference-perf {inference_perf_compare.VERSION} (2 worker processes)", run_ip))
+            else:
+                print("\ninference-perf: not available (reason above)")
         for name, fn in tools:
             print(f"\n{name}")
             print(f"{'requested':>10} {'achieved':>9} {'errors':>6} {'TTFT p99 ms':>11} {'dispatch p99 ms':>15} "
