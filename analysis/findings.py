@@ -4,7 +4,7 @@ Each finding is a direction (A3 faster, G2 cheaper per token, ...) and usually a
 is ``reproduced`` when the direction holds and the magnitude is within a factor of two of the
 guide's; ``direction only`` when only the direction holds; ``not reproduced`` when the direction
 fails; ``not evaluated`` when the runs lack the comparison. Matching rules: same source, model and
-precision; the highest batch both ran; and the guide's shapes (``guide_pairs``): the guide says A3
+precision; the highest batch both ran; and the guide's shapes (``select.guide_pairs``): the guide says A3
 costs 5.5× G2 "for the compared shapes", so of the G2 stacks run for a model the one whose $/h is
 nearest 1/5.5 of the A3 stack's is its G2 side (for Llama-2-7B: two L4s, g2-standard-24, not one).
 Every finding names the stacks and machine shapes it compares.
@@ -17,18 +17,16 @@ the mean NTPOT, not of the whole-request latency; the e2e increase is reported b
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
 
 from .recommendations import DECODE_WORKLOADS, SMALL_MODEL_PARAMS
-from .select import Pair, common_top, family_pairs, first, ratio, sweep
+from .select import Pair, common_top, first, guide_pairs, ratio, sweep
 
 REPRODUCED, DIRECTION_ONLY, NOT_REPRODUCED, NOT_EVALUATED = (
     "reproduced", "direction only", "not reproduced", "not evaluated")
 MAGNITUDE_FACTOR = 2.0
-GUIDE_COST_RATIO = 5.5  # the guide: A3 costs 5.5× G2 "for the compared shapes"
 
 
 @dataclass
@@ -50,27 +48,6 @@ def _judge(direction_ok: bool, measured: float, guide: float | None) -> str:
         return REPRODUCED
     within = guide / MAGNITUDE_FACTOR <= measured <= guide * MAGNITUDE_FACTOR
     return REPRODUCED if within else DIRECTION_ONLY
-
-
-def guide_pairs(d: pd.DataFrame) -> list[Pair]:
-    """G2/A3 pairs in the guide's shapes: per (source, model, precision), the first A3 stack by name and,
-    of the G2 stacks, the one whose $/h ratio to it is nearest the guide's 5.5× (on a log scale; ties
-    by name). With one G2 stack per model this is ``family_pairs``."""
-    out = []
-    for p in family_pairs(d):
-        g = d.loc[(d["source"] == p.source) & (d["model"] == p.model) & (d["precision"] == p.precision)
-                  & (d["machine_family"] == "G2")]
-        a3_cost = first(d, p.b, "usd_per_hour")
-        costs = {st: _off_guide_cost(a3_cost, first(g, st, "usd_per_hour")) for st in sorted(set(g["stack"]))}
-        g2 = min(costs, key=costs.__getitem__)
-        out.append(Pair(p.source, p.model, p.precision, g2, p.b))
-    return out
-
-
-def _off_guide_cost(a3_usd: float | None, g2_usd: float | None) -> float:
-    """How far an A3/G2 price ratio is from the guide's 5.5× (|log|; infinite when a price is missing)."""
-    r = ratio(a3_usd, g2_usd)
-    return abs(math.log(r / GUIDE_COST_RATIO)) if r > 0 else math.inf
 
 
 def _pairs(d: pd.DataFrame, *, large: bool | None) -> list[Pair]:

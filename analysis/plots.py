@@ -17,7 +17,7 @@ import pandas as pd
 
 from .loader import Run
 from .recommendations import DECODE_WORKLOADS
-from .select import common_top, family_pairs, sweep
+from .select import common_top, guide_pairs, sweep
 
 DPI = 110
 
@@ -136,7 +136,7 @@ def batch_effect(df: pd.DataFrame, out: Path) -> Path | None:
 def prefill(df: pd.DataFrame, out: Path) -> Path | None:
     """Input-heavy workload: prefill tokens/s and prefill tokens per $ (G2 = 1) for each G2/A3 pair."""
     rows = []
-    for p in family_pairs(df):
+    for p in guide_pairs(df):
         top = common_top(sweep(df, p.a, "input-heavy", source=p.source), sweep(df, p.b, "input-heavy", source=p.source))
         if top is None:
             continue

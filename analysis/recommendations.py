@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .select import common_top, family_pairs, first, ratio, sweep
+from .select import common_top, first, guide_pairs, ratio, sweep
 from .slo import Slo
 
 SMALL_MODEL_PARAMS = 8.5e9  # "7b parameters or less" (Llama-3-8B's 8.0 B counts as small)
@@ -175,7 +175,7 @@ def memory_fit(d: pd.DataFrame, source: str) -> Verdict:
 def gpu_choice(d: pd.DataFrame, source: str, slo: Slo) -> Verdict:
     """G2 vs A3 output tokens per $ at the largest common batch, per model."""
     rows, agree = [], []
-    for p in family_pairs(d):
+    for p in guide_pairs(d):
         if p.source != source:
             continue
         w = _decode_workload(d, p.a, p.b)
@@ -212,7 +212,7 @@ def gpu_choice(d: pd.DataFrame, source: str, slo: Slo) -> Verdict:
 def input_heavy(d: pd.DataFrame, source: str) -> Verdict:
     """A3 vs G2 prefill (input) tokens per $ on the input-heavy workload, against the decode workload."""
     rows, agree = [], []
-    for p in family_pairs(d):
+    for p in guide_pairs(d):
         if p.source != source:
             continue
         top = common_top(sweep(d, p.a, "input-heavy"), sweep(d, p.b, "input-heavy"))
@@ -269,7 +269,7 @@ def batching(d: pd.DataFrame, source: str, slo: Slo) -> Verdict:
         return Verdict(5, source, NOT_EVALUATED, "No stack ran a static batch sweep with two or more levels "
                        "(run --mode batch --levels 16,32,64,128,256).")
     rises = all(g > 1.0 for g in gains)
-    comparisons = [(f"{p.model} {p.precision}", lat_up[p.a][2], lat_up[p.b][2]) for p in family_pairs(d)
+    comparisons = [(f"{p.model} {p.precision}", lat_up[p.a][2], lat_up[p.b][2]) for p in guide_pairs(d)
                    if p.source == source and p.a in lat_up and p.b in lat_up]
     a3_lower = all(a3 < g2 for _, g2, a3 in comparisons)
     verdict = SUPPORTED if rises and a3_lower else (PARTLY if rises or a3_lower else NOT_SUPPORTED)

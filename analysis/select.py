@@ -6,9 +6,12 @@ workload class, at the same mode and load level: the guide's charts compare like
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
+
+GUIDE_COST_RATIO = 5.5  # the guide: A3 costs 5.5× G2 "for the compared shapes"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,27 @@ def family_pairs(df: pd.DataFrame, fam_a: str = "G2", fam_b: str = "A3") -> list
         if a and b:
             pairs.append(Pair(str(source), str(model), str(precision), a[0], b[0]))
     return pairs
+
+
+def guide_pairs(d: pd.DataFrame) -> list[Pair]:
+    """G2/A3 pairs in the guide's shapes: per (source, model, precision), the first A3 stack by name and,
+    of the G2 stacks, the one whose $/h ratio to it is nearest the guide's 5.5× (on a log scale; ties
+    by name). With one G2 stack per model this is ``family_pairs``."""
+    out = []
+    for p in family_pairs(d):
+        g = d.loc[(d["source"] == p.source) & (d["model"] == p.model) & (d["precision"] == p.precision)
+                  & (d["machine_family"] == "G2")]
+        a3_cost = first(d, p.b, "usd_per_hour")
+        costs = {st: _off_guide_cost(a3_cost, first(g, st, "usd_per_hour")) for st in sorted(set(g["stack"]))}
+        g2 = min(costs, key=costs.__getitem__)
+        out.append(Pair(p.source, p.model, p.precision, g2, p.b))
+    return out
+
+
+def _off_guide_cost(a3_usd: float | None, g2_usd: float | None) -> float:
+    """How far an A3/G2 price ratio is from the guide's 5.5× (|log|; infinite when a price is missing)."""
+    r = ratio(a3_usd, g2_usd)
+    return abs(math.log(r / GUIDE_COST_RATIO)) if r > 0 else math.inf
 
 
 def first(df: pd.DataFrame, stack: str, column: str):

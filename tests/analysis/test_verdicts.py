@@ -103,8 +103,11 @@ def test_findings_compare_the_guide_shapes_g2_side_priced_nearest_its_5_5x(tmp_p
     # guide's "A3 costs 5.5x G2 for the compared shapes" picks the two-L4 one as its G2 side.
     for stack, curve in (("llama2-7b-g2", G2_7B), ("llama2-7b-g2x2", G2_7B), ("llama2-7b-a3", A3_7B)):
         write_run(tmp_path, stack, curve=curve)
-    f = {x.key: x for x in findings(analyse(load_runs([str(tmp_path)]), SLO).stages)}
+    a = analyse(load_runs([str(tmp_path)]), SLO)
+    f = {x.key: x for x in findings(a.stages)}
     small = f["per-dollar-small"]
+    gpu_choice = next(v for v in a.recommendations if v.number == 3).evidence.set_index("model")
+    assert gpu_choice.loc["llama-2-7b", "G2 stack"] == "llama2-7b-g2x2"  # the recommendations compare it too
     assert "llama2-7b-g2x2 (g2-standard-24, 2× " in small.claim and "llama2-7b-a3 (a3-highgpu-1g, 1× " in small.claim
     assert "llama2-7b-g2 (" not in small.claim
 
