@@ -14,6 +14,7 @@ Pulumi is imported inside the functions: ``import stacks`` must never import it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -212,6 +213,19 @@ def run_stack_file(path: Path, name: str) -> ProgramRun:
     return run_program(name, flat, spec)
 
 
+def _ensure_event_loop() -> None:
+    """Give this thread an open event loop when it has none. Pulumi's mocks and ``_sync_await`` use
+    ``asyncio.get_event_loop()``, which raises after an ``asyncio.run()`` in the same thread (it leaves
+    no loop set): without this, planning after any asyncio code in one process fails."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        loop = policy.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        policy.set_event_loop(policy.new_event_loop())
+
+
 def run_program(name: str, flat: Mapping[str, Any], spec: StackSpec) -> ProgramRun:
     import pulumi
     from pulumi.runtime import settings
@@ -233,6 +247,7 @@ def run_program(name: str, flat: Mapping[str, Any], spec: StackSpec) -> ProgramR
     logger.propagate = False
     logger.handlers = [Capture()]
     settings.ROOT.set(None)  # set_mocks reuses an existing root stack: start each run from a fresh one
+    _ensure_event_loop()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=name, preview=False, logger=logger, monitor=monitor)
     set_all_config(config, secret_keys)
     root = settings.get_root_resource()

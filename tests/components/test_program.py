@@ -295,3 +295,18 @@ def test_server_waits_for_its_secrets_and_jobs(run: ProgramRun) -> None:
     dep = run.one(DEPLOYMENT)
     needed = [r.urn for r in run.resources if r.type in ("kubernetes:core/v1:Secret", JOB)]
     assert needed and set(needed) <= set(dep.dependencies)
+
+
+def test_the_program_runs_after_asyncio_code_in_the_same_thread() -> None:
+    # asyncio.run() leaves the thread with no event loop set; Pulumi's mocks need one.
+    import asyncio
+
+    from stacks.loader import stack_files
+    from stacks.program_run import run_stack_file
+
+    async def nothing() -> None:
+        return None
+
+    asyncio.run(nothing())
+    run = run_stack_file(stack_files()["llama2-7b-g2x2"], "llama2-7b-g2x2")
+    assert run.outputs
