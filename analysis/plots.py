@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.patches import Patch
 
 from .loader import Run
 from .recommendations import DECODE_WORKLOADS
@@ -91,7 +92,8 @@ def per_dollar(df: pd.DataFrame, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(bars)), 4))
     labels = [_label(s, src) + f"\nbatch {lvl:g}" for src, _m, s, lvl, _v, _b in bars]
     values = [v for *_x, v, _b in bars]
-    colors = [f"C{sorted({b[1] for b in bars}).index(m)}" for _s, m, *_rest in bars]
+    models = sorted({b[1] for b in bars})
+    colors = [f"C{models.index(m)}" for _s, m, *_rest in bars]
     hatches = ["//" if src == "modelled" else "" for src, *_ in bars]
     rects = ax.bar(range(len(bars)), values, color=colors, edgecolor="white")
     for rect, h in zip(rects, hatches, strict=True):
@@ -103,9 +105,7 @@ def per_dollar(df: pd.DataFrame, out: Path) -> Path | None:
     ax.set_ylabel("output tokens/s per $ (baseline = 1)")
     ax.set_title("Output tokens/s per $ (each model's baseline = 1)" + (", hatched: modelled" if any(hatches) else ""),
                  fontsize=10)
-    for model in sorted({b[1] for b in bars}):
-        ax.bar([], [], color=f"C{sorted({b[1] for b in bars}).index(model)}", label=model)
-    ax.legend(fontsize=8)
+    ax.legend(handles=[Patch(facecolor=f"C{i}", label=m) for i, m in enumerate(models)], fontsize=8)
     return _save(fig, out / "per_dollar.png")
 
 
