@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -15,30 +14,10 @@ from components.servers import SecretRefs, tgi, triton_trtllm, vllm
 from stacks import load_stack_file
 from stacks.loader import stack_files
 from stacks.program_run import ProgramError, plaintext, run_program, run_stack_file
+from tests.stack_configs import BASE
+from tests.stack_configs import write_stack_file as write
 
 from .test_program import DEPLOYMENT, NODE_POOL
-
-BASE: dict[str, Any] = {
-    "gcp:project": "test-project",
-    "gcp:region": "us-central1",
-    "gcp:zone": "us-central1-a",
-    "gke-llm-bench:accelerator": {"machineType": "g2-standard-8"},
-    "gke-llm-bench:model": {"name": "llama-2-7b"},
-    "gke-llm-bench:precision": "bf16",
-    "gke-llm-bench:server": {"kind": "vllm", "maxModelLen": 4096},
-}
-
-
-def write(tmp_path: Path, changes: dict[str, Any], name: str = "t") -> Path:
-    config = copy.deepcopy(BASE)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key] = {**config[key], **value}
-        else:
-            config[key] = value
-    path = tmp_path / f"Pulumi.{name}.yaml"
-    path.write_text(yaml.safe_dump({"config": config}))
-    return path
 
 
 def spec_of(tmp_path: Path, changes: dict[str, Any]):
@@ -167,10 +146,7 @@ def test_zonal_and_regional_node_locations(tmp_path: Path) -> None:
     zonal = run_stack_file(write(tmp_path, {}, name="zonal"), "zonal")
     assert "nodeLocations" not in plaintext(zonal.one("gcp:container/cluster:Cluster").inputs)
     regional_cfg = {"gcp:zone": None, "gcp:zones": ["us-central1-a", "us-central1-b"]}
-    path = write(tmp_path, regional_cfg, name="regional")
-    config = yaml.safe_load(path.read_text())
-    config["config"].pop("gcp:zone")
-    path.write_text(yaml.safe_dump(config))
+    path = write(tmp_path, regional_cfg, name="regional")  # None removes gcp:zone
     regional = run_stack_file(path, "regional")
     cluster = plaintext(regional.one("gcp:container/cluster:Cluster").inputs)
     assert cluster["location"] == "us-central1"

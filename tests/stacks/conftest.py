@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-BASE: dict[str, Any] = {
-    "gcp:project": "test-project",
-    "gcp:region": "us-central1",
-    "gcp:zone": "us-central1-a",
-    "gke-llm-bench:accelerator": {"machineType": "g2-standard-8"},
-    "gke-llm-bench:model": {"name": "llama-2-7b"},
-    "gke-llm-bench:precision": "bf16",
-    "gke-llm-bench:server": {"kind": "vllm", "maxModelLen": 4096},
-}
-
-
-def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``changes`` to a copy of ``base``: nested dicts merge, ``None`` deletes a key."""
-    out = copy.deepcopy(base)
-    for key, value in changes.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+from tests.stack_configs import write_stack_file
 
 
 @pytest.fixture
@@ -38,11 +15,6 @@ def stack_file(tmp_path: Path):
     """Write ``Pulumi.<name>.yaml`` from BASE plus changes; returns its path."""
 
     def write(changes: dict[str, Any] | None = None, name: str = "t", raw: str | None = None) -> Path:
-        path = tmp_path / f"Pulumi.{name}.yaml"
-        if raw is not None:
-            path.write_text(raw)
-        else:
-            path.write_text(yaml.safe_dump({"config": merge(BASE, changes or {})}, sort_keys=False))
-        return path
+        return write_stack_file(tmp_path, changes, name, raw)
 
     return write
