@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loadtest.metrics_scrape import metric_role
+
 from .errors import AnalysisError
 
 SUPPORTED_FORMAT_VERSIONS = (1, 2)
@@ -31,21 +33,6 @@ REQUEST_FIELDS = ("stage", "i", "scheduled", "sent", "first", "end", "inputToken
 _FLOAT_FIELDS = ("scheduled", "sent", "first", "end", "inputTokens", "outputTokens")
 # ``"chunks":[[t,n],[t,n],...]``: a list of number pairs, nothing nested deeper, no strings.
 _CHUNKS = re.compile(r'"chunks"\s*:\s*\[(?:\s*\[[^\[\]]*\]\s*,?)*\s*\]')
-
-# Server metric families worth keeping (the rest, e.g. histogram buckets, are dropped at load time).
-# Each maps to the role it plays in the report; several servers' names map to the same role.
-SERVER_METRIC_ROLES: dict[str, str] = {
-    "vllm:num_requests_running": "running",
-    "tgi_batch_current_size": "running",
-    "vllm:num_requests_waiting": "waiting",
-    "tgi_queue_size": "waiting",
-    "nv_inference_pending_request_count": "waiting",
-    "jetstream_prefill_backlog_size": "waiting",
-    "vllm:kv_cache_usage_perc": "kv_usage",
-    "vllm:gpu_cache_usage_perc": "kv_usage",
-    "vllm:num_preemptions_total": "preemptions",
-}
-
 
 @dataclass
 class Run:
@@ -191,7 +178,9 @@ def read_server_metrics(path: Path) -> tuple[pd.DataFrame, list[str]]:
     rows_t: list[float] = []
     rows_stage: list[str] = []
     rows_family: list[str] = []
+    rows_role: list[str] = []
     rows_value: list[float] = []
+    roles: dict[str, str] = {}  # series key -> role ("" when it plays none), decided once per key
     lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
     for n, line in enumerate(lines, 1):
         try:
@@ -204,17 +193,20 @@ def read_server_metrics(path: Path) -> tuple[pd.DataFrame, list[str]]:
                                 "the file is damaged; re-run the load test") from None
         samples = doc.get("samples") or {}
         for key, value in samples.items():
-            family = key.split("{", 1)[0]
-            if family in SERVER_METRIC_ROLES and value is not None:
+            role = roles.get(key)
+            if role is None:
+                role = roles[key] = metric_role(key) or ""
+            if role and value is not None:
                 rows_t.append(float(doc.get("t", np.nan)))
                 rows_stage.append(str(doc.get("stage")))
-                rows_family.append(family)
+                rows_family.append(key.split("{", 1)[0])
+                rows_role.append(role)
                 rows_value.append(float(value))
-    df = pd.DataFrame({"t": rows_t, "stage": rows_stage, "family": rows_family, "value": rows_value})
+    df = pd.DataFrame({"t": rows_t, "stage": rows_stage, "role": rows_role, "family": rows_family,
+                       "value": rows_value})
     if df.empty:
         return pd.DataFrame(columns=columns), warnings
-    df = df.groupby(["t", "stage", "family"], as_index=False, sort=False)["value"].sum()
-    df["role"] = df["family"].map(SERVER_METRIC_ROLES)
+    df = df.groupby(["t", "stage", "role", "family"], as_index=False, sort=False)["value"].sum()
     return df[columns], warnings
 
 

@@ -23,12 +23,12 @@ from . import __version__
 from .aggregate import summarize_stage
 from .clock import Clock
 from .config import LoadConfig
-from .dialects import Dialect, make_dialect
 from .export_vllm import vllm_result
 from .http import Transport, TransportError, make_transport
 from .metrics_scrape import Scraper
 from .metrics_scrape import summarize as summarize_server
 from .progress import Progress
+from .protocols import Dialect, make_dialect
 from .results import FORMAT_VERSION, ResultsWriter, public_outputs
 from .runner import Runner
 from .schedule import Scheduler, StageSpec, SweepPlanner

@@ -17,10 +17,10 @@ from pathlib import Path
 from .bench import RunState, execute, run_meta
 from .clock import Clock
 from .config import ARRIVALS, MODES, LoadConfig, parse_length, parse_levels, parse_slo
-from .dialects import DIALECTS
 from .errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, LoadTestError
 from .http import TRANSPORTS
 from .progress import Progress
+from .protocols import DIALECTS
 from .results import ResultsWriter, new_run_id
 from .targets import Target, gke_target, sim_target, url_target
 

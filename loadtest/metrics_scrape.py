@@ -20,17 +20,30 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .clock import Clock
 from .http import Transport, TransportError
+from .protocols import METRIC_ROLES
 
 # Per-stage summary: which series mean "running batch", "queue", "KV-cache usage", "preemptions".
-# Each entry is a family name, optionally with one label=value the series must carry; the first
-# entry present in a scrape wins (servers and versions name them differently).
-RUNNING = ("vllm:num_requests_running", "tgi_batch_current_size",
-           'nv_trt_llm_request_metrics{request_type="active"}', "jetstream_slots_used_percentage")
-WAITING = ("vllm:num_requests_waiting", "tgi_queue_size", 'nv_trt_llm_request_metrics{request_type="waiting"}',
-           "nv_inference_pending_request_count", "jetstream_prefill_backlog_size")
-KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
-            'nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"}')
-PREEMPTIONS = ("vllm:num_preemptions_total", "vllm:num_preemptions")
+# Each protocol module names its server's series; the first selector present in a scrape wins
+# (servers and versions name them differently).
+RUNNING = METRIC_ROLES["running"]
+WAITING = METRIC_ROLES["waiting"]
+KV_USAGE = METRIC_ROLES["kv_usage"]
+PREEMPTIONS = METRIC_ROLES["preemptions"]
+
+
+def _matches(key: str, selector: str) -> bool:
+    name, _, label = selector.partition("{")
+    label = label.rstrip("}")
+    return (key == name or key.startswith(name + "{")) and (not label or label in key)
+
+
+def metric_role(key: str) -> str | None:
+    """The role of one scraped series (``name{labels}``), or None: what analysis keeps and how it
+    labels it, by the same selectors the per-stage summary uses."""
+    for role, selectors in METRIC_ROLES.items():
+        if any(_matches(key, sel) for sel in selectors):
+            return role
+    return None
 
 
 def parse_samples(text: str) -> dict[str, float]:
@@ -51,10 +64,7 @@ def parse_samples(text: str) -> dict[str, float]:
 def _series(samples: dict[str, float], names: tuple[str, ...]) -> float | None:
     """Sum of every series of the first selector present (e.g. across engines or models)."""
     for selector in names:
-        name, _, label = selector.partition("{")
-        label = label.rstrip("}")
-        values = [v for k, v in samples.items()
-                  if (k == name or k.startswith(name + "{")) and (not label or label in k)]
+        values = [v for k, v in samples.items() if _matches(k, selector)]
         if values:
             return sum(values)
     return None

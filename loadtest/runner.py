@@ -13,9 +13,9 @@ import json
 from collections.abc import Callable
 
 from .clock import Clock
-from .dialects import Dialect, Prompt, ProtocolError, StreamParser
-from .dialects.base import Framer
 from .http import Response, Transport, TransportError
+from .protocols import Dialect, Prompt, ProtocolError, StreamParser
+from .protocols.framing import Framer
 from .records import RequestRecord, error_for_status
 from .results import ResultsWriter
 

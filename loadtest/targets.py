@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -26,8 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from .dialects import DIALECTS
 from .errors import BadInput, Unreachable
+from .protocols import DIALECTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -244,13 +245,20 @@ def sim_target(stack: str, metrics_url: str | None, startup_timeout: float = 60.
         cmd += ["--metrics-port", str(mport)]
         default_metrics = f"http://127.0.0.1:{mport}{metrics_path}"
     log = tempfile.TemporaryFile()  # noqa: SIM115 - the simulator's stderr, read only if it fails to start
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    env = dict(os.environ)
+    api_key = None
+    if (outputs.get("spec") or {}).get("apiKeyRequired"):
+        # a fresh key per run, handed over in the environment (never argv): the simulated server
+        # enforces it as the real one would, and the load tester sends it
+        api_key = os.environ.get("LOADTEST_API_KEY") or secrets.token_urlsafe(24)
+        env["SIMULATOR_API_KEY"] = api_key
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True).start()
     outputs = dict(outputs, localUrl=base_url, endpoint=base_url, externalEndpoint=None)
     health = outputs.get("healthPath") or DIALECTS[outputs["dialect"]].health_path
     target = Target("sim", base_url, outputs["dialect"], outputs["servedModel"], health,
-                    metrics_url or default_metrics, outputs, None, proc)
+                    metrics_url or default_metrics, outputs, api_key, proc)
     deadline = time.monotonic() + startup_timeout
     while True:
         if proc.poll() is not None:

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .clock import Clock
-from .dialects import Prompt, make_dialect
 from .http import make_transport
+from .protocols import Prompt, make_dialect
 from .records import RequestRecord
 from .runner import Runner
 from .schedule import Scheduler, StageRun, StageSpec

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import LoadConfig
-from .dialects import Prompt
 from .errors import BadInput
+from .protocols import Prompt
 
 # Common short English words: mostly one token each for BPE vocabularies, so "N words" ~ "N tokens".
 _WORDS_TEXT = (

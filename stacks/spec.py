@@ -236,6 +236,7 @@ class StackSpec:
                 "extraArgs": list(self.extra_args),
             },
             "exposure": self.exposure,
+            "apiKeyRequired": self.api_key_key is not None,
             "cost": {
                 "usdPerHour": round(self.usd_per_hour, 4),
                 "usdPerNodeHour": self.usd_per_node_hour,
@@ -249,8 +250,23 @@ class StackSpec:
         }
 
 
+#: (server kind, the model name it serves whatever the checkpoint)
+TRITON_SERVED_NAME = ("triton-trtllm", "ensemble")
+
+
 class _Resolver:
     """Collects errors while resolving; each step tolerates earlier failures (values may be None)."""
+
+    def _served_name(self, server: str, checkpoint: str) -> str:
+        """The name clients address. Triton serves the TensorRT-LLM model repository's ``ensemble``:
+        its ``/v2/models/<name>`` route cannot match a Hugging Face id with ``/`` in it."""
+        given = self.c.model.served_name
+        if server == TRITON_SERVED_NAME[0]:
+            if given and given != TRITON_SERVED_NAME[1]:
+                self.error(K("model.servedName"), f'Triton serves the TensorRT-LLM repository\'s "ensemble" model, '
+                           f'not "{given}"', "remove model.servedName (clients address `ensemble`)")
+            return TRITON_SERVED_NAME[1]
+        return given or checkpoint
 
     def __init__(self, config: StackConfig, catalog: Catalog):
         self.c = config
@@ -579,7 +595,7 @@ class _Resolver:
             model=model,
             checkpoint=checkpoint,
             revision=c.model.revision,
-            served_name=c.model.served_name or checkpoint,
+            served_name=self._served_name(server.name, checkpoint),
             precision=precision,
             kv_cache_dtype=kv_dtype,
             server=server,

@@ -12,6 +12,7 @@ TGI 3's prefix cache.
 
 from __future__ import annotations
 
+from stacks.serving import tgi_limits
 from stacks.spec import StackSpec
 
 from .base import MODEL_CACHE_PATH, SecretRefs, ServerWorkload, cache_mount, secret_env, shm_mount, spec_ports
@@ -23,19 +24,18 @@ KV_DTYPE_FLAG = {"fp8": "fp8_e4m3fn"}
 
 def args(spec: StackSpec) -> list[str]:
     """The exact launcher arguments for the spec."""
-    max_total = spec.max_model_len
-    prefill = max(spec.max_batched_tokens, max_total - 1)
+    lim = tgi_limits(spec)
     out = [
         "--model-id", spec.checkpoint,
         "--revision", spec.revision,
         "--hostname", "0.0.0.0",
         "--port", str(spec.server.http_port),
         "--num-shard", str(spec.tensor_parallel),
-        "--max-input-tokens", str(max_total - 1),
-        "--max-total-tokens", str(max_total),
-        "--max-batch-prefill-tokens", str(prefill),
-        "--max-batch-total-tokens", str(spec.sizing.kv_tokens),
-        "--max-concurrent-requests", str(spec.max_batch),
+        "--max-input-tokens", str(lim.max_input_tokens),
+        "--max-total-tokens", str(lim.max_total_tokens),
+        "--max-batch-prefill-tokens", str(lim.max_batch_prefill_tokens),
+        "--max-batch-total-tokens", str(lim.max_batch_total_tokens),
+        "--max-concurrent-requests", str(lim.max_concurrent_requests),
     ]
     p = spec.precision.name
     if p in QUANTIZE_FLAG:

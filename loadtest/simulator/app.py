@@ -19,9 +19,9 @@ from aiohttp import web
 
 from stacks.spec import StackSpec
 
-from .dialects import SimContext, builder
 from .faults import Faults
 from .runtime import Runtime
+from .servers import SimContext, builder
 
 SIM_STATS_PATH = "/sim/stats"  # the simulator's own figures (emission lag, engine state); not a server API
 
@@ -29,7 +29,7 @@ SIM_STATS_PATH = "/sim/stats"  # the simulator's own figures (emission lag, engi
 class SimulatedEndpoint:
     def __init__(self, spec: StackSpec, *, host: str = "127.0.0.1", port: int = 0, metrics_port: int | None = None,
                  seed: int = 0, static_batch: bool = False, faults: Faults | None = None,
-                 static_wait_s: float = 0.05):
+                 static_wait_s: float = 0.05, api_key: str | None = None):
         self.spec = spec
         self.host = host
         self.port = port
@@ -38,12 +38,25 @@ class SimulatedEndpoint:
         self.ctx = SimContext(spec, self.runtime, seed)
         self.dialect = builder(spec.server.dialect)(self.ctx)
         self.runtime.observer = self.dialect.observer
+        if api_key is not None and self.dialect.guard is None:
+            raise ValueError(f"{spec.server.name} has no authentication, so an API key cannot be enforced; "
+                             "serve it without one (keep it in-cluster, as the stack's exposure rules require)")
+        self._api_key = api_key
         self._runners: list[web.AppRunner] = []
         self.bound_port = 0
         self.bound_metrics_port = 0
 
     def _app(self, routes: list[web.RouteDef]) -> web.Application:
-        app = web.Application(client_max_size=64 * 2**20)
+        middlewares = []
+        guard, key = self.dialect.guard, self._api_key
+        if key is not None and guard is not None:
+            @web.middleware
+            async def check_key(request: web.Request, handler: Any) -> web.StreamResponse:
+                refusal = guard(request, key)
+                return refusal if refusal is not None else await handler(request)
+
+            middlewares.append(check_key)
+        app = web.Application(client_max_size=64 * 2**20, middlewares=middlewares)
         app.add_routes(routes)
         app.router.add_get(SIM_STATS_PATH, self._stats)
         return app

@@ -2,6 +2,10 @@
 
 Also ``predict`` (the model without HTTP) for a quick look at a stack and a workload. Exit codes:
 0 ok (SIGTERM / Ctrl-C stop the server cleanly), 2 bad input (the message names the flag or field).
+The API key, when the stack declares one, is read from the environment variable named by
+``--api-key-env`` (default ``SIMULATOR_API_KEY``), never from the command line, where ``ps`` would
+show it. The server exits by itself when the process that started it dies (a ``kill -9`` of the
+load tester leaves no orphan serving on).
 Once the server listens it prints ``listening: http://127.0.0.1:<port>`` (and ``metrics: <url>``)
 on stdout, flushed, so a parent process can wait for that line.
 """
@@ -12,6 +16,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import signal
 import sys
 
@@ -45,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="static batching (the guide's batch comparison) instead of continuous batching")
     s.add_argument("--static-wait", type=float, default=0.05,
                    help="static batching: seconds without a new arrival before a partial batch starts")
+    s.add_argument("--api-key-env", default=API_KEY_ENV, metavar="VAR",
+                   help=f"environment variable holding the API key to enforce (default {API_KEY_ENV}); required "
+                        "when the stack declares secrets.apiKey, as the real server would be started with it")
+    s.add_argument("--no-parent-watch", action="store_true",
+                   help="keep serving after the parent process exits (default: exit with it)")
     q = sub.add_parser("predict", help="print the model's prediction for a workload (no HTTP)")
     q.add_argument("--stack", required=True)
     q.add_argument("--mode", choices=["batch", "rate", "static"], default="batch")
@@ -57,6 +67,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+API_KEY_ENV = "SIMULATOR_API_KEY"
+PARENT_POLL_S = 0.5
+
+
+async def _watch_parent(stop: asyncio.Event) -> None:
+    """Set ``stop`` once this process is re-parented: the process that started it has died."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(PARENT_POLL_S)
+        if os.getppid() != parent:
+            print("parent process exited: stopping", file=sys.stderr, flush=True)
+            stop.set()
+
+
+def _api_key(args: argparse.Namespace, spec: StackSpec) -> str | None:
+    key = os.environ.get(args.api_key_env) or None
+    if spec.api_key_key and key is None:
+        raise ValueError(f"the stack declares an API key (secrets.apiKey: {spec.api_key_key}); set it in the "
+                         f"environment variable {args.api_key_env} so the simulated server enforces it as the real "
+                         "one does")
+    return key if spec.api_key_key else None
+
+
 def _load(stack: str) -> StackSpec:
     name, path = resolve_stack_arg(stack)
     return load_stack_file(path, name)
@@ -66,7 +99,8 @@ async def _serve(args: argparse.Namespace, spec: StackSpec) -> int:
     faults = parse_faults(args.faults)
     port = spec.server.http_port if args.port is None else args.port
     ep = SimulatedEndpoint(spec, host=args.host, port=port, metrics_port=args.metrics_port, seed=args.seed,
-                           static_batch=args.static_batch, faults=faults, static_wait_s=args.static_wait)
+                           static_batch=args.static_batch, faults=faults, static_wait_s=args.static_wait,
+                           api_key=_api_key(args, spec))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -77,6 +111,7 @@ async def _serve(args: argparse.Namespace, spec: StackSpec) -> int:
         print(f"error: --port {port}: cannot listen on {args.host}:{port} ({exc.strerror}); "
               "use another --port, or 0 for a free one", file=sys.stderr)
         return 2
+    watcher = None if args.no_parent_watch else asyncio.create_task(_watch_parent(stop))
     gc.freeze()  # startup objects (catalog, specs, aiohttp) leave the collector's scans: shorter GC pauses
     print(f"listening: {ep.url}", flush=True)
     if ep.dialect.separate_metrics_port:
@@ -85,6 +120,8 @@ async def _serve(args: argparse.Namespace, spec: StackSpec) -> int:
           f"{spec.machine.chip.name} ({spec.server.name}, {'static' if args.static_batch else 'continuous'} "
           f"batching, KV {spec.sizing.kv_blocks} blocks)", file=sys.stderr, flush=True)
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     await ep.stop()
     lag = ep.runtime.lag.stats()
     print(f"stopped: {lag.emitted} tokens emitted, emission lag p50 {lag.p50_ms:.2f} ms, p99 {lag.p99_ms:.2f} ms, "

@@ -14,7 +14,8 @@ Behaviours (``/ok/<itl_ms>`` streams normally with that inter-token gap):
   hung/0             accepts the request and never answers (for the read timeout)
   cap/<n>            like ok/5 but at most n requests generate at once (the rest queue): a server
                      that saturates at n / (tokens x 5 ms) requests per second
-Wire formats, per dialect (as each server documents them):
+Wire formats, per dialect, built by the protocol modules the load tester reads them with
+(``loadtest.protocols``):
   OpenAI  POST /v1/completions, /v1/chat/completions: SSE ``data: {json}``, usage chunk, ``data: [DONE]``
   TGI     POST /generate_stream: SSE ``data:{"index","token":{...},"generated_text","details"}``
   Triton  POST /v2/models/<m>/generate_stream: SSE ``data: {"model_name",...,"text_output"}``
@@ -33,6 +34,10 @@ import time
 import uuid
 
 from aiohttp import web
+
+from loadtest.protocols import jetstream, tgi, triton
+from loadtest.protocols import openai as oa
+from loadtest.protocols.framing import sse_event
 
 STATE = {"running": 0, "requests": 0}
 CAPS: dict[int, asyncio.Semaphore] = {}
@@ -101,30 +106,18 @@ async def _generate(request: web.Request, n_tokens: int, event, end_events: list
 
 async def openai_completions(request: web.Request) -> web.StreamResponse:
     body = await request.json()
-    chat = request.path.endswith("/chat/completions")
+    chat = request.path.endswith(oa.CHAT_PATH)
     n = int(body.get("max_tokens", 16))
     prompt_tokens = len((body.get("prompt") or body.get("messages", [{}])[-1].get("content", "")).split())
-    rid = f"cmpl-{uuid.uuid4().hex[:8]}"
-
-    def chunk(choices: list[dict], usage: dict | None = None) -> bytes:
-        obj = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
-               "created": int(time.time()), "model": body.get("model"), "choices": choices}
-        if usage is not None:
-            obj["usage"] = usage
-        return b"data: " + json.dumps(obj).encode() + b"\n\n"
-
-    role = chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+    enc = oa.ChunkEncoder(f"cmpl-{uuid.uuid4().hex[:8]}", int(time.time()), body.get("model"), chat)
 
     def event(k: int) -> bytes:
-        finish = "length" if k == n - 1 else None
-        if chat:  # the role announcement comes first and carries no token
-            token = chunk([{"index": 0, "delta": {"content": _token_text(k)}, "finish_reason": finish}])
-            return (role if k == 0 else b"") + token
-        return chunk([{"index": 0, "text": _token_text(k), "finish_reason": finish}])
+        token = enc.token(_token_text(k), finish_reason="length" if k == n - 1 else None)
+        return (enc.role() if chat and k == 0 else b"") + token  # the role announcement carries no token
 
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
-    ends = [chunk([], usage), b"data: [DONE]\n\n"]
-    return await _stream(request, n, event, ends, b'data: {"error": {"message": "boom", "code": 500}}\n\n')
+    ends = [enc.usage_chunk(prompt_tokens, n), oa.DONE]
+    error = sse_event(json.dumps(oa.error_body(500, "boom", "InternalServerError")).encode())
+    return await _stream(request, n, event, ends, error)
 
 
 async def tgi_generate_stream(request: web.Request) -> web.StreamResponse:
@@ -133,29 +126,21 @@ async def tgi_generate_stream(request: web.Request) -> web.StreamResponse:
     input_len = len(str(body.get("inputs", "")).split())
 
     def event(k: int) -> bytes:
-        last = k == n - 1
-        obj = {"index": k + 1, "token": {"id": 100 + k, "text": _token_text(k), "logprob": -0.5, "special": False},
-               "generated_text": "".join(_token_text(j) for j in range(n)) if last else None,
-               "details": {"finish_reason": "length", "generated_tokens": n, "seed": None, "input_length": input_len}
-               if last else None}
-        return b"data:" + json.dumps(obj).encode() + b"\n\n"
+        if k < n - 1:
+            return tgi.stream_event(k + 1, 100 + k, _token_text(k))
+        return tgi.stream_event(k + 1, 100 + k, _token_text(k), "".join(_token_text(j) for j in range(n)),
+                                tgi.stream_details("length", n, input_len))
 
-    err = (b'data:{"error":"Request failed during generation: Server error: out of memory",'
-           b'"error_type":"generation"}\n\n')
+    err = tgi.error_event("Request failed during generation: Server error: out of memory")
     return await _stream(request, n, event, [], err)
 
 
 async def triton_generate_stream(request: web.Request) -> web.StreamResponse:
     body = await request.json()
-    n = int(body.get("max_tokens", 16))
-    model = request.match_info["model"]
-
-    def event(k: int) -> bytes:
-        obj = {"model_name": model, "model_version": "1", "sequence_end": False, "sequence_id": 0,
-               "sequence_start": False, "text_output": _token_text(k)}
-        return b"data: " + json.dumps(obj).encode() + b"\n\n"
-
-    return await _stream(request, n, event, [], b'data: {"error": "in ensemble: model failed"}\n\n')
+    n = int(triton.request_field(body, "max_tokens", 16))
+    enc = triton.EventEncoder(request.match_info["model"])
+    return await _stream(request, n, lambda k: enc.event(_token_text(k)), [],
+                         triton.error_event("in ensemble: model failed"))
 
 
 async def jetstream_generate(request: web.Request) -> web.StreamResponse:
@@ -164,10 +149,11 @@ async def jetstream_generate(request: web.Request) -> web.StreamResponse:
     rid = f"generate-{uuid.uuid4().hex}"
 
     def event(k: int) -> bytes:
-        return json.dumps({"id": rid, "time_created": time.time(), "text": _token_text(k)}, indent=4).encode()
+        return jetstream.stream_object(rid, _token_text(k))
 
     if not body.get("stream"):
-        return web.json_response({"response": "".join(_token_text(k) for k in range(n))})
+        return web.Response(body=jetstream.answer("".join(_token_text(k) for k in range(n))),
+                            content_type="application/json")
     behaviour, _ = _plan(request)
     if behaviour == "truncated":
         # JetStream has no end marker: a clean early end is indistinguishable from EOS, so the
@@ -216,12 +202,12 @@ def make_app() -> web.Application:
     app = web.Application()
     prefix = "/{behaviour}/{arg}"
     for base in ("", prefix):
-        app.router.add_post(base + "/v1/completions", openai_completions)
-        app.router.add_post(base + "/v1/chat/completions", openai_completions)
-        app.router.add_post(base + "/generate_stream", tgi_generate_stream)
-        app.router.add_post(base + "/v2/models/{model}/generate_stream", triton_generate_stream)
-        app.router.add_post(base + "/generate", jetstream_generate)
-        for path in ("/health", "/v2/health/ready", "/healthcheck"):
+        app.router.add_post(base + oa.COMPLETIONS_PATH, openai_completions)
+        app.router.add_post(base + oa.CHAT_PATH, openai_completions)
+        app.router.add_post(base + tgi.GENERATE_STREAM_PATH, tgi_generate_stream)
+        app.router.add_post(base + triton.generate_path("{model}"), triton_generate_stream)
+        app.router.add_post(base + jetstream.GENERATE_PATH, jetstream_generate)
+        for path in (oa.HEALTH_PATH, triton.HEALTH_READY_PATH, jetstream.HEALTH_PATH):
             app.router.add_get(base + path, health)
         app.router.add_get(base + "/metrics", metrics)
     return app

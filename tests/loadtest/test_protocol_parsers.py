@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from loadtest.dialects import Prompt, ProtocolError, make_dialect
-from loadtest.dialects.base import JSONSeqFramer, SSEFramer
 from loadtest.errors import BadInput
+from loadtest.protocols import Prompt, ProtocolError, make_dialect
+from loadtest.protocols.framing import JSONSeqFramer, SSEFramer
 
 P = Prompt("hello world", 2, 3)
 

@@ -44,18 +44,47 @@ class Dialect:
     render_metrics: Callable[[], str]
     metrics_path: str
     separate_metrics_port: bool  # True: metrics on their own port, as the real server
+    #: the server's own key check: given the request and the key, the refusal to send, or None to serve it.
+    #: None: the server has no authentication (JetStream), so a keyed stack cannot be simulated.
+    guard: Callable[[web.Request, str], web.Response | None] | None = None
+
+
+def bearer_ok(request: web.Request, key: str) -> bool:
+    """``Authorization: Bearer <key>``, compared in constant time."""
+    import hmac
+
+    got = request.headers.get("Authorization", "")
+    return hmac.compare_digest(got.encode(), f"Bearer {key}".encode())
 
 
 def request_id(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex}"
 
 
+class Choices:
+    """The sequences of one request (``n`` choices share one response): the stream that finishes
+    last writes the response's closing events."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.seqs: list[Sequence] = []
+        self.remaining = n
+
+    def last_done(self) -> bool:
+        self.remaining -= 1
+        return self.remaining == 0
+
+
 class TokenStream(Stream):
     """Base stream: collects text (non-streaming) or writes chunks (streaming)."""
 
-    def __init__(self, ctx: SimContext, streaming: bool):
+    finish_reason = "length"
+
+    def __init__(self, ctx: SimContext, streaming: bool, index: int = 0, choices: Choices | None = None):
         self.ctx = ctx
         self.streaming = streaming
+        self.index = index
+        self.choices = choices or Choices(1)
         self.transport: asyncio.Transport | None = None
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.parts: list[str] = []
@@ -90,7 +119,7 @@ class TokenStream(Stream):
             self.parts.append(text)
             return None
         data = self.token_bytes(seq, text)
-        if seq.done:
+        if seq.done and self.choices.last_done():
             data += self.final_bytes(seq, self.finish_reason)
         return data
 
@@ -102,32 +131,40 @@ class TokenStream(Stream):
             self.done.set_result(reason)
 
 
-async def serve(request: web.Request, ctx: SimContext, stream: TokenStream, prompt_len: int, max_new: int,
-                respond: Callable[[Sequence, str], web.StreamResponse],
+async def serve(request: web.Request, ctx: SimContext, stream: TokenStream | list[TokenStream], prompt_len: int,
+                max_new: int, respond: Callable[[Sequence, str], web.StreamResponse],
                 headers: dict[str, str] | None = None) -> web.StreamResponse:
-    """Run one request through the engine; stream it or answer at the end with ``respond``."""
+    """Run one request through the engine (one sequence per choice); stream it, or answer at the end
+    with ``respond(first sequence, its finish reason)`` (the streams hold every choice's text)."""
     runtime = ctx.runtime
-    if stream.streaming:
+    streams = stream if isinstance(stream, list) else [stream]
+    streaming = streams[0].streaming
+    if streaming:
         resp = web.StreamResponse(status=200, headers=headers or {"Content-Type": "text/event-stream; charset=utf-8",
                                                                   "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        stream.transport = request.transport  # type: ignore[assignment]
-    else:
-        stream.transport = request.transport  # type: ignore[assignment]
-    seq = runtime.submit(prompt_len, max_new, stream)
+    seqs = []
+    for s in streams:
+        s.transport = request.transport  # type: ignore[assignment]
+        seq = runtime.submit(prompt_len, max_new, s)
+        s.choices.seqs.append(seq)
+        seqs.append(seq)
     try:
-        reason = await stream.done
+        reasons = [await s.done for s in streams]
     except asyncio.CancelledError:
-        runtime.cancel(seq)
+        for seq in seqs:
+            runtime.cancel(seq)
         raise
-    if reason in ("disconnect", "abort"):
+    if any(r in ("disconnect", "abort") for r in reasons):
+        for seq in seqs:
+            runtime.cancel(seq)
         # the connection is gone: nothing more can be sent
         raise asyncio.CancelledError
-    if stream.streaming:
+    if streaming:
         await resp.write_eof()
         return resp
-    return respond(seq, reason)
+    return respond(seqs[0], reasons[0])
 
 
 def check_lengths(ctx: SimContext, prompt_len: int, max_new: int) -> str | None:

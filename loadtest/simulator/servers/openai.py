@@ -15,14 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
+from ...protocols import openai as oa
 from ..engine import Engine, Sequence, StepResult
 from ..exposition import Histogram, Text
 from ..runtime import Observer
 from ..tokens import count_chat, count_prompt, count_text, natural_length
-from .base import Dialect, SimContext, TokenStream, check_lengths, request_id, serve
+from .base import Choices, Dialect, SimContext, TokenStream, bearer_ok, check_lengths, request_id, serve
 
 VLLM_VERSION = "0.11.0"
-COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # vLLM's legacy completions default
 _natural_keys = itertools.count()
 # vLLM V1 histogram buckets (vllm/v1/metrics/loggers.py)
 TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
@@ -46,9 +46,7 @@ def _token_buckets(max_model_len: int) -> list[float]:
 
 
 def error(status: int, message: str, kind: str = "BadRequestError", param: str | None = None) -> web.Response:
-    """vLLM's ErrorResponse body."""
-    body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
-    return web.json_response(body, status=status)
+    return web.json_response(oa.error_body(status, message, kind, param), status=status)
 
 
 _FAULT_KIND = {408: "RequestTimeout", 429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
@@ -152,60 +150,51 @@ class VllmMetrics(Observer):
 
 
 class CompletionStream(TokenStream):
-    def __init__(self, ctx: SimContext, streaming: bool, chat: bool, include_usage: bool,
-                 continuous_usage: bool = False, finish_reason: str = "length"):
-        super().__init__(ctx, streaming)
-        self.chat = chat
+    """One choice's chunks. While the client has not drained the previous chunk (the connection's
+    write buffer is not empty) tokens are held and sent together in the next chunk, as vLLM's
+    output collector merges the outputs a slow reader has not consumed yet."""
+
+    def __init__(self, ctx: SimContext, streaming: bool, encoder: oa.ChunkEncoder, index: int, choices: Choices,
+                 include_usage: bool, continuous_usage: bool = False, finish_reason: str = "length"):
+        super().__init__(ctx, streaming, index, choices)
+        self.encoder = encoder
         self.include_usage = include_usage
         self.continuous_usage = include_usage and continuous_usage
         self.finish_reason = finish_reason
-        self.id = request_id("chatcmpl-" if chat else "cmpl-")
-        head = {"id": self.id, "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": ctx.created, "model": ctx.model}
-        prefix = json.dumps(head, separators=(",", ":"))[:-1]
-        if chat:
-            self._pre = (prefix + ',"choices":[{"index":0,"delta":{"content":').encode()
-            self._post_open = b',"logprobs":null,"finish_reason":null}]'
-        else:
-            self._pre = (prefix + ',"choices":[{"index":0,"text":').encode()
-            self._post_open = b',"logprobs":null,"finish_reason":null,"stop_reason":null}]'
-        self._usage_null = b',"usage":null' if include_usage else b""
-        self._head = head
+        self._held: list[str] = []
+        self._held_ids: list[int] = []
 
-    def _event(self, body: bytes) -> bytes:
-        return b"data: " + body + b"\n\n"
+    def _backlogged(self) -> bool:
+        t = self.transport
+        return t is not None and t.get_write_buffer_size() > 0
+
+    def prepare(self, seq: Sequence) -> bytes | None:
+        if self.streaming and not seq.done and self._backlogged():
+            self._held.append(self.text(seq))
+            self._held_ids.append(token_id(seq))
+            return None
+        return super().prepare(seq)
 
     def token_bytes(self, seq: Sequence, text: str) -> bytes:
-        last = seq.done
-        out = b""
-        if self.chat and seq.generated == 1:
-            role = dict(self._head, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                              "logprobs": None, "finish_reason": None}])
-            if self.include_usage:
-                role["usage"] = None
-            out = self._event(json.dumps(role, separators=(",", ":")).encode())
-        if last:
-            reason = b'"finish_reason":"%s"' % self.finish_reason.encode()
-            post = self._post_open.replace(b'"finish_reason":null', reason)
-        else:
-            post = self._post_open
-        usage_part = self._usage_null
-        if self.continuous_usage:
-            usage_part = b',"usage":' + json.dumps(usage(seq), separators=(",", ":")).encode()
-        return out + self._event(self._pre + json.dumps(text).encode() + (b"}" if self.chat else b"") + post
-                                 + usage_part + b"}")
+        enc = self.encoder
+        out = enc.role(self.index) if enc.chat and seq.generated - len(self._held) == 1 else b""
+        ids = [*self._held_ids, token_id(seq)]
+        if self._held:
+            text = "".join(self._held) + text
+            self._held, self._held_ids = [], []
+        usage_now = oa.usage(seq.prompt_len, seq.generated) if self.continuous_usage else None
+        return out + enc.token(text, self.index, ids, self.finish_reason if seq.done else None, usage_now)
 
     def final_bytes(self, seq: Sequence, reason: str) -> bytes:
         out = b""
         if self.include_usage:
-            body = dict(self._head, choices=[], usage=usage(seq))
-            out += self._event(json.dumps(body, separators=(",", ":")).encode())
-        return out + b"data: [DONE]\n\n"
+            out += self.encoder.usage_chunk(seq.prompt_len, sum(s.generated for s in self.choices.seqs))
+        return out + oa.DONE
 
 
-def usage(seq: Sequence) -> dict[str, Any]:
-    return {"prompt_tokens": seq.prompt_len, "total_tokens": seq.prompt_len + seq.generated,
-            "completion_tokens": seq.generated}
+def token_id(seq: Sequence) -> int:
+    """A stable stand-in token id for the sequence's latest token (the simulator has no vocabulary)."""
+    return 100 + (seq.rid * 7919 + seq.generated) % 31900
 
 
 def build(ctx: SimContext) -> Dialect:
@@ -243,8 +232,13 @@ def build(ctx: SimContext) -> Dialect:
         if err is not None:
             return err
         assert body is not None
-        if body.get("n", 1) != 1 or body.get("best_of", 1) not in (1, None):
-            return error(400, "The simulated endpoint serves n=1 only.", param="n")
+        n = body.get("n", 1)
+        if n is None:
+            n = 1
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            return error(400, f"n must be at least 1, got {n!r}.", param="n")
+        if body.get("best_of") not in (None, n):
+            return error(400, "best_of is not supported by the V1 engine.", param="best_of")
         try:
             if chat:
                 messages = body.get("messages")
@@ -257,7 +251,7 @@ def build(ctx: SimContext) -> Dialect:
                 prompt_len = count_prompt(body["prompt"])
         except TypeError as exc:
             return error(400, str(exc), param="prompt")
-        default = COMPLETIONS_DEFAULT_MAX_TOKENS if not chat else ctx.spec.max_model_len - prompt_len
+        default = oa.COMPLETIONS_DEFAULT_MAX_TOKENS if not chat else ctx.spec.max_model_len - prompt_len
         mt = max_tokens(body, default)
         if isinstance(mt, web.Response):
             return mt
@@ -273,22 +267,33 @@ def build(ctx: SimContext) -> Dialect:
         streaming = bool(body.get("stream", False))
         opts = body.get("stream_options") or {}
         include_usage = streaming and bool(opts.get("include_usage", False))
-        stream = CompletionStream(ctx, streaming, chat, include_usage, bool(opts.get("continuous_usage_stats", False)),
-                                  finish_reason)
+        with_ids = bool(body.get("return_token_ids", False))
+        encoder = oa.ChunkEncoder(request_id("chatcmpl-" if chat else "cmpl-"), ctx.created, ctx.model, chat,
+                                  token_ids=with_ids)
+        choices = Choices(n)
+        streams = [CompletionStream(ctx, streaming, encoder, i, choices, include_usage,
+                                    bool(opts.get("continuous_usage_stats", False)), finish_reason) for i in range(n)]
 
         def respond(seq: Sequence, reason: str) -> web.Response:
-            text = "".join(stream.parts)
-            if chat:
-                choice = {"index": 0, "message": {"role": "assistant", "content": text, "tool_calls": []},
-                          "logprobs": None, "finish_reason": reason, "stop_reason": None}
-            else:
-                choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason, "stop_reason": None,
-                          "prompt_logprobs": None}
-            out = {"id": stream.id, "object": "chat.completion" if chat else "text_completion",
-                   "created": ctx.created, "model": ctx.model, "choices": [choice], "usage": usage(seq)}
+            out_choices = []
+            for stream, sq in zip(streams, choices.seqs, strict=True):
+                text = "".join(stream.parts)
+                if chat:
+                    choice: dict[str, Any] = {"index": stream.index, "message": {"role": "assistant", "content": text,
+                                                                                 "tool_calls": []},
+                                              "logprobs": None, "finish_reason": reason, "stop_reason": None}
+                else:
+                    choice = {"index": stream.index, "text": text, "logprobs": None, "finish_reason": reason,
+                              "stop_reason": None, "prompt_logprobs": None}
+                if with_ids:
+                    choice["token_ids"] = [100 + (sq.rid * 7919 + k) % 31900 for k in range(1, sq.generated + 1)]
+                out_choices.append(choice)
+            out = {"id": encoder.head["id"], "object": "chat.completion" if chat else "text_completion",
+                   "created": ctx.created, "model": ctx.model, "choices": out_choices,
+                   "usage": oa.usage(seq.prompt_len, sum(sq.generated for sq in choices.seqs))}
             return web.json_response(out)
 
-        return await serve(request, ctx, stream, prompt_len, mt, respond)
+        return await serve(request, ctx, streams, prompt_len, mt, respond)
 
     async def completions(request: web.Request) -> web.StreamResponse:
         return await generate(request, chat=False)
@@ -328,16 +333,22 @@ def build(ctx: SimContext) -> Dialect:
     async def metrics_handler(request: web.Request) -> web.Response:
         return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
 
+    def guard(request: web.Request, key: str) -> web.Response | None:
+        if request.path.startswith(oa.API_KEY_PREFIX) and not bearer_ok(request, key):
+            return web.json_response(oa.UNAUTHORIZED_BODY, status=401)
+        return None
+
     health_path = ctx.spec.server.health_path
     routes = [
-        web.post("/v1/completions", completions),
-        web.post("/v1/chat/completions", chat_completions),
-        web.get("/v1/models", models),
+        web.post(oa.COMPLETIONS_PATH, completions),
+        web.post(oa.CHAT_PATH, chat_completions),
+        web.get(oa.MODELS_PATH, models),
         web.get(health_path, health),
-        web.get("/version", version),
-        web.post("/tokenize", tokenize),
+        web.get(oa.VERSION_PATH, version),
+        web.post(oa.TOKENIZE_PATH, tokenize),
     ]
     separate = ctx.spec.server.metrics_port != ctx.spec.server.http_port
     if not separate:
         routes.append(web.get(ctx.spec.server.metrics_path, metrics_handler))
-    return Dialect("openai", routes, health_path, metrics, metrics.render, ctx.spec.server.metrics_path, separate)
+    return Dialect("openai", routes, health_path, metrics, metrics.render, ctx.spec.server.metrics_path, separate,
+                   guard)

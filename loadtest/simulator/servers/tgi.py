@@ -14,19 +14,22 @@ from typing import Any
 
 from aiohttp import web
 
+from stacks.serving import tgi_limits
+
+from ...protocols import openai as oa
+from ...protocols import tgi
 from ..engine import Engine, Sequence, StepResult
 from ..exposition import Histogram, Text
 from ..runtime import Observer
 from ..tokens import count_chat, count_text, pieces
-from .base import Dialect, SimContext, TokenStream, check_lengths, serve
+from .base import Dialect, SimContext, TokenStream, bearer_ok, check_lengths, serve
 
 TGI_VERSION = "3.3.4"
-DEFAULT_MAX_NEW_TOKENS = 100  # TGI's default when parameters.max_new_tokens is absent
 DURATION_BUCKETS = [0.0001 * 1.5**i for i in range(1, 36)]
 
 
 def error(status: int, message: str, kind: str = "validation") -> web.Response:
-    return web.json_response({"error": message, "error_type": kind}, status=status)
+    return web.json_response(tgi.error_body(message, kind), status=status)
 
 
 class TgiMetrics(Observer):
@@ -112,41 +115,31 @@ class GenerateStream(TokenStream):
 
     def token_bytes(self, seq: Sequence, text: str) -> bytes:
         self.parts.append(text)
-        token = {"id": 1000 + seq.generated, "text": text, "logprob": -0.5, "special": False}
-        ev: dict[str, Any] = {"index": seq.generated, "token": token, "generated_text": None, "details": None,
-                              "top_tokens": None}
-        if seq.done:
-            ev["generated_text"] = "".join(self.parts)
-            if self.details:
-                ev["details"] = {"finish_reason": "length", "generated_tokens": seq.generated, "input_length":
-                                 seq.prompt_len, "seed": None}
-        return b"data:" + json.dumps(ev, separators=(",", ":")).encode() + b"\n\n"
+        if not seq.done:
+            return tgi.stream_event(seq.generated, 1000 + seq.generated, text)
+        details = tgi.stream_details("length", seq.generated, seq.prompt_len) if self.details else None
+        return tgi.stream_event(seq.generated, 1000 + seq.generated, text, "".join(self.parts), details)
 
 
-class MessagesStream(TokenStream):
-    """Messages API (/v1/chat/completions) events, TGI's flavour of OpenAI chunks."""
+class OpenAIStream(TokenStream):
+    """TGI's Messages and Completions APIs: OpenAI chunks in TGI's flavour (every chat delta names
+    the role, a ``system_fingerprint``, and no separate role announcement)."""
 
-    def __init__(self, ctx: SimContext, streaming: bool, include_usage: bool):
+    def __init__(self, ctx: SimContext, streaming: bool, chat: bool, include_usage: bool):
         super().__init__(ctx, streaming)
+        self.encoder = oa.ChunkEncoder("", ctx.created, ctx.model, chat, fingerprint=FINGERPRINT,
+                                       role_in_delta=True)
         self.include_usage = include_usage
 
     def token_bytes(self, seq: Sequence, text: str) -> bytes:
-        chunk = {"object": "chat.completion.chunk", "id": "", "created": self.ctx.created, "model": self.ctx.model,
-                 "system_fingerprint": f"{TGI_VERSION}-native",
-                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "logprobs": None,
-                              "finish_reason": "length" if seq.done else None}],
-                 "usage": None}
-        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+        return self.encoder.token(text, finish_reason="length" if seq.done else None)
 
     def final_bytes(self, seq: Sequence, reason: str) -> bytes:
-        out = b""
-        if self.include_usage:
-            chunk = {"object": "chat.completion.chunk", "id": "", "created": self.ctx.created,
-                     "model": self.ctx.model, "system_fingerprint": f"{TGI_VERSION}-native", "choices": [],
-                     "usage": {"prompt_tokens": seq.prompt_len, "completion_tokens": seq.generated,
-                               "total_tokens": seq.prompt_len + seq.generated}}
-            out = b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
-        return out + b"data: [DONE]\n\n"
+        out = self.encoder.usage_chunk(seq.prompt_len, seq.generated) if self.include_usage else b""
+        return out + oa.DONE
+
+
+FINGERPRINT = f"{TGI_VERSION}-native"
 
 
 def build(ctx: SimContext) -> Dialect:
@@ -169,18 +162,18 @@ def build(ctx: SimContext) -> Dialect:
             return None, error(status, "Model is overloaded" if status == 429 else f"Injected fault: {status}", kind)
         return body, None
 
-    async def generate(request: web.Request, streaming: bool) -> web.StreamResponse:
-        body, err = await body_of(request)
-        if err is not None:
-            return err
-        assert body is not None
+    async def generate_body(request: web.Request, body: dict[str, Any], streaming: bool,
+                            as_list: bool = False) -> web.StreamResponse:
         inputs = body.get("inputs")
         if not isinstance(inputs, str) or not inputs:
             return error(422, "`inputs` must be a non-empty string")
         params = body.get("parameters") or {}
-        max_new = params.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
+        max_new = params.get("max_new_tokens") or tgi.DEFAULT_MAX_NEW_TOKENS
         if not isinstance(max_new, int) or max_new < 1:
             return error(422, "`max_new_tokens` must be strictly positive")
+        temperature = params.get("temperature")
+        if temperature is not None and (not isinstance(temperature, int | float) or temperature <= 0):
+            return error(422, "`temperature` must be strictly positive")
         prompt_len = count_text(inputs)
         refusal = check_lengths(ctx, prompt_len, max_new)
         if refusal:
@@ -189,14 +182,19 @@ def build(ctx: SimContext) -> Dialect:
         stream = GenerateStream(ctx, streaming, details)
 
         def respond(seq: Sequence, reason: str) -> web.Response:
-            out: dict[str, Any] = {"generated_text": "".join(stream.parts)}
-            if details:
-                out["details"] = {"finish_reason": reason, "generated_tokens": seq.generated, "seed": None,
-                                  "prefill": [], "tokens": [], "top_tokens": [], "best_of_sequences": None}
-            return web.json_response(out, headers={"x-generated-tokens": str(seq.generated),
-                                                   "x-prompt-tokens": str(seq.prompt_len)})
+            out = tgi.generate_answer("".join(stream.parts), reason, seq.generated, seq.prompt_len, details)
+            return web.json_response([out] if as_list else out,
+                                     headers={"x-generated-tokens": str(seq.generated),
+                                              "x-prompt-tokens": str(seq.prompt_len)})
 
         return await serve(request, ctx, stream, prompt_len, max_new, respond)
+
+    async def generate(request: web.Request, streaming: bool) -> web.StreamResponse:
+        body, err = await body_of(request)
+        if err is not None:
+            return err
+        assert body is not None
+        return await generate_body(request, body, streaming)
 
     async def generate_handler(request: web.Request) -> web.StreamResponse:
         return await generate(request, False)
@@ -204,33 +202,73 @@ def build(ctx: SimContext) -> Dialect:
     async def stream_handler(request: web.Request) -> web.StreamResponse:
         return await generate(request, True)
 
-    async def chat(request: web.Request) -> web.StreamResponse:
+    async def compat(request: web.Request) -> web.StreamResponse:
+        """``POST /``: ``/generate_stream`` when ``stream`` is true, else ``[/generate's answer]``."""
         body, err = await body_of(request)
         if err is not None:
             return err
         assert body is not None
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return error(422, "`messages` must be a non-empty list")
-        prompt_len = count_chat(messages)
-        max_new = body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_MAX_NEW_TOKENS
+        streaming = bool(body.get("stream", False))
+        return await generate_body(request, body, streaming, as_list=not streaming)
+
+    async def openai_body(request: web.Request, body: dict[str, Any], chat: bool) -> web.StreamResponse:
+        if chat:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                return error(422, "`messages` must be a non-empty list")
+            prompt_len = count_chat(messages)
+        else:
+            prompt = body.get("prompt")
+            if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+                prompt = prompt[0]
+            if not isinstance(prompt, str) or not prompt:
+                return error(422, "`prompt` must be a non-empty string")
+            prompt_len = count_text(prompt)
+        max_new = body.get("max_tokens") or body.get("max_completion_tokens") or tgi.DEFAULT_MAX_NEW_TOKENS
         refusal = check_lengths(ctx, prompt_len, max_new)
         if refusal:
             return error(422, refusal)
         streaming = bool(body.get("stream", False))
         include_usage = streaming and bool((body.get("stream_options") or {}).get("include_usage", False))
-        stream = MessagesStream(ctx, streaming, include_usage)
+        stream = OpenAIStream(ctx, streaming, chat, include_usage)
 
         def respond(seq: Sequence, reason: str) -> web.Response:
+            text = "".join(stream.parts)
+            choice: dict[str, Any] = ({"index": 0, "message": {"role": "assistant", "content": text},
+                                       "logprobs": None, "finish_reason": reason} if chat else
+                                      {"index": 0, "text": text, "logprobs": None, "finish_reason": reason})
             return web.json_response({
-                "object": "chat.completion", "id": "", "created": ctx.created, "model": ctx.model,
-                "system_fingerprint": f"{TGI_VERSION}-native",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(stream.parts)},
-                             "logprobs": None, "finish_reason": reason}],
-                "usage": {"prompt_tokens": seq.prompt_len, "completion_tokens": seq.generated,
-                          "total_tokens": seq.prompt_len + seq.generated}})
+                "object": "chat.completion" if chat else "text_completion", "id": "", "created": ctx.created,
+                "model": ctx.model, "system_fingerprint": FINGERPRINT, "choices": [choice],
+                "usage": oa.usage(seq.prompt_len, seq.generated)})
 
         return await serve(request, ctx, stream, prompt_len, max_new, respond)
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body, err = await body_of(request)
+        if err is not None:
+            return err
+        assert body is not None
+        return await openai_body(request, body, chat=True)
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body, err = await body_of(request)
+        if err is not None:
+            return err
+        assert body is not None
+        return await openai_body(request, body, chat=False)
+
+    async def invocations(request: web.Request) -> web.StreamResponse:
+        """SageMaker's route: the body's shape says which API it is for."""
+        body, err = await body_of(request)
+        if err is not None:
+            return err
+        assert body is not None
+        kind = tgi.invocation_kind(body)
+        if kind == "generate":
+            streaming = bool(body.get("stream", False))
+            return await generate_body(request, body, streaming, as_list=not streaming)
+        return await openai_body(request, body, chat=kind == "chat")
 
     async def tokenize(request: web.Request) -> web.Response:
         try:
@@ -249,21 +287,31 @@ def build(ctx: SimContext) -> Dialect:
 
     async def info(request: web.Request) -> web.Response:
         s = ctx.spec
+        limits = tgi_limits(s)
         return web.json_response({
             "model_id": s.checkpoint, "model_sha": None, "model_pipeline_tag": "text-generation",
-            "max_concurrent_requests": 128, "max_best_of": 2, "max_stop_sequences": 4,
-            "max_input_tokens": s.max_model_len - 1, "max_total_tokens": s.max_model_len,
+            "max_concurrent_requests": limits.max_concurrent_requests, "max_best_of": 2, "max_stop_sequences": 4,
+            "max_input_tokens": limits.max_input_tokens, "max_total_tokens": limits.max_total_tokens,
             "validation_workers": 2, "max_client_batch_size": 4, "router": "text-generation-router",
             "version": TGI_VERSION, "sha": None, "docker_label": None})
 
     async def metrics_handler(request: web.Request) -> web.Response:
         return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
 
+    def guard(request: web.Request, key: str) -> web.Response | None:
+        if request.method == "GET" and request.path in tgi.OPEN_PATHS:
+            return None
+        return None if bearer_ok(request, key) else web.Response(status=401)
+
     hp = ctx.spec.server.health_path
-    routes = [web.post("/generate", generate_handler), web.post("/generate_stream", stream_handler),
-              web.post("/v1/chat/completions", chat), web.get(hp, health), web.get("/info", info),
-              web.post("/tokenize", tokenize)]
+    routes = [web.post(tgi.GENERATE_PATH, generate_handler), web.post(tgi.GENERATE_STREAM_PATH, stream_handler),
+              web.post(tgi.COMPAT_PATH, compat), web.get(tgi.COMPAT_PATH, health),
+              web.post(oa.CHAT_PATH, chat), web.post(oa.COMPLETIONS_PATH, completions),
+              web.post(tgi.INVOCATIONS_PATH, invocations), web.get(hp, health), web.get("/ping", health),
+              web.get(tgi.INFO_PATH, info), web.post(tgi.TOKENIZE_PATH, tokenize)]
+    if hp != tgi.HEALTH_PATH:
+        routes.append(web.get(tgi.HEALTH_PATH, health))
     separate = ctx.spec.server.metrics_port != ctx.spec.server.http_port
     if not separate:
         routes.append(web.get(ctx.spec.server.metrics_path, metrics_handler))
-    return Dialect("tgi", routes, hp, metrics, metrics.render, ctx.spec.server.metrics_path, separate)
+    return Dialect("tgi", routes, hp, metrics, metrics.render, ctx.spec.server.metrics_path, separate, guard)

@@ -10,12 +10,12 @@ A streamed /generate writes one pretty-printed JSON object per token (``id``, ``
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 from aiohttp import web
 
+from ...protocols import jetstream
 from ..engine import Engine, Sequence, StepResult
 from ..exposition import Histogram, Text
 from ..runtime import Observer
@@ -35,7 +35,7 @@ INPUT_LENGTH_BUCKETS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384
 
 
 def error(status: int, message: str) -> web.Response:
-    return web.json_response({"detail": message}, status=status)
+    return web.json_response(jetstream.error_body(message), status=status)
 
 
 class JetstreamMetrics(Observer):
@@ -106,8 +106,7 @@ class JetstreamMetrics(Observer):
 
 class GenerateStream(TokenStream):
     def token_bytes(self, seq: Sequence, text: str) -> bytes:
-        chunk = {"id": "generate-" + uuid.uuid4().hex, "time_created": time.time(), "text": text}
-        return json.dumps(chunk, indent=4).encode()
+        return jetstream.stream_object("generate-" + uuid.uuid4().hex, text)
 
 
 def build(ctx: SimContext) -> Dialect:
@@ -115,13 +114,13 @@ def build(ctx: SimContext) -> Dialect:
     runtime = ctx.runtime
 
     async def root(request: web.Request) -> web.Response:
-        return web.Response(text=json.dumps({"message": "HTTP Server for JetStream"}, indent=4),
+        return web.Response(body=jetstream.pretty({"message": "HTTP Server for JetStream"}),
                             content_type="application/json")
 
     async def healthcheck(request: web.Request) -> web.Response:
         if not runtime.ready():
             return error(500, "Healthcheck failed")
-        return web.Response(text=json.dumps({"response": {"is_live": True}}, indent=4),
+        return web.Response(body=jetstream.pretty({"response": {"is_live": True}}),
                             content_type="application/json")
 
     async def generate(request: web.Request) -> web.StreamResponse:
@@ -137,8 +136,8 @@ def build(ctx: SimContext) -> Dialect:
         if status is not None:
             metrics.rejected(status, "fault")
             return error(status, f"Injected fault: {status}")
-        prompt = body.get("prompt", "This is an example prompt")
-        max_new = body.get("max_tokens", 100)
+        prompt = body.get("prompt", jetstream.DEFAULT_PROMPT)
+        max_new = body.get("max_tokens", jetstream.DEFAULT_MAX_TOKENS)
         if not isinstance(prompt, str) or not isinstance(max_new, int) or max_new < 1:
             return error(422, "prompt must be a string and max_tokens a positive integer")
         prompt_len = count_text(prompt)
@@ -156,6 +155,6 @@ def build(ctx: SimContext) -> Dialect:
                            headers={"Content-Type": "application/json"})
 
     hp = ctx.spec.server.health_path
-    routes = [web.get("/", root), web.get(hp, healthcheck), web.post("/generate", generate)]
+    routes = [web.get(jetstream.ROOT_PATH, root), web.get(hp, healthcheck), web.post(jetstream.GENERATE_PATH, generate)]
     separate = ctx.spec.server.metrics_port != ctx.spec.server.http_port
     return Dialect("jetstream", routes, hp, metrics, metrics.render, ctx.spec.server.metrics_path, separate)

@@ -15,18 +15,18 @@ from typing import Any
 
 from aiohttp import web
 
+from ...protocols import triton
 from ..engine import Engine, Sequence, StepResult
 from ..exposition import Text
 from ..runtime import Observer
 from ..tokens import count_text
-from .base import Dialect, SimContext, TokenStream, check_lengths, serve
+from .base import Dialect, SimContext, TokenStream, bearer_ok, check_lengths, serve
 
 TRITON_VERSION = "2.54.0"
-ENSEMBLE = "ensemble"
 
 
 def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return web.json_response(triton.error_body(message), status=status)
 
 
 class TritonMetrics(Observer):
@@ -118,14 +118,19 @@ class TritonMetrics(Observer):
 
 
 class GenerateStream(TokenStream):
-    def __init__(self, ctx: SimContext, streaming: bool):
+    """``stream: true``: one event per token. ``stream: false`` on ``generate_stream``: the text is
+    collected and sent as one final event when the sequence ends."""
+
+    def __init__(self, ctx: SimContext, streaming: bool, single_event: bool = False):
         super().__init__(ctx, streaming)
-        head = {"model_name": ctx.model, "model_version": "1", "sequence_end": False, "sequence_id": 0,
-                "sequence_start": False}
-        self._pre = b"data: " + json.dumps(head, separators=(",", ":")).encode()[:-1] + b',"text_output":'
+        self.encoder = triton.EventEncoder(ctx.model)
+        self.single_event = single_event
 
     def token_bytes(self, seq: Sequence, text: str) -> bytes:
-        return self._pre + json.dumps(text).encode() + b"}\n\n"
+        if not self.single_event:
+            return self.encoder.event(text)
+        self.parts.append(text)
+        return self.encoder.event("".join(self.parts)) if seq.done else b""
 
 
 def build(ctx: SimContext) -> Dialect:
@@ -133,37 +138,39 @@ def build(ctx: SimContext) -> Dialect:
     runtime = ctx.runtime
     # the stack's served name (what its outputs tell the load tester) and the TensorRT-LLM
     # backend's conventional ensemble name both address the model
-    names = {ctx.model, ENSEMBLE}
+    names = {ctx.model, triton.ENSEMBLE}
 
-    async def generate(request: web.Request, streaming: bool) -> web.StreamResponse:
+    def unknown(model: str) -> web.Response:
+        return error(400, f"Request for unknown model: '{model}' is not found")
+
+    async def generate(request: web.Request, streaming_route: bool) -> web.StreamResponse:
         if not runtime.ready():
             return error(503, "Server is not ready")
         model = request.match_info["model"]
         if model not in names:
-            return error(400, f"Request for unknown model: '{model}' is not found")
+            return unknown(model)
         try:
             body: Any = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             return error(400, "failed to parse the request JSON buffer")
-        if not isinstance(body, dict) or not isinstance(body.get("text_input"), str):
+        if not isinstance(body, dict) or not isinstance(triton.request_field(body, "text_input"), str):
             return error(400, "input 'text_input' is required")
         status = runtime.faults.error_status()
         if status is not None:
             metrics.rejected(status, "fault")
             return error(status, f"Injected fault: {status}")
-        max_new = body.get("max_tokens", 16)
-        if not isinstance(max_new, int) or max_new < 1:
+        max_new = triton.request_field(body, "max_tokens", 16)
+        if not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1:
             return error(400, "input 'max_tokens' must be a positive integer")
-        prompt_len = count_text(body["text_input"])
+        prompt_len = count_text(triton.request_field(body, "text_input"))
         refusal = check_lengths(ctx, prompt_len, max_new)
         if refusal:
             return error(400, refusal)
-        stream = GenerateStream(ctx, streaming)
+        wants_stream = bool(triton.request_field(body, "stream", streaming_route))
+        stream = GenerateStream(ctx, streaming_route, single_event=streaming_route and not wants_stream)
 
         def respond(seq: Sequence, reason: str) -> web.Response:
-            return web.json_response({"model_name": ctx.model, "model_version": "1", "sequence_end": False,
-                                      "sequence_id": 0, "sequence_start": False,
-                                      "text_output": "".join(stream.parts)})
+            return web.json_response(stream.encoder.answer("".join(stream.parts)))
 
         return await serve(request, ctx, stream, prompt_len, max_new, respond)
 
@@ -184,31 +191,73 @@ def build(ctx: SimContext) -> Dialect:
         return web.Response(status=200 if ok else 400)
 
     async def model_meta(request: web.Request) -> web.Response:
-        if request.match_info["model"] not in names:
-            return error(400, f"Request for unknown model: '{request.match_info['model']}' is not found")
-        return web.json_response({"name": ctx.model, "versions": ["1"], "platform": "ensemble",
-                                  "inputs": [{"name": "text_input", "datatype": "BYTES", "shape": [-1, 1]},
-                                             {"name": "max_tokens", "datatype": "INT32", "shape": [-1, 1]}],
-                                  "outputs": [{"name": "text_output", "datatype": "BYTES", "shape": [-1, -1]}]})
+        model = request.match_info["model"]
+        return web.json_response(triton.model_metadata(model)) if model in names else unknown(model)
+
+    async def model_config(request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        if model not in names:
+            return unknown(model)
+        return web.json_response(triton.model_config(model, ctx.spec.max_batch))
+
+    def stats_of(model: str) -> dict[str, Any]:
+        m = metrics
+        return triton.model_stats(model, m.success, int(m.request_us * 1e3), sum(m.failure.values()),
+                                  int(m.queue_us * 1e3), int(m.infer_us * 1e3), m.exec_count)
+
+    async def model_stats(request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        return web.json_response(stats_of(model)) if model in names else unknown(model)
+
+    async def all_stats(request: web.Request) -> web.Response:
+        return web.json_response(stats_of(triton.ENSEMBLE))
+
+    async def repository_index(request: web.Request) -> web.Response:
+        state = "READY" if runtime.ready() else "LOADING"
+        return web.json_response([{"name": triton.ENSEMBLE, "version": "1", "state": state}])
 
     async def server_meta(request: web.Request) -> web.Response:
         return web.json_response({"name": "triton", "version": TRITON_VERSION,
-                                  "extensions": ["classification", "sequence", "model_repository", "statistics",
-                                                 "trace", "logging", "generate"]})
+                                  "extensions": ["classification", "sequence", "model_repository",
+                                                 "model_repository(unload_dependents)", "schedule_policy",
+                                                 "model_configuration", "system_shared_memory",
+                                                 "cuda_shared_memory", "binary_tensor_data", "parameters",
+                                                 "statistics", "trace", "logging", "generate"]})
+
+    def guard(request: web.Request, key: str) -> web.Response | None:
+        """``--http-restricted-api=inference,model-repository:authorization=Bearer <key>``: the
+        inference and repository groups need the exact header; health, metadata, config and
+        statistics stay open."""
+        path = request.path
+        restricted = path.startswith("/v2/repository") or (
+            request.method == "POST" and path.startswith("/v2/models/")
+            and path.rsplit("/", 1)[-1] in ("generate", "generate_stream", "infer"))
+        if restricted and not bearer_ok(request, key):
+            return web.json_response(triton.restricted_error("authorization"), status=403)
+        return None
 
     hp = ctx.spec.server.health_path
+    m = "/v2/models/{model:[^/]+}"
     routes = [
-        web.post("/v2/models/{model:.+}/versions/{version}/generate_stream", generate_stream),
-        web.post("/v2/models/{model:.+}/versions/{version}/generate", generate_once),
-        web.post("/v2/models/{model:.+}/generate_stream", generate_stream),
-        web.post("/v2/models/{model:.+}/generate", generate_once),
+        web.post(m + "/versions/{version}/generate_stream", generate_stream),
+        web.post(m + "/versions/{version}/generate", generate_once),
+        web.post(m + "/generate_stream", generate_stream),
+        web.post(m + "/generate", generate_once),
         web.get(hp, ready),
-        web.get("/v2/health/live", live),
-        web.get("/v2/models/{model:.+}/ready", model_ready),
-        web.get("/v2/models/{model:.+}", model_meta),
-        web.get("/v2", server_meta),
+        web.get(triton.HEALTH_LIVE_PATH, live),
+        web.get("/v2/models/stats", all_stats),
+        web.get(m + "/ready", model_ready),
+        web.get(m + "/versions/{version}/ready", model_ready),
+        web.get(m + "/config", model_config),
+        web.get(m + "/versions/{version}/config", model_config),
+        web.get(m + "/stats", model_stats),
+        web.get(m + "/versions/{version}/stats", model_stats),
+        web.get(m, model_meta),
+        web.get(m + "/versions/{version}", model_meta),
+        web.post(triton.REPOSITORY_INDEX_PATH, repository_index),
+        web.get(triton.SERVER_METADATA_PATH, server_meta),
     ]
-    if hp != "/v2/health/ready":
-        routes.append(web.get("/v2/health/ready", ready))
+    if hp != triton.HEALTH_READY_PATH:
+        routes.append(web.get(triton.HEALTH_READY_PATH, ready))
     separate = ctx.spec.server.metrics_port != ctx.spec.server.http_port
-    return Dialect("triton", routes, hp, metrics, metrics.render, ctx.spec.server.metrics_path, separate)
+    return Dialect("triton", routes, hp, metrics, metrics.render, ctx.spec.server.metrics_path, separate, guard)
