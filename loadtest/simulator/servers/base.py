@@ -97,7 +97,8 @@ class TokenStream(Stream):
         t = self.transport
         if t is None or t.is_closing():
             return False
-        t.write(b"%x\r\n%b\r\n" % (len(data), data))
+        if data:  # an empty chunk would be the chunked body's terminator
+            t.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True
 
     send = write
