@@ -87,7 +87,8 @@ def worker_common(cfg: LoadConfig, target: Target) -> dict[str, Any]:
     """What every worker process needs to send requests (handed over a pipe, never written)."""
     return {"baseUrl": target.base_url, "dialect": target.dialect, "model": target.model, "api": cfg.api,
             "ignoreEos": cfg.ignore_eos, "httpClient": cfg.http_client, "readTimeout": cfg.read_timeout,
-            "requestTimeout": cfg.request_timeout, "grace": cfg.grace, "apiKey": target.api_key}
+            "requestTimeout": cfg.request_timeout, "grace": cfg.grace, "apiKey": target.api_key,
+            "sampling": cfg.sampling.as_dict(), "extraBody": cfg.extra_body, "headers": cfg.headers}
 
 
 def utc(ts: float) -> str:
@@ -202,7 +203,7 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                   export: str | None = None, force: asyncio.Event | None = None) -> RunState:
     transport = make_transport(cfg.http_client, read_timeout=cfg.read_timeout)
     aux = make_transport("httpx", read_timeout=30)  # tokenize + scrapes: off the measured connection pool
-    dialect = make_dialect(target.dialect, target.model, cfg.api, cfg.ignore_eos)
+    dialect = make_dialect(target.dialect, target.model, cfg.api, cfg.ignore_eos, cfg.sampling, cfg.extra_body)
     scraper: Scraper | None = None
     try:
         mode, levels = stage_plan(cfg)
@@ -225,7 +226,7 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
             else:
                 scraper.start()
         runner = Runner(target.base_url, dialect, transport, writer, clock, api_key=target.api_key,
-                        request_timeout=cfg.request_timeout)
+                        request_timeout=cfg.request_timeout, headers=cfg.headers)
         scheduler = Scheduler(runner, workload, clock, stop, grace=cfg.grace, force=force)
         index = next_index = 0
         queue = list(levels) if planner is None else []
@@ -236,7 +237,9 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
             count, duration = cfg.stage_bound(mode, level)
             arrival = "closed" if mode == "batch" else cfg.arrival
             spec = StageSpec(id=f"{index}-{mode}-{level:g}", mode=mode, level=level, arrival=arrival, count=count,
-                             duration=duration, warmup=cfg.warmup, seed=cfg.seed + index)
+                             duration=duration, warmup=cfg.warmup, seed=cfg.seed + index, burstiness=cfg.burstiness,
+                             normalize=cfg.normalize_arrivals, ramp_up=cfg.ramp_up,
+                             max_concurrency=cfg.max_concurrency)
             if scraper:
                 scraper.stage = spec.id
             counters = progress.stage_started(spec.id, f"{mode} {level:g}")

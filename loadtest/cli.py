@@ -16,7 +16,16 @@ from pathlib import Path
 
 from .bench import RunState, execute, run_meta
 from .clock import Clock
-from .config import ARRIVALS, MODES, LoadConfig, parse_length, parse_levels, parse_slo
+from .config import (
+    ARRIVALS,
+    MODES,
+    LoadConfig,
+    parse_extra_body,
+    parse_headers,
+    parse_length,
+    parse_levels,
+    parse_slo,
+)
 from .errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, LoadTestError
 from .http import TRANSPORTS
 from .progress import Progress
@@ -44,7 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", help="model name the server answers to")
     r.add_argument("--mode", required=True, choices=MODES)
     r.add_argument("--levels", help="batch: concurrencies N; rate: req/s; sweep: optional levels to try in order")
-    r.add_argument("--arrival", choices=ARRIVALS, default="constant")
+    r.add_argument("--arrival", choices=ARRIVALS, default="constant",
+                   help="rate mode: constant spacing, poisson, or gamma (shape --burstiness) (default: constant)")
+    r.add_argument("--burstiness", type=float, default=1.0,
+                   help="--arrival gamma: the gaps' shape; < 1 burstier, 1 = Poisson (default: 1)")
+    r.add_argument("--normalize-arrivals", action="store_true",
+                   help="scale a stage's random gaps so its N requests span exactly N/R, as vllm bench serve does")
+    r.add_argument("--ramp-up", type=float, default=0.0, metavar="SECONDS",
+                   help="rate mode: raise the rate linearly from 0 to each level over this many seconds (default: 0)")
+    r.add_argument("--max-concurrency", type=int, metavar="N",
+                   help="rate mode: at most N requests in flight; later ones wait (default: no cap)")
     r.add_argument("--requests-per-level", type=int, help="measured requests per stage")
     r.add_argument("--duration", type=float, help="measured seconds of sending per stage")
     r.add_argument("--warmup", type=float, default=0.0, help="seconds at each stage's start excluded from stats")
@@ -65,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scrape-interval", type=float, default=1.0)
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--no-ignore-eos", action="store_true", help="let the model stop at EOS (lengths may be shorter)")
+    r.add_argument("--temperature", type=float, help="sampling temperature (default: the server's)")
+    r.add_argument("--top-p", type=float, help="nucleus sampling (default: the server's)")
+    r.add_argument("--top-k", type=int, help="top-k sampling (default: the server's)")
+    r.add_argument("--sampling-seed", type=int, help="the server's sampling seed (default: none; --seed seeds the "
+                                                     "workload)")
+    r.add_argument("--extra-body", metavar="JSON", help="""JSON object merged into every request body, e.g. """
+                                                        """'{"repetition_penalty": 1.1}'""")
+    r.add_argument("--header", action="append", metavar="NAME:VALUE",
+                   help="extra HTTP header on every request (repeatable); values are not recorded")
     r.add_argument("--request-timeout", type=float, default=600.0, help="seconds one request may take in all")
     r.add_argument("--read-timeout", type=float, default=120.0,
                    help="seconds of server silence before a request is recorded as stalled")
@@ -91,7 +118,10 @@ def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
         prefix_len=a.prefix_len, prefix_groups=a.prefix_groups, seed=a.seed, slo=parse_slo(a.slo), api=a.api,
         ignore_eos=not a.no_ignore_eos, request_timeout=a.request_timeout, read_timeout=a.read_timeout,
         grace=a.grace, scrape_interval=a.scrape_interval, http_client=a.http_client, sweep_of=a.sweep_of,
-        sweep_max_stages=a.sweep_max_stages, workers=a.workers,
+        sweep_max_stages=a.sweep_max_stages, workers=a.workers, burstiness=a.burstiness,
+        normalize_arrivals=a.normalize_arrivals, ramp_up=a.ramp_up, max_concurrency=a.max_concurrency,
+        temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, sampling_seed=a.sampling_seed,
+        extra_body=parse_extra_body(a.extra_body), headers=parse_headers(a.header),
     )
     cfg.validate()
     if a.dataset and not Path(a.dataset).is_file():

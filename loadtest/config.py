@@ -6,14 +6,16 @@ before anything is sent, with a message naming the flag and the fix.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import BadInput
+from .protocols.base import Sampling
 
 MODES = ("batch", "rate", "sweep")
-ARRIVALS = ("constant", "poisson")
+ARRIVALS = ("constant", "poisson", "gamma")
 SLO_METRICS = ("ttft", "tpot", "ntpot", "itl", "e2e")
 SLO_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
 
@@ -77,6 +79,32 @@ def parse_seconds(flag: str, text: str) -> float:
     return value / 1000.0 if m.group(2) == "ms" else value
 
 
+def parse_extra_body(text: str | None) -> dict[str, Any]:
+    """``--extra-body '{"key": value}'``: a JSON object merged into every request body."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"--extra-body is not valid JSON ({exc.msg} at character {exc.pos})",
+                       """write a JSON object, e.g. --extra-body '{"repetition_penalty": 1.1}'""") from None
+    if not isinstance(value, dict):
+        raise BadInput("--extra-body must be a JSON object", """e.g. --extra-body '{"repetition_penalty": 1.1}'""")
+    return value
+
+
+def parse_headers(items: list[str] | None) -> dict[str, str]:
+    """``--header K:V`` (repeatable): extra HTTP headers on every request."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name.strip()):
+            raise BadInput(f"--header {name.strip() or item[:20]!r}...: not NAME:VALUE",
+                           "write e.g. --header X-Request-Source:bench")
+        out[name.strip()] = value.strip()
+    return out
+
+
 def parse_slo(text: str | None) -> dict[str, float]:
     """``ttft_p99=2s,tpot_p50=100ms`` -> {"ttft_p99": 2.0, "tpot_p50": 0.1} (seconds).
 
@@ -126,6 +154,21 @@ class LoadConfig:
     sweep_of: str = "rate"
     sweep_max_stages: int = 8
     workers: int = 1
+    burstiness: float = 1.0
+    normalize_arrivals: bool = False
+    ramp_up: float = 0.0
+    max_concurrency: int | None = None
+    # sampling: None leaves each to the server's default (as vllm bench serve and guidellm do)
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    sampling_seed: int | None = None
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_p, self.top_k, self.sampling_seed)
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -149,6 +192,19 @@ class LoadConfig:
             raise BadInput(f"--workers {self.workers}: must be 1..64", "e.g. --workers 2 (one per core)")
         if self.sweep_of not in ("rate", "batch"):
             raise BadInput(f"--sweep-of {self.sweep_of}: unknown", "use rate or batch")
+        if not self.burstiness > 0 or (self.burstiness != 1.0 and self.arrival != "gamma"):
+            raise BadInput(f"--burstiness {self.burstiness:g}: must be > 0, and shapes only --arrival gamma",
+                           "e.g. --arrival gamma --burstiness 0.5 (burstier than Poisson)")
+        if self.ramp_up < 0:
+            raise BadInput("--ramp-up must be >= 0 seconds", "e.g. --ramp-up 30")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise BadInput("--max-concurrency must be >= 1", "e.g. --max-concurrency 64")
+        if self.temperature is not None and self.temperature < 0:
+            raise BadInput("--temperature must be >= 0", "e.g. --temperature 0.7")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise BadInput("--top-p must be in (0, 1]", "e.g. --top-p 0.9")
+        if self.top_k is not None and self.top_k < 1 and self.top_k != -1:
+            raise BadInput("--top-k must be >= 1 (or -1: all tokens)", "e.g. --top-k 50")
 
     def stage_bound(self, mode: str, level: float) -> tuple[int | None, float | None]:
         """(count, duration) bounding one stage; a default when the user gave neither."""
@@ -162,6 +218,9 @@ class LoadConfig:
         d = asdict(self)
         d["input_len"] = str(self.input_len)
         d["output_len"] = str(self.output_len)
+        # header values may carry credentials: only their names are recorded
+        d["headers"] = {k: "<redacted>" for k in self.headers}
+        d["sampling"] = self.sampling.as_dict() or "server default"
         return {_camel(k): v for k, v in d.items()}
 
 

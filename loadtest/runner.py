@@ -24,14 +24,14 @@ class Runner:
     def __init__(self, base_url: str, dialect: Dialect, transport: Transport, writer: ResultsWriter | None,
                  clock: Clock, *, api_key: str | None = None, request_timeout: float = 600.0,
                  on_sent: Callable[[RequestRecord], None] | None = None,
-                 on_done: Callable[[RequestRecord], None] | None = None):
+                 on_done: Callable[[RequestRecord], None] | None = None, headers: dict[str, str] | None = None):
         self.base_url = base_url.rstrip("/")
         self.dialect = dialect
         self.transport = transport
         self.writer = writer
         self.clock = clock
         self.request_timeout = request_timeout
-        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **(headers or {})}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self.on_sent = on_sent

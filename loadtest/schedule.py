@@ -2,10 +2,16 @@
 
 - ``batch N``: closed loop. N workers each send a request, wait for it to finish, send the next.
   A request's scheduled time is the moment its worker became free.
-- ``rate R``: open loop. Scheduled times are fixed in advance (constant spacing 1/R, or Poisson:
-  exponential gaps with mean 1/R, seeded); a request is sent at its scheduled time whether or not
-  earlier ones have finished. If the client falls behind, the gap between scheduled and actual send
-  time (dispatch delay) shows it; latency is also reported from the scheduled time.
+- ``rate R``: open loop. Scheduled times are fixed in advance (constant spacing 1/R; Poisson:
+  exponential gaps with mean 1/R; gamma: gaps with mean 1/R and shape ``burstiness``, below 1
+  burstier than Poisson, as ``vllm bench serve --burstiness``; all seeded); a request is sent at its
+  scheduled time whether or not earlier ones have finished. ``normalize`` scales a count-bounded
+  stage's random gaps so its N requests span exactly N/R (vllm bench's normalisation: the achieved
+  rate is then the requested one, not a sample of it); ``ramp_up`` seconds raise the rate linearly
+  from 0 to R first; ``max_concurrency`` caps requests in flight (a request due while the cap is
+  full waits, and its dispatch delay shows it). If the client falls behind, the gap between
+  scheduled and actual send time (dispatch delay) shows it; latency is also reported from the
+  scheduled time.
 - A stage is bounded by a request count or a duration, after an optional warmup (requests
   *scheduled* during warmup are marked and excluded from statistics), and followed by a cooldown.
 - ``sweep``: raise the level stage by stage until the server falls short or an SLO breaks; the
@@ -18,6 +24,7 @@ cancelled and recorded as ``cancelled``.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +48,10 @@ class StageSpec:
     seed: int = 0
     phase: float = 0.0  # added to every scheduled offset (worker k of W in a constant-rate stage: k / R)
     start_at: float | None = None  # run-clock time to start at (worker processes start together)
+    burstiness: float = 1.0  # gamma arrivals' shape (1: Poisson)
+    normalize: bool = False  # scale a count-bounded stage's random gaps to span exactly count / rate
+    ramp_up: float = 0.0  # seconds over which the rate rises linearly from 0 to level
+    max_concurrency: int | None = None  # open loop: at most this many requests in flight
 
 
 @dataclass
@@ -56,18 +67,47 @@ class StageRun:
     records: list[RequestRecord] | None = None
 
 
-def arrival_offsets(rate: float, arrival: str, seed: int) -> Iterator[float]:
-    """Scheduled send offsets (seconds from stage start) for an open-loop stage."""
+def arrival_offsets(rate: float, arrival: str, seed: int, *, burstiness: float = 1.0, normalize_to: int | None = None,
+                    ramp_up: float = 0.0) -> Iterator[float]:
+    """Scheduled send offsets (seconds from stage start) for an open-loop stage.
+
+    ``normalize_to`` N: the first N random gaps are scaled so they add up to N / rate. ``ramp_up``
+    S: the steady process is time-warped so the rate rises linearly over S seconds (the expected
+    count by time t is R t^2 / 2S, then R (t - S/2)); the order and the seed's draws are unchanged.
+    """
+    offsets = _steady_offsets(rate, arrival, seed, burstiness, normalize_to)
+    if ramp_up <= 0:
+        yield from offsets
+        return
+    half = ramp_up / 2
+    for u in offsets:
+        yield math.sqrt(2 * ramp_up * u) if u < half else u + half
+
+
+def _steady_offsets(rate: float, arrival: str, seed: int, burstiness: float,
+                    normalize_to: int | None) -> Iterator[float]:
     if arrival == "constant":
         i = 0
         while True:
             yield i / rate
             i += 1
     rng = random.Random(seed)
+    if arrival == "gamma":
+        def gap() -> float:
+            return rng.gammavariate(burstiness, 1.0 / (rate * burstiness))
+    else:
+        def gap() -> float:
+            return rng.expovariate(rate)
     t = 0.0
+    if normalize_to:
+        gaps = [gap() for _ in range(normalize_to)]
+        scale = (normalize_to / rate) / sum(gaps)
+        for g in gaps:
+            yield t
+            t += g * scale
     while True:
         yield t
-        t += rng.expovariate(rate)
+        t += gap()
 
 
 class _Budget:
@@ -136,7 +176,10 @@ class Scheduler:
             await self._drain(tasks, run)
             run.dispatch_end = max((r.sent or 0.0 for r in records), default=start)
         else:
-            for offset in arrival_offsets(spec.level, spec.arrival, spec.seed):
+            slots = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
+            normalize_to = spec.count if spec.normalize and spec.count and not spec.warmup else None
+            for offset in arrival_offsets(spec.level, spec.arrival, spec.seed, burstiness=spec.burstiness,
+                                          normalize_to=normalize_to, ramp_up=spec.ramp_up):
                 if self.stop.is_set():
                     break
                 scheduled = start + spec.phase + offset
@@ -145,9 +188,15 @@ class Scheduler:
                     break
                 while (delay := scheduled - self.clock.now()) > 0 and not self.stop.is_set():
                     await asyncio.sleep(min(delay, 0.25))
+                if slots is not None and not await self._slot(slots):
+                    break  # stopped while waiting for a free slot
                 if self.stop.is_set():
+                    if slots is not None:
+                        slots.release()
                     break
                 task = asyncio.create_task(one(self._record(spec, scheduled, warmup=not verdict)))
+                if slots is not None:
+                    task.add_done_callback(lambda _t, s=slots: s.release())
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             run.dispatch_end = self.clock.now()
@@ -157,6 +206,18 @@ class Scheduler:
         records.sort(key=lambda r: r.i)
         run.records = records
         return run
+
+    async def _slot(self, slots: asyncio.Semaphore) -> bool:
+        """Wait for a free slot under ``max_concurrency`` (the request's dispatch delay grows
+        meanwhile); False when the run is stopped first."""
+        while not self.stop.is_set():
+            try:
+                async with asyncio.timeout(0.25):
+                    await slots.acquire()
+                return True
+            except TimeoutError:
+                continue
+        return False
 
     async def _drain(self, tasks: set[asyncio.Task[Any]], run: StageRun) -> None:
         """Wait for the stage's tasks; after Ctrl-C, give them ``grace`` seconds, then cancel."""

@@ -30,7 +30,7 @@ from typing import Any
 
 from .clock import Clock
 from .http import make_transport
-from .protocols import Prompt, make_dialect
+from .protocols import Prompt, Sampling, make_dialect
 from .records import RequestRecord
 from .runner import Runner
 from .schedule import Scheduler, StageRun, StageSpec
@@ -68,6 +68,8 @@ def worker_jobs(spec: StageSpec, workers: int, prompts: list[Prompt], first_inde
             share["level"] = split(int(spec.level), workers, k)
         if spec.count is not None:
             share["count"] = split(spec.count, workers, k)
+        if spec.max_concurrency:
+            share["max_concurrency"] = max(1, split(spec.max_concurrency, workers, k))
         share["seed"] = spec.seed * 1000 + k
         mine = prompts[k::workers] or prompts
         jobs.append({"stage": share, "index": first_index + k, "stride": workers,
@@ -146,11 +148,12 @@ async def _worker(job: dict[str, Any]) -> int:
     from .bench import quiet_gc
 
     clock = Clock(job["origin"], job["wallOrigin"])
-    dialect = make_dialect(job["dialect"], job["model"], job["api"], job["ignoreEos"])
+    dialect = make_dialect(job["dialect"], job["model"], job["api"], job["ignoreEos"],
+                           Sampling(**job.get("sampling", {})), job.get("extraBody"))
     transport = make_transport(job["httpClient"], read_timeout=job["readTimeout"])
     writer = AppendWriter(Path(job["requestsPath"]))
     runner = Runner(job["baseUrl"], dialect, transport, writer, clock,  # type: ignore[arg-type]
-                    api_key=job.get("apiKey"), request_timeout=job["requestTimeout"])
+                    api_key=job.get("apiKey"), request_timeout=job["requestTimeout"], headers=job.get("headers"))
     prompts = [Prompt(t, n, o) for t, n, o in job["prompts"]]
     stop, force = asyncio.Event(), asyncio.Event()
     scheduler = Scheduler(runner, Workload(prompts, False, "worker"), clock, stop, grace=job["grace"], force=force)

@@ -63,7 +63,8 @@ class SSEFramer(Framer):
     def feed(self, data: bytes) -> list[str]:
         if not data:
             return []
-        probe = self._tail + data
+        # a data line already complete (its newline consumed) ends its event at the next bare newline
+        probe = (self._tail or (b"\n" if self._data else b"")) + data
         if b"\n\n" not in probe and b"\n\r\n" not in probe and b"\r\r" not in probe:
             self._pieces.append(data)
             self._pending += len(data)

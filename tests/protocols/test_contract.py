@@ -40,8 +40,8 @@ async def _send(spec, dialect_name: str, api: str, n: int) -> list[RequestRecord
         runner = Runner(ep.url, dialect, transport, None, clock)
         try:
             prompt = Prompt("one two three four five six seven eight", None, n)
-            return list(await asyncio.gather(*(runner.send(RequestRecord(stage="0", i=i, scheduled=0.0, warmup=False), prompt)
-                                               for i in range(3))))
+            recs = [RequestRecord(stage="0", i=i, scheduled=0.0, warmup=False) for i in range(3)]
+            return list(await asyncio.gather(*(runner.send(rec, prompt) for rec in recs)))
         finally:
             await transport.aclose()
 
