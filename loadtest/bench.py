@@ -23,8 +23,9 @@ from . import __version__
 from .aggregate import summarize_stage
 from .clock import Clock
 from .config import LoadConfig
+from .errors import Unreachable
 from .export_vllm import vllm_result
-from .http import Transport, TransportError, make_transport
+from .http import Transport, make_transport
 from .metrics_scrape import Scraper
 from .metrics_scrape import summarize as summarize_server
 from .progress import Progress
@@ -32,6 +33,7 @@ from .protocols import Dialect, make_dialect
 from .results import FORMAT_VERSION, ResultsWriter, public_outputs
 from .runner import Runner
 from .schedule import Scheduler, StageSpec, SweepPlanner
+from .setup_calls import DEFAULT_SETUP_TIMEOUT_S, call_with_retry
 from .targets import Target
 from .workers import run_stage_in_workers
 from .workloads import Tokenizer, Workload, sharegpt, synthetic
@@ -144,31 +146,43 @@ def run_meta(run_id: str, stack: str, target: Target, cfg: LoadConfig, clock: Cl
     }
 
 
-async def probe_tokenizer(transport: Transport, target: Target, dialect: Dialect) -> Tokenizer | None:
-    """vLLM's ``/tokenize`` when the server has it (exact input lengths); None otherwise."""
-    if dialect.name != "openai":
+async def probe_tokenizer(transport: Transport, target: Target, dialect: Dialect,
+                          timeout: float = DEFAULT_SETUP_TIMEOUT_S) -> Tokenizer | None:
+    """The server's own token counter, when its protocol has one (vLLM's ``/tokenize``, with the
+    chat template for ``--api chat``; TGI's ``/tokenize``): exact input lengths. None when the
+    protocol or this server has none (a 4xx on the probe). Calls are retried (``setup_calls``)."""
+    probe = dialect.tokenize_request("hello")
+    if probe is None:
         return None
-    url = target.base_url.rstrip("/") + "/tokenize"
+    base = target.base_url.rstrip("/")
     headers = {"Content-Type": "application/json"}
     if target.api_key:
         headers["Authorization"] = f"Bearer {target.api_key}"
 
-    async def count(text: str) -> int:
-        status, body = await transport.post_json(url, json.dumps({"model": target.model, "prompt": text,
-                                                                  "add_special_tokens": True}).encode(), headers)
-        if status != 200:
-            raise TransportError("http", f"/tokenize -> HTTP {status}")
-        return int(json.loads(body)["count"])
+    async def ask(text: str) -> tuple[int, int | None]:
+        request = dialect.tokenize_request(text)
+        assert request is not None
+        path, body = request
+        payload = json.dumps(body).encode()
+        status, raw = await call_with_retry(f"POST {path}", lambda: transport.post_json(base + path, payload, headers),
+                                            timeout)
+        try:
+            return status, dialect.token_count(json.loads(raw)) if status == 200 else None
+        except ValueError:
+            return status, None
 
-    try:
-        await count("hello")
-    except (TransportError, ValueError, KeyError, TypeError):
+    status, n = await ask("hello")
+    if status != 200 or n is None:
         return None
     sem = asyncio.Semaphore(32)
 
     async def one(text: str) -> int:
         async with sem:
-            return await count(text)
+            status, n = await ask(text)
+        if n is None:
+            path = probe[0]
+            raise Unreachable(f"POST {path} answered HTTP {status} without a token count", "check the server's logs")
+        return n
 
     async def tokenize(texts: list[str]) -> list[int]:
         return list(await asyncio.gather(*(one(t) for t in texts)))
@@ -202,19 +216,21 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                   progress: Progress, stop: asyncio.Event, output_len_override: int | None = None,
                   export: str | None = None, force: asyncio.Event | None = None) -> RunState:
     transport = make_transport(cfg.http_client, read_timeout=cfg.read_timeout)
-    aux = make_transport("httpx", read_timeout=30)  # tokenize + scrapes: off the measured connection pool
     dialect = make_dialect(target.dialect, target.model, cfg.api, cfg.ignore_eos, cfg.sampling, cfg.extra_body)
+    # setup calls wait for the server at most --setup-timeout; their HTTP client reads no longer than that
+    aux = make_transport("httpx", read_timeout=min(30.0, cfg.setup_timeout))
     scraper: Scraper | None = None
     try:
         mode, levels = stage_plan(cfg)
         planner = SweepPlanner(mode, levels or None, cfg.sweep_max_stages) if cfg.mode == "sweep" else None
         planned = levels if planner is None else (levels or [2.0 ** k for k in range(cfg.sweep_max_stages)])
-        tokenize = await probe_tokenizer(aux, target, dialect)
+        tokenize = await probe_tokenizer(aux, target, dialect, cfg.setup_timeout)
         workload = await build_workload(cfg, expected_requests(cfg, planned, mode), tokenize, output_len_override)
         state.workload = workload.describe()
         if tokenize is None:
-            state.warnings.append("input lengths are estimates (the server has no /tokenize); the true counts "
-                                  "come from the server's usage where it reports them (inputTokens per request)")
+            state.warnings.append("input lengths are estimates (the server has no token counter); the true counts "
+                                  "come from the server's usage where it reports them, else each request records "
+                                  "the estimate with inputTokensEstimated: true")
         elif workload.inexact:
             state.warnings.append(f"{workload.inexact} of {len(workload.prompts)} prompts could not be fitted to the "
                                   "exact input length; each request records its measured inputTokensExpected")

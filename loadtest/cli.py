@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--request-timeout", type=float, default=600.0, help="seconds one request may take in all")
     r.add_argument("--read-timeout", type=float, default=120.0,
                    help="seconds of server silence before a request is recorded as stalled")
+    r.add_argument("--setup-timeout", type=float, default=30.0,
+                   help="seconds the calls before measuring (/tokenize) keep retrying a failing server (default: 30)")
     r.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get after Ctrl-C")
     r.add_argument("--http-client", choices=sorted(TRANSPORTS), default="aiohttp")
     r.add_argument("--workers", type=int, default=1,
@@ -121,7 +123,7 @@ def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
         sweep_max_stages=a.sweep_max_stages, workers=a.workers, burstiness=a.burstiness,
         normalize_arrivals=a.normalize_arrivals, ramp_up=a.ramp_up, max_concurrency=a.max_concurrency,
         temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, sampling_seed=a.sampling_seed,
-        extra_body=parse_extra_body(a.extra_body), headers=parse_headers(a.header),
+        extra_body=parse_extra_body(a.extra_body), headers=parse_headers(a.header), setup_timeout=a.setup_timeout,
     )
     cfg.validate()
     if a.dataset and not Path(a.dataset).is_file():

@@ -165,6 +165,7 @@ class LoadConfig:
     sampling_seed: int | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    setup_timeout: float = 30.0
 
     @property
     def sampling(self) -> Sampling:
@@ -195,6 +196,8 @@ class LoadConfig:
         if not self.burstiness > 0 or (self.burstiness != 1.0 and self.arrival != "gamma"):
             raise BadInput(f"--burstiness {self.burstiness:g}: must be > 0, and shapes only --arrival gamma",
                            "e.g. --arrival gamma --burstiness 0.5 (burstier than Poisson)")
+        if not self.setup_timeout > 0:
+            raise BadInput("--setup-timeout must be > 0 seconds", "e.g. --setup-timeout 60")
         if self.ramp_up < 0:
             raise BadInput("--ramp-up must be >= 0 seconds", "e.g. --ramp-up 30")
         if self.max_concurrency is not None and self.max_concurrency < 1:

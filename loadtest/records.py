@@ -53,6 +53,7 @@ class RequestRecord:
     status: int | None = None
     error: str | None = None
     errorDetail: str | None = None
+    inputTokensEstimated: bool = False  # inputTokens is the workload's estimate: no exact count existed
 
     @property
     def ok(self) -> bool:

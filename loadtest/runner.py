@@ -68,11 +68,11 @@ class Runner:
             rec.error, rec.errorDetail = "timeout", f"no complete response within {self.request_timeout:g} s"
         except asyncio.CancelledError:
             rec.error = "cancelled"
-            self._finish(rec, parser)
+            self._finish(rec, parser, prompt.input_estimate)
             raise
         except Exception as exc:  # any other failure is still a record, never a lost request
             rec.error, rec.errorDetail = "reset", f"{type(exc).__name__}: {exc}"
-        self._finish(rec, parser)
+        self._finish(rec, parser, prompt.input_estimate)
         return rec
 
     async def _read_stream(self, rec: RequestRecord, resp: Response, framer: Framer, parser: StreamParser) -> None:
@@ -107,7 +107,7 @@ class Runner:
             raise
         parser.finish()
 
-    def _finish(self, rec: RequestRecord, parser) -> None:
+    def _finish(self, rec: RequestRecord, parser: StreamParser, estimate: int | None = None) -> None:
         if rec.end is None:
             rec.end = self.clock.now()
         if parser.output_tokens is not None and rec.error is None:
@@ -117,6 +117,8 @@ class Runner:
             rec.outputTokens = parser.chunk_tokens
             rec.tokenSource = "chunks"
         rec.inputTokens = parser.input_tokens if parser.input_tokens is not None else rec.inputTokensExpected
+        if rec.inputTokens is None and estimate is not None:
+            rec.inputTokens, rec.inputTokensEstimated = estimate, True
         self.done += 1
         if self.writer is not None:
             self.writer.write_request(rec)

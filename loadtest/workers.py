@@ -73,7 +73,7 @@ def worker_jobs(spec: StageSpec, workers: int, prompts: list[Prompt], first_inde
         share["seed"] = spec.seed * 1000 + k
         mine = prompts[k::workers] or prompts
         jobs.append({"stage": share, "index": first_index + k, "stride": workers,
-                     "prompts": [[p.text, p.input_tokens, p.output_len] for p in mine]})
+                     "prompts": [[p.text, p.input_tokens, p.output_len, p.input_estimate] for p in mine]})
     return jobs
 
 
@@ -154,7 +154,7 @@ async def _worker(job: dict[str, Any]) -> int:
     writer = AppendWriter(Path(job["requestsPath"]))
     runner = Runner(job["baseUrl"], dialect, transport, writer, clock,  # type: ignore[arg-type]
                     api_key=job.get("apiKey"), request_timeout=job["requestTimeout"], headers=job.get("headers"))
-    prompts = [Prompt(t, n, o) for t, n, o in job["prompts"]]
+    prompts = [Prompt(*p) for p in job["prompts"]]
     stop, force = asyncio.Event(), asyncio.Event()
     scheduler = Scheduler(runner, Workload(prompts, False, "worker"), clock, stop, grace=job["grace"], force=force)
     scheduler._index, scheduler.stride = job["index"], job["stride"]

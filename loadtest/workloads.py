@@ -108,7 +108,7 @@ async def synthetic(cfg: LoadConfig, count: int, tokenize: Tokenizer | None) -> 
     source = f"synthetic(in={cfg.input_len}, out={cfg.output_len}" + (
         f", prefix={cfg.prefix_len}x{cfg.prefix_groups})" if prefixes else ")")
     if tokenize is None:
-        return Workload([Prompt(t, None, o) for t, o in zip(texts, outs, strict=True)], False, source)
+        return Workload([Prompt(t, None, o, n) for t, o, n in zip(texts, outs, targets, strict=True)], False, source)
     exact = await _fit_lengths(texts, targets, tokenize)
     prompts = [Prompt(t, n, o) for (t, n), o in zip(exact, outs, strict=True)]
     off = sum(1 for (_, n), want in zip(exact, targets, strict=True) if n != want)
@@ -193,7 +193,7 @@ async def sharegpt(cfg: LoadConfig, path: str, count: int, tokenize: Tokenizer |
         if n_in < min_tokens or n_out < min_tokens or n_in > max_input or n_in + n_out > max_total:
             continue
         out_len = output_len or n_out
-        prompts.append(Prompt(text, n_in if tokenize else None, out_len))
+        prompts.append(Prompt(text, n_in if tokenize else None, out_len, None if tokenize else n_in))
         if len(prompts) >= count:
             break
     if not prompts:

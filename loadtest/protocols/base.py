@@ -34,11 +34,15 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Prompt:
-    """One request's input: the text, its exact token count when known, and the output length wanted."""
+    """One request's input: the text, its exact token count when known, and the output length wanted.
+
+    ``input_estimate`` is the workload's own guess of the input length (one token per synthetic
+    word, four characters per token for datasets), recorded when no exact count exists."""
 
     text: str
     input_tokens: int | None
     output_len: int
+    input_estimate: int | None = None
 
 
 class StreamParser(ABC):

@@ -12,6 +12,8 @@ Behaviours (``/ok/<itl_ms>`` streams normally with that inter-token gap):
   error/<n>          sends n tokens, then the protocol's in-stream error event
   slow/<ms>          like ok but each token takes <ms> (for the per-request timeout)
   hung/0             accepts the request and never answers (for the read timeout)
+  flaky/<n>          /tokenize drops the connection n times, then answers (generation streams normally)
+  down/0             /tokenize always answers 503
   cap/<n>            like ok/5 but at most n requests generate at once (the rest queue): a server
                      that saturates at n / (tokens x 5 ms) requests per second
 Wire formats, per dialect, built by the protocol modules the load tester reads them with
@@ -168,6 +170,21 @@ async def jetstream_generate(request: web.Request) -> web.StreamResponse:
     return await _stream(request, n, event, [], b"", framing="json")
 
 
+async def tokenize(request: web.Request) -> web.Response:
+    """vLLM's /tokenize: one token per word plus BOS (the fixture's own rule)."""
+    behaviour, arg = _plan(request)
+    if behaviour == "down":
+        return web.json_response(oa.error_body(503, "scripted 503", "ServiceUnavailable"), status=503)
+    if behaviour == "flaky" and STATE.setdefault("tokenize_failures", 0) < int(arg):
+        STATE["tokenize_failures"] += 1
+        request.transport.abort()
+        return web.Response()
+    body = await request.json()
+    text = body.get("prompt") or " ".join(m.get("content", "") for m in body.get("messages", []))
+    n = len(text.split()) + 1
+    return web.json_response({"count": n, "max_model_len": 4096, "tokens": list(range(n)), "token_strs": None})
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -207,6 +224,7 @@ def make_app() -> web.Application:
         app.router.add_post(base + tgi.GENERATE_STREAM_PATH, tgi_generate_stream)
         app.router.add_post(base + triton.generate_path("{model}"), triton_generate_stream)
         app.router.add_post(base + jetstream.GENERATE_PATH, jetstream_generate)
+        app.router.add_post(base + oa.TOKENIZE_PATH, tokenize)
         for path in (oa.HEALTH_PATH, triton.HEALTH_READY_PATH, jetstream.HEALTH_PATH):
             app.router.add_get(base + path, health)
         app.router.add_get(base + "/metrics", metrics)

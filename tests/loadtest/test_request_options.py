@@ -127,3 +127,31 @@ def test_sse_framer_joins_an_event_split_across_many_reads_once():
     # a boundary split between two reads, and CRLF line ends
     assert framer.feed(b"data: 1\r\n") == [] and framer.feed(b"\r\ndata: 2\n") == ["1"]
     assert framer.feed(b"\n") == ["2"]
+
+
+def test_tokenize_is_retried_through_dropped_connections(capsys, tmp_path, fixture_url):
+    code, out, err = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/flaky/3"), "--mode", "batch", "--levels",
+                             "2", "--requests-per-level", "2", "--output-len", "2", "--input-len", "12",
+                             "--results-dir", str(tmp_path))
+    assert code == 0, err
+    _, records = load_run(results_dir_from(out))
+    assert all(r["inputTokensExpected"] == 12 and not r.get("inputTokensEstimated") for r in records)
+
+
+def test_a_setup_call_that_keeps_failing_is_one_line_and_exit_3(capsys, tmp_path, fixture_url):
+    code, _, err = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/down/0"), "--mode", "batch", "--levels",
+                           "1", "--requests-per-level", "1", "--setup-timeout", "0.5", "--results-dir", str(tmp_path))
+    assert code == 3
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert lines[0].startswith("error: POST /tokenize failed") and "HTTP 503" in lines[0]
+    assert "Traceback" not in err
+
+
+def test_without_a_token_counter_input_tokens_are_estimates_not_zero(capsys, tmp_path, fixture_url):
+    code, out, err = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/ok/1", dialect="triton"), "--mode",
+                             "batch", "--levels", "2", "--requests-per-level", "2", "--output-len", "2",
+                             "--input-len", "20", "--results-dir", str(tmp_path))
+    assert code == 0, err
+    summary, records = load_run(results_dir_from(out))
+    assert all(r["inputTokens"] == 20 and r["inputTokensEstimated"] is True for r in records)
+    assert summary["stages"][0]["inputTokensPerS"] > 0
