@@ -291,8 +291,10 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                                "history": [{"level": lv, "good": g, "why": w} for lv, g, w in planner.history]}
             writer.write_json("summary.json", state.summary())
             if export == "vllm":
-                writer.write_json(f"vllm/{spec.id}.json", vllm_result(summary, run.records or [], target.model,
-                                                                     target.dialect))
+                burst = cfg.burstiness if arrival == "gamma" else (1.0 if arrival == "poisson" else "inf")
+                writer.write_json(f"vllm/{spec.id}.json", vllm_result(
+                    summary, run.records or [], target.model, target.dialect, cfg.api, burst, cfg.max_concurrency,
+                    target.model if tokenize is not None else None))
             progress.stage_finished(summary)
             index += 1
             if cfg.cooldown and not stop.is_set():

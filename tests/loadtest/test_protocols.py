@@ -115,3 +115,29 @@ def test_sharegpt_dataset_through_the_cli(capsys, tmp_path, fixture_url):
     wanted = sorted(r["outputTokensRequested"] for r in records)
     assert wanted == sorted(max(1, len("answer " * (40 + 4 * k)) // 4) for k in range(10))
     assert all(r["outputTokens"] == r["outputTokensRequested"] for r in records)
+
+
+# The keys ``vllm bench serve --save-result`` writes (vllm/benchmarks/serve.py, v0.32.0)
+VLLM_RESULT_KEYS = {
+    "date", "endpoint_type", "backend", "label", "model_id", "tokenizer_id", "num_prompts", "request_rate",
+    "burstiness", "max_concurrency", "duration", "completed", "failed", "total_input_tokens", "total_output_tokens",
+    "request_throughput", "request_goodput", "output_throughput", "total_token_throughput", "input_lens",
+    "output_lens", "ttfts", "itls", "latencies", "start_times", "queue_times", "generated_texts", "errors",
+    "max_output_tokens_per_s", "max_concurrent_requests",
+    *(f"{s}_{m}_ms" for s in ("mean", "median", "std", "p99") for m in ("ttft", "tpot", "itl", "e2el")),
+}
+
+
+def test_export_vllm_has_every_key_and_lists_aligned_with_failures(capsys, tmp_path, fixture_url):
+    code, out, err = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/error/2"), "--mode", "rate",
+                             "--levels", "50", "--requests-per-level", "6", "--output-len", "5", "--arrival", "gamma",
+                             "--burstiness", "0.5", "--max-concurrency", "3", "--export", "vllm",
+                             "--results-dir", str(tmp_path))
+    assert code == 0, err
+    v = json.loads((results_dir_from(out) / "vllm" / "0-rate-50.json").read_text())
+    assert VLLM_RESULT_KEYS <= set(v)
+    assert (v["backend"], v["burstiness"], v["max_concurrency"]) == ("openai", 0.5, 3)
+    assert v["completed"] == 0 and v["failed"] == 6 and v["request_goodput"] is None
+    per_request = ("input_lens", "output_lens", "ttfts", "itls", "latencies", "start_times", "errors")
+    assert all(len(v[k]) == 6 for k in per_request)
+    assert v["output_lens"] == [0] * 6 and all(e.startswith("server_error") for e in v["errors"])

@@ -84,3 +84,33 @@ def test_rate_mode_against_vllm(capsys, tmp_path, vllm_url):
     assert 4 < stage["achievedRate"] < 16  # Poisson, 40 arrivals: within a factor of 2 of the mean
     assert stage["dispatchDelay"]["p50"] < 0.005
     assert stage["clientBottleneck"] is False, stage["clientBottleneckReasons"]
+
+
+_READ_WITH_VLLM = """
+import json, sys
+from vllm.benchmarks.plot import construct_timeline_data
+result = json.load(open(sys.argv[1]))
+# what `vllm bench serve --plot-timeline` builds from its own saved result
+rows = [{"start_time": s, "ttft": t, "itl": i, "latency": t + sum(i) if i else t, "prompt_len": p,
+         "output_tokens": o}
+        for s, t, i, p, o in zip(result["start_times"], result["ttfts"], result["itls"], result["input_lens"],
+                                 result["output_lens"], strict=True)]
+segments = construct_timeline_data(rows, [0.025, 0.05], ["fast", "ok", "slow"])
+print(json.dumps({"requests": len(rows), "segments": len(segments)}))
+"""
+
+
+def test_export_vllm_is_read_by_vllms_own_code(capsys, tmp_path, vllm_url):
+    import subprocess
+
+    from .conftest import VENV
+
+    run_dir, _, records = _run(capsys, tmp_path, vllm_url, "--mode", "batch", "--levels", "2", "--requests-per-level",
+                               "4", "--input-len", "16", "--output-len", "4", "--export", "vllm")
+    export = run_dir / "vllm" / "0-batch-2.json"
+    done = subprocess.run([str(VENV / "bin" / "python"), "-c", _READ_WITH_VLLM, str(export)], capture_output=True,
+                          text=True, timeout=240, env={"PATH": "/usr/bin:/bin", "VLLM_NO_USAGE_STATS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    read = json.loads(done.stdout.strip().splitlines()[-1])
+    # one segment per request for the prefill and one per ITL
+    assert read == {"requests": 4, "segments": 4 + sum(len(r["chunks"]) - 1 for r in records)}
