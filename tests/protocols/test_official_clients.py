@@ -161,3 +161,77 @@ def test_jetstream_cannot_enforce_a_key(server_specs):
 
     with pytest.raises(ValueError, match="no authentication"):
         SimulatedEndpoint(server_specs["jetstream"], api_key=KEY)
+
+
+# -- behaviours the clients above cannot provoke ----------------------------------------------------
+def test_vllm_merges_tokens_a_slow_reader_has_not_drained(server_specs):
+    """While the connection's write buffer is not empty, tokens are held and sent in one chunk."""
+    import asyncio
+    import json
+
+    from loadtest.protocols import openai as oa
+    from loadtest.simulator.engine import Sequence
+    from loadtest.simulator.runtime import Runtime
+    from loadtest.simulator.servers.base import Choices, SimContext
+    from loadtest.simulator.servers.openai import CompletionStream
+
+    class Transport:
+        backlog = 1
+
+        def get_write_buffer_size(self) -> int:
+            return self.backlog
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def go() -> list[bytes | None]:
+        spec = server_specs["vllm"]
+        ctx = SimContext(spec, Runtime(spec), 0)
+        stream = CompletionStream(ctx, True, oa.ChunkEncoder("cmpl-1", 0, "m", False, token_ids=True), 0,
+                                  Choices(1), include_usage=False)
+        stream.transport = Transport()  # type: ignore[assignment]
+        seq = Sequence(rid=1, prompt_len=4, max_new=5, arrival=0.0, handle=stream)
+        out = []
+        for k in range(1, 5):
+            seq.generated = k
+            if k == 4:
+                stream.transport.backlog = 0  # the reader caught up
+            out.append(stream.prepare(seq))
+        return out
+
+    sent = asyncio.run(go())
+    assert sent[:3] == [None, None, None]
+    chunk = json.loads(sent[3].split(b"data: ", 1)[1])  # type: ignore[union-attr]
+    assert len(chunk["choices"][0]["token_ids"]) == 4
+
+
+def test_the_simulator_exits_when_its_parent_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    parent = ("import subprocess, sys\n"
+              "p = subprocess.Popen([sys.executable, '-m', 'loadtest.simulator', 'serve', '--stack', 'llama2-7b-g2',"
+              " '--port', '0'], stdout=subprocess.PIPE, text=True)\n"
+              "print(p.pid, flush=True)\n"
+              "print(p.stdout.readline().strip(), flush=True)\n"
+              "import time; time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", parent], cwd=repo, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    child = int(proc.stdout.readline())
+    assert proc.stdout.readline().startswith("listening: ")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 60  # a bound, not a timing claim: the child polls every 0.5 s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the simulator kept serving after its parent died")
