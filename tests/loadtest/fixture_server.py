@@ -12,6 +12,7 @@ Behaviours (``/ok/<itl_ms>`` streams normally with that inter-token gap):
   error/<n>          sends n tokens, then the protocol's in-stream error event
   slow/<ms>          like ok but each token takes <ms> (for the per-request timeout)
   hung/0             accepts the request and never answers (for the read timeout)
+  tokenize/0         like ok/0, and /tokenize answers (elsewhere it is absent)
   flaky/<n>          /tokenize drops the connection n times, then answers (generation streams normally)
   down/0             /tokenize always answers 503
   cap/<n>            like ok/5 but at most n requests generate at once (the rest queue): a server
@@ -171,8 +172,12 @@ async def jetstream_generate(request: web.Request) -> web.StreamResponse:
 
 
 async def tokenize(request: web.Request) -> web.Response:
-    """vLLM's /tokenize: one token per word plus BOS (the fixture's own rule)."""
+    """vLLM's /tokenize, one token per word plus BOS (the fixture's own rule), served only under the
+    ``tokenize``, ``flaky`` and ``down`` behaviours: elsewhere it is absent (404), as on servers
+    without a token counter, so other tests' workloads are not fitted prompt by prompt."""
     behaviour, arg = _plan(request)
+    if behaviour not in ("tokenize", "flaky", "down"):
+        raise web.HTTPNotFound()
     if behaviour == "down":
         return web.json_response(oa.error_body(503, "scripted 503", "ServiceUnavailable"), status=503)
     if behaviour == "flaky" and STATE.setdefault("tokenize_failures", 0) < int(arg):
