@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import pulumi
 
 from stacks.config import ClusterConfig
+from stacks.names import ResourceNames
 from stacks.spec import SYSTEM_POOL_NODES, StackSpec
 
 from .gcp import gcp
-from .names import resource_suffix
 from .pool_config import CLOUD_PLATFORM_SCOPE
 
 NODE_SA_ROLES = (
@@ -44,12 +44,13 @@ class ClusterArgs:
     node_locations: tuple[str, ...]  # zones beyond the cluster's own (GKE rejects a zonal cluster's zone here)
     cluster: ClusterConfig
     stack: str
+    names: ResourceNames
 
     @classmethod
     def from_spec(cls, spec: StackSpec) -> ClusterArgs:
         return cls(project=spec.project, region=spec.region, location=spec.location,
                    node_locations=tuple(z for z in spec.node_locations if z != spec.zone),
-                   cluster=spec.cluster, stack=spec.name)
+                   cluster=spec.cluster, stack=spec.name, names=spec.names)
 
 
 class Cluster(pulumi.ComponentResource):
@@ -64,7 +65,7 @@ class Cluster(pulumi.ComponentResource):
         self.project = pulumi.Output.from_input(args.project)
 
         self.node_service_account = gcp.serviceaccount.Account(
-            f"{name}-nodes", account_id=f"nodes-{resource_suffix(args.stack, 24)}", project=args.project,
+            f"{name}-nodes", account_id=args.names.node_service_account, project=args.project,
             display_name=f"gke-llm-bench {args.stack}: GKE nodes (least privilege)", opts=child)
         member = self.node_service_account.email.apply(lambda e: f"serviceAccount:{e}")
         self.node_roles = [
@@ -87,7 +88,7 @@ class Cluster(pulumi.ComponentResource):
             components = ["SYSTEM_COMPONENTS", *(["DCGM"] if c.dcgm_metrics else [])]
             self.cluster = gcp.container.Cluster(
                 name,
-                name=c.name,
+                name=args.names.cluster,
                 project=args.project,
                 location=args.location,
                 node_locations=list(args.node_locations) or None,
@@ -141,10 +142,10 @@ class Cluster(pulumi.ComponentResource):
     def _nat(self, name: str, args: ClusterArgs) -> list[pulumi.Resource]:
         """Cloud NAT on the default network: private nodes have no public IP but must pull images/weights."""
         child = pulumi.ResourceOptions(parent=self)
-        router = gcp.compute.Router(f"{name}-router", name=f"{resource_suffix(args.stack, 50)}-router",
+        router = gcp.compute.Router(f"{name}-router", name=f"{args.names.nat_prefix}-router",
                                     project=args.project, region=args.region, network="default", opts=child)
         nat = gcp.compute.RouterNat(
-            f"{name}-nat", name=f"{resource_suffix(args.stack, 50)}-nat", project=args.project, region=args.region,
+            f"{name}-nat", name=f"{args.names.nat_prefix}-nat", project=args.project, region=args.region,
             router=router.name, nat_ip_allocate_option="AUTO_ONLY",
             source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
             log_config={"enable": True, "filter": "ERRORS_ONLY"}, opts=child)

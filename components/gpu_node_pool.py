@@ -19,7 +19,6 @@ import pulumi
 from stacks.spec import StackSpec
 
 from .gcp import gcp
-from .names import resource_suffix
 from .pool_config import base_node_config, management, node_locations, scaling
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}
@@ -48,7 +47,7 @@ class GpuNodePool(pulumi.ComponentResource):
         node_config["taints"] = [dict(GPU_TAINT)]
         self.pool = gcp.container.NodePool(
             name,
-            name=f"gpu-{resource_suffix(spec.name, 36)}",
+            name=spec.names.node_pool,
             project=spec.project,
             cluster=args.cluster_name,
             location=args.location,

@@ -19,7 +19,6 @@ from stacks.outputs import service_name
 from stacks.spec import StackSpec
 
 from .gcp import gcp
-from .names import resource_suffix
 from .servers import TRANSLATORS, PrepJob, SecretRefs, ServerWorkload
 from .servers.base import MODEL_CACHE_VOLUME, SHM_VOLUME
 
@@ -238,11 +237,11 @@ class ModelServer(pulumi.ComponentResource):
         """Cloud Storage bucket for converted checkpoints, reachable from the pods via Workload Identity."""
         child = pulumi.ResourceOptions(parent=self)
         bucket = gcp.storage.Bucket(
-            f"{name}-checkpoints", name=f"{spec.project}-{spec.name}-ckpt"[:63].lower(), location=spec.region,
+            f"{name}-checkpoints", name=spec.names.checkpoint_bucket, location=spec.region,
             uniform_bucket_level_access=True, public_access_prevention="enforced",
             force_destroy=not spec.cluster.deletion_protection, project=spec.project, opts=child)
         gsa = gcp.serviceaccount.Account(
-            f"{name}-checkpoint-sa", account_id=f"ckpt-{resource_suffix(spec.name, 23)}", project=spec.project,
+            f"{name}-checkpoint-sa", account_id=spec.names.checkpoint_service_account, project=spec.project,
             display_name=f"gke-llm-bench {spec.name}: checkpoint read/write", opts=child)
         member = gsa.email.apply(lambda e: f"serviceAccount:{e}")
         iam = [

@@ -15,7 +15,6 @@ import pulumi
 from stacks.spec import StackSpec
 
 from .gcp import gcp
-from .names import resource_suffix
 from .pool_config import base_node_config, management, node_locations, scaling
 
 TPU_TAINT = {"key": "google.com/tpu", "value": "present", "effect": "NO_SCHEDULE"}
@@ -40,7 +39,7 @@ class TpuNodePool(pulumi.ComponentResource):
         node_config["labels"] = {**node_config["labels"], "gke-llm-bench/tpu-topology": str(spec.machine.topology)}
         self.pool = gcp.container.NodePool(
             name,
-            name=f"tpu-{resource_suffix(spec.name, 36)}",
+            name=spec.names.node_pool,
             project=spec.project,
             cluster=args.cluster_name,
             location=args.location,

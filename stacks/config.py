@@ -40,7 +40,7 @@ class ExistingCluster(_Section):
 
 
 class ClusterConfig(_Section):
-    name: str = "llm-bench"
+    name: str | None = None  # default: derived from the stack (stacks/names.py), so stacks coexist
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
     private_nodes: bool = False
     deletion_protection: bool = True
@@ -107,7 +107,7 @@ class PrecisionConfig(_Section):
 class ServerConfig(_Section):
     kind: str
     image: str | None = None
-    namespace: str = "llm"
+    namespace: str | None = None  # default: derived from the stack
     tensor_parallel: PositiveInt | None = None
     max_batch: PositiveInt = 256
     max_model_len: PositiveInt | None = None

@@ -17,6 +17,7 @@ from typing import Any
 from .catalog import Catalog, MachineType, ModelArch, ServerKind, load_catalog
 from .config import PROJECT, ClusterConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean, one_of
+from .names import CLUSTER_NAME, NAMESPACE, ResourceNames
 from .precision import KV_CACHE_BYTES, PRECISIONS, Precision
 from .sizing import Alternative, Sizing, cheapest_fits, default_tp, fits, size, tp_divides
 
@@ -43,6 +44,7 @@ class StackSpec:
     zone: str | None
     node_locations: tuple[str, ...]
     cluster: ClusterConfig
+    names: ResourceNames
     # what runs on
     machine: MachineType
     node_count: int  # fixed size, or the autoscaling max
@@ -245,6 +247,8 @@ class StackSpec:
                 "source": self.price_source,
             },
             "location": {"project": self.project, "region": self.region, "zone": self.zone},
+            "cluster": {"name": self.names.cluster, "shared": self.cluster.existing is not None,
+                        "namespace": self.names.namespace, "nodePool": self.names.node_pool},
             "sizing": self.sizing.as_dict(),
             "warnings": list(self.warnings),
         }
@@ -256,6 +260,20 @@ TRITON_SERVED_NAME = ("triton-trtllm", "ensemble")
 
 class _Resolver:
     """Collects errors while resolving; each step tolerates earlier failures (values may be None)."""
+
+    def _names(self, stack: str, accelerator_kind: str) -> ResourceNames:
+        """Names derived from the stack unless given; a given one is checked against the naming rules."""
+        c = self.c
+        cluster = c.cluster.existing.name if c.cluster.existing else c.cluster.name
+        if c.cluster.name and not CLUSTER_NAME.match(c.cluster.name):
+            self.error(K("cluster.name"), f'"{c.cluster.name}" is not a GKE cluster name',
+                       "1-40 characters: lowercase letters, digits and hyphens, starting with a letter and not "
+                       "ending with a hyphen; or leave it out to derive one from the stack name")
+        if c.server.namespace and not NAMESPACE.match(c.server.namespace):
+            self.error(K("server.namespace"), f'"{c.server.namespace}" is not a Kubernetes namespace name',
+                       "at most 63 lowercase letters, digits and hyphens, starting and ending with a letter or "
+                       "digit; or leave it out to derive one from the stack name")
+        return ResourceNames.derive(stack, accelerator_kind, cluster, c.server.namespace, c.gcp.project)
 
     def _served_name(self, server: str, checkpoint: str) -> str:
         """The name clients address. Triton serves the TensorRT-LLM model repository's ``ensemble``:
@@ -544,6 +562,7 @@ class _Resolver:
         hf_key, api_key = self._secrets(model, secrets_present, require_secrets)
         kaggle_key = self._kaggle_secret(model, server, secrets_present, require_secrets)
         self._exposure(api_key)
+        names = self._names(name, machine.kind if machine else "gpu")
 
         if self.errors:
             raise SpecErrors(source, self.errors)
@@ -584,6 +603,7 @@ class _Resolver:
             zone=c.gcp.zone,
             node_locations=tuple(c.gcp.zones or ([c.gcp.zone] if c.gcp.zone else [])),
             cluster=c.cluster,
+            names=names,
             machine=machine,
             node_count=node_count,
             autoscaling=autoscaling,
@@ -600,7 +620,7 @@ class _Resolver:
             kv_cache_dtype=kv_dtype,
             server=server,
             image=s.image or server.image,
-            namespace=s.namespace,
+            namespace=names.namespace,
             tensor_parallel=tp,
             replicas=s.replicas,
             max_batch=s.max_batch,

@@ -20,7 +20,7 @@ def test_plan_shows_driver_taint_flags_cost_and_hides_secrets(capsys) -> None:
                      "--tensor-parallel-size 1", "--max-num-seqs 256",
                      "args: --model meta-llama/Llama-2-7b-hf", "startup /health:8000",
                      "sizing: fits", "$0.85/h", "$623/month", "kubeconfig: [secret]", "stringData: [secret]",
-                     "portForward: kubectl port-forward -n llm svc/vllm-llama-2-7b 8000:80"):
+                     "portForward: kubectl port-forward -n llm-llama2-7b-g2 svc/vllm-llama-2-7b 8000:80"):
         assert expected in out, expected
     assert placeholder("hfToken") not in out
 
@@ -36,7 +36,9 @@ def test_plan_all_json_lists_every_committed_stack(capsys) -> None:
         assert s["outputs"]["kubeconfig"] == "[secret]"
         assert s["cost"]["usdPerMonth"] == round(s["cost"]["usdPerHour"] * 730, 2)
         types = {r["type"] for r in s["resources"]}
-        assert {"gcp:container/cluster:Cluster", "kubernetes:apps/v1:Deployment"} <= types
+        assert "kubernetes:apps/v1:Deployment" in types
+        # a stack creates its cluster unless it joins an existing one (shared mode)
+        assert ("gcp:container/cluster:Cluster" in types) is (not s["outputs"]["spec"]["cluster"]["shared"]), s["stack"]
         pools = [r for r in s["resources"]
                  if r["type"] == "gcp:container/nodePool:NodePool" and r["name"] == "accelerators"]
         assert pools and pools[0]["properties"]["taints"]

@@ -331,3 +331,23 @@ def test_tpu_stack_resolves(stack_file):
 def test_bad_yaml_and_missing_config(stack_file):
     assert "not valid YAML" in errors_for(stack_file(raw="config: [unclosed"))[0].message
     assert "no `config:` mapping" in errors_for(stack_file(raw="foo: 1\n"))[0].message
+
+
+@pytest.mark.parametrize(("section", "key", "value", "fix"), [
+    ("gke-llm-bench:cluster", "name", "LLM_Bench", "1-40 characters"),
+    ("gke-llm-bench:cluster", "name", "a" * 41, "1-40 characters"),
+    ("gke-llm-bench:cluster", "name", "bench-", "not ending with a hyphen"),
+    ("gke-llm-bench:server", "namespace", "My.Namespace", "at most 63"),
+])
+def test_names_that_gke_or_kubernetes_would_refuse(stack_file, section, key, value, fix):
+    changes = {section: {key: value}}
+    if section == "gke-llm-bench:server":
+        changes = {section: {"kind": "vllm", key: value}}
+    e = only(errors_for(stack_file(changes)), f"{section}.{key}")
+    assert fix in e.fix
+
+
+def test_names_default_to_the_stack_so_stacks_coexist(stack_file):
+    spec = load_stack_file(stack_file(name="my-stack"))
+    assert (spec.names.cluster, spec.namespace, spec.names.node_pool) == \
+        ("llmb-my-stack", "llm-my-stack", "gpu-my-stack")
