@@ -27,9 +27,11 @@ class Sampling:
     top_k: int | None = None
     seed: int | None = None
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self, seed_key: str = "seed") -> dict[str, float | int]:
+        """The parameters set, by their common names (``seed_key`` renames the seed, e.g. Triton's
+        ``random_seed``)."""
         return {k: v for k, v in (("temperature", self.temperature), ("top_p", self.top_p), ("top_k", self.top_k),
-                                  ("seed", self.seed)) if v is not None}
+                                  (seed_key, self.seed)) if v is not None}
 
 
 @dataclass(frozen=True)

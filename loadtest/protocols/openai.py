@@ -166,9 +166,7 @@ class OpenAIDialect(Dialect):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        s = self.sampling
-        body.update({k: v for k, v in (("temperature", s.temperature), ("top_p", s.top_p), ("top_k", s.top_k),
-                                       ("seed", s.seed)) if v is not None})
+        body.update(self.sampling.as_dict())
         if self.ignore_eos:
             # vLLM: ignore_eos; min_tokens also honoured by servers that lack ignore_eos.
             body["ignore_eos"] = True

@@ -164,9 +164,7 @@ class TritonDialect(Dialect):
             "bad_words": "",
             "stop_words": "",
         }
-        s = self.sampling
-        body.update({k: v for k, v in (("temperature", s.temperature), ("top_p", s.top_p), ("top_k", s.top_k),
-                                       ("random_seed", s.seed)) if v is not None})
+        body.update(self.sampling.as_dict(seed_key="random_seed"))
         if self.ignore_eos:
             body["min_length"] = prompt.output_len
         return generate_path(self.model), self.with_extra(body)

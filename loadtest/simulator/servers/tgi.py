@@ -10,9 +10,11 @@ suffix and duration histograms use 35 buckets growing x1.5 from 0.1 ms (router/s
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from stacks.serving import tgi_limits
 
@@ -189,27 +191,25 @@ def build(ctx: SimContext) -> Dialect:
 
         return await serve(request, ctx, stream, prompt_len, max_new, respond)
 
-    async def generate(request: web.Request, streaming: bool) -> web.StreamResponse:
-        body, err = await body_of(request)
-        if err is not None:
-            return err
-        assert body is not None
-        return await generate_body(request, body, streaming)
+    def with_body(handle: Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]) -> Handler:
+        """A route handler that first reads the JSON body (or answers TGI's error for it)."""
+        async def route(request: web.Request) -> web.StreamResponse:
+            body, err = await body_of(request)
+            if err is not None:
+                return err
+            assert body is not None
+            return await handle(request, body)
+        return route
 
-    async def generate_handler(request: web.Request) -> web.StreamResponse:
-        return await generate(request, False)
+    generate_handler = with_body(lambda request, body: generate_body(request, body, False))
+    stream_handler = with_body(lambda request, body: generate_body(request, body, True))
 
-    async def stream_handler(request: web.Request) -> web.StreamResponse:
-        return await generate(request, True)
-
-    async def compat(request: web.Request) -> web.StreamResponse:
+    async def compat_body(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         """``POST /``: ``/generate_stream`` when ``stream`` is true, else ``[/generate's answer]``."""
-        body, err = await body_of(request)
-        if err is not None:
-            return err
-        assert body is not None
         streaming = bool(body.get("stream", False))
         return await generate_body(request, body, streaming, as_list=not streaming)
+
+    compat = with_body(compat_body)
 
     async def openai_body(request: web.Request, body: dict[str, Any], chat: bool) -> web.StreamResponse:
         if chat:
@@ -244,31 +244,17 @@ def build(ctx: SimContext) -> Dialect:
 
         return await serve(request, ctx, stream, prompt_len, max_new, respond)
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        body, err = await body_of(request)
-        if err is not None:
-            return err
-        assert body is not None
-        return await openai_body(request, body, chat=True)
+    chat = with_body(lambda request, body: openai_body(request, body, chat=True))
+    completions = with_body(lambda request, body: openai_body(request, body, chat=False))
 
-    async def completions(request: web.Request) -> web.StreamResponse:
-        body, err = await body_of(request)
-        if err is not None:
-            return err
-        assert body is not None
-        return await openai_body(request, body, chat=False)
-
-    async def invocations(request: web.Request) -> web.StreamResponse:
+    async def invocations_body(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         """SageMaker's route: the body's shape says which API it is for."""
-        body, err = await body_of(request)
-        if err is not None:
-            return err
-        assert body is not None
         kind = tgi.invocation_kind(body)
         if kind == "generate":
-            streaming = bool(body.get("stream", False))
-            return await generate_body(request, body, streaming, as_list=not streaming)
+            return await compat_body(request, body)
         return await openai_body(request, body, chat=kind == "chat")
+
+    invocations = with_body(invocations_body)
 
     async def tokenize(request: web.Request) -> web.Response:
         try:
