@@ -95,8 +95,9 @@ def pod_spec(spec: StackSpec, w: ServerWorkload, service_account: str) -> dict[s
     server = {
         **w.server,
         "resources": {"requests": {**res["requests"], **limit}, "limits": {**res["limits"], **limit}},
-        **probes(spec, w),
     }
+    containers = [server, *w.containers[1:]]
+    containers[w.probe_container] = {**containers[w.probe_container], **probes(spec, w)}
     mounted = {m["name"] for c in [*w.containers, *w.init_containers] for m in c.get("volumeMounts", [])}
     if MODEL_CACHE_VOLUME in mounted:
         server["resources"]["requests"]["ephemeral-storage"] = f"{spec.model_cache_gb}Gi"
@@ -111,7 +112,7 @@ def pod_spec(spec: StackSpec, w: ServerWorkload, service_account: str) -> dict[s
         "serviceAccountName": service_account,
         "nodeSelector": node_selector,
         "tolerations": tolerations,
-        "containers": [server, *w.containers[1:]],
+        "containers": containers,
         "volumes": volumes,
         "terminationGracePeriodSeconds": 60,
     }

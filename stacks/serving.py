@@ -8,15 +8,24 @@ from dataclasses import dataclass
 
 from .spec import StackSpec
 
+#: TGI's admission limit as a multiple of the running batch: requests beyond the batch wait in TGI's
+#: queue (as in vLLM) instead of being refused with 429, so a batch sweep measures batching
+ADMISSION_PER_BATCH_SLOT = 4
+
 
 @dataclass(frozen=True)
 class TgiLimits:
-    """TGI's launcher limits (``--max-input-tokens`` ... ``--max-concurrent-requests``)."""
+    """TGI's launcher limits (``--max-input-tokens`` ... ``--max-concurrent-requests``).
+
+    ``max_batch_size`` is the stack's ``maxBatch``: the most requests in one running batch.
+    ``max_concurrent_requests`` is admission, not batching: above it TGI answers 429 at once.
+    """
 
     max_input_tokens: int
     max_total_tokens: int
     max_batch_prefill_tokens: int
     max_batch_total_tokens: int
+    max_batch_size: int
     max_concurrent_requests: int
 
 
@@ -25,4 +34,5 @@ def tgi_limits(spec: StackSpec) -> TgiLimits:
     max_total = spec.max_model_len
     return TgiLimits(max_input_tokens=max_total - 1, max_total_tokens=max_total,
                      max_batch_prefill_tokens=max(spec.max_batched_tokens, max_total - 1),
-                     max_batch_total_tokens=spec.sizing.kv_tokens, max_concurrent_requests=spec.max_batch)
+                     max_batch_total_tokens=spec.sizing.kv_tokens, max_batch_size=spec.max_batch,
+                     max_concurrent_requests=ADMISSION_PER_BATCH_SLOT * spec.max_batch)

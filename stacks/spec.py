@@ -831,6 +831,9 @@ class _Resolver:
             )
         if e.mode == "cluster" and e.allowlist:
             self.warnings.append("exposure.allowlist has no effect with mode: cluster")
+        if e.mode == "external" and self.c.server.kind == "jetstream":
+            self.error(K("exposure.mode"), "JetStream's HTTP server has no authentication: an external endpoint "
+                       "would answer anyone", "use mode: internal (VPC only) or cluster (port-forward)")
 
     def _price(self, machine: MachineType) -> tuple[float, str]:
         cost, spot = self.c.cost, self.c.accelerator.spot

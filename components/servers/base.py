@@ -62,6 +62,9 @@ class ServerWorkload:
     service_ports: list[dict[str, Any]] = field(default_factory=list)
     needs_storage_bucket: bool = False  # a Cloud Storage bucket for converted checkpoints
     liveness_path: str | None = None  # defaults to health_path
+    #: which container serves ``health_path`` and gets the probes (JetStream: the HTTP front end,
+    #: not the engine, which speaks only gRPC)
+    probe_container: int = 0
 
     @property
     def server(self) -> dict[str, Any]:

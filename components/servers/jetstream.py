@@ -146,4 +146,4 @@ def workload(spec: StackSpec, secrets: SecretRefs, *, bucket: Any, kaggle: tuple
     )
     return ServerWorkload(containers=[engine, http], http_port=s.http_port, health_path=s.health_path,
                           metrics_port=s.metrics_port, metrics_path=s.metrics_path, jobs=[convert],
-                          needs_storage_bucket=True)
+                          needs_storage_bucket=True, probe_container=1)

@@ -4,7 +4,9 @@ Flags from TGI's launcher reference (huggingface.co/docs/text-generation-inferen
 ``--model-id``, ``--revision``, ``--num-shard``, ``--quantize`` (fp8, awq, gptq, eetq for 8-bit
 weight-only), ``--kv-cache-dtype`` (fp8_e4m3fn), ``--max-input-tokens`` < ``--max-total-tokens``,
 ``--max-batch-prefill-tokens``, ``--max-batch-total-tokens`` (the KV-cache token budget),
-``--max-concurrent-requests``. The launcher's own default port is 3000 and the image sets
+``--max-batch-size`` (the running batch: the stack's ``maxBatch``) and
+``--max-concurrent-requests`` (admission: above it TGI answers 429, so it is set well above the
+batch; ``stacks/serving.py``). The launcher's own default port is 3000 and the image sets
 ``PORT=80``; ``--port`` pins the catalog's port so probes and the Service never depend on either.
 The API key is read from ``API_KEY``, the HF token from ``HF_TOKEN``; ``PREFIX_CACHING`` switches
 TGI 3's prefix cache.
@@ -35,6 +37,7 @@ def args(spec: StackSpec) -> list[str]:
         "--max-total-tokens", str(lim.max_total_tokens),
         "--max-batch-prefill-tokens", str(lim.max_batch_prefill_tokens),
         "--max-batch-total-tokens", str(lim.max_batch_total_tokens),
+        "--max-batch-size", str(lim.max_batch_size),
         "--max-concurrent-requests", str(lim.max_concurrent_requests),
     ]
     p = spec.precision.name

@@ -24,7 +24,7 @@ DTYPE_FLAG = {"bf16": "bfloat16", "fp16": "float16"}
 def args(spec: StackSpec) -> list[str]:
     """The exact ``vllm serve`` arguments for the spec (the plan and the tests read these)."""
     out = [
-        "--model", spec.checkpoint,
+        spec.checkpoint,  # `vllm serve <model>`: the positional model tag (`--model` is deprecated there)
         "--revision", spec.revision,
         "--served-model-name", spec.served_name,
         "--host", "0.0.0.0",

@@ -140,7 +140,7 @@ def test_server_flags_match_spec(run: ProgramRun) -> None:
     kind = spec.server.name
     if kind == "vllm":
         assert args == TRANSLATORS["vllm"].args(spec)
-        assert _flag(args, "--model") == spec.checkpoint
+        assert args[0] == spec.checkpoint and "--model" not in args  # `vllm serve <model>`
         assert _flag(args, "--tensor-parallel-size") == str(spec.tensor_parallel)
         assert _flag(args, "--max-num-seqs") == str(spec.max_batch)
         assert _flag(args, "--max-model-len") == str(spec.max_model_len)
@@ -156,6 +156,9 @@ def test_server_flags_match_spec(run: ProgramRun) -> None:
         assert int(_flag(args, "--max-total-tokens")) == spec.max_model_len
         assert int(_flag(args, "--max-input-tokens")) < spec.max_model_len
         assert _flag(args, "--max-batch-total-tokens") == str(spec.sizing.kv_tokens)
+        # the running batch is the stack's maxBatch; admission (429 above it) is well above that
+        assert _flag(args, "--max-batch-size") == str(spec.max_batch)
+        assert int(_flag(args, "--max-concurrent-requests")) > spec.max_batch
         assert _flag(args, "--port") == str(spec.server.http_port)
     elif kind == "triton-trtllm":
         script = pod(run)["initContainers"][0]["command"][-1]
@@ -182,7 +185,9 @@ def test_probes_service_and_pod_monitoring_use_real_ports(run: ProgramRun) -> No
     spec, p = run.spec, pod(run)
     ports = declared_ports(p)
     assert ports["http"] == spec.server.http_port
-    server = p["containers"][0]
+    # the container that serves the health path carries the probes (JetStream: the HTTP front end)
+    (server,) = [c for c in p["containers"] if "readinessProbe" in c]
+    assert any(port["containerPort"] == spec.server.http_port for port in server.get("ports", [])), server["name"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         get = server[probe]["httpGet"]
         assert get["port"] in ports.values(), f"{probe} targets an undeclared port"

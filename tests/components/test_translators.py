@@ -26,7 +26,7 @@ def spec_of(tmp_path: Path, changes: dict[str, Any]):
 
 def test_vllm_quantization_and_kv_flags(tmp_path: Path) -> None:
     args = vllm.args(spec_of(tmp_path, {"gke-llm-bench:precision": {"weights": "awq", "kvCache": "fp8"}}))
-    assert args[args.index("--model") + 1] == "TheBloke/Llama-2-7B-AWQ"
+    assert args[0] == "TheBloke/Llama-2-7B-AWQ"
     assert args[args.index("--quantization") + 1] == "awq_marlin"
     assert args[args.index("--kv-cache-dtype") + 1] == "fp8"
     assert "--dtype" not in args

@@ -237,3 +237,33 @@ def test_the_simulator_exits_when_its_parent_is_killed(tmp_path):
         time.sleep(0.2)
     os.kill(child, signal.SIGKILL)
     raise AssertionError("the simulator kept serving after its parent died")
+
+
+def test_tgi_refuses_above_its_admission_limit_and_batches_below_it(server_specs):
+    """``--max-concurrent-requests`` is admission: the request beyond it gets 429 at once, while the
+    ones admitted queue for the running batch (``--max-batch-size``)."""
+    import asyncio
+    import dataclasses
+
+    import aiohttp
+
+    from loadtest.simulator.app import SimulatedEndpoint
+    from stacks.serving import tgi_limits
+
+    spec = dataclasses.replace(server_specs["tgi"], max_batch=2)
+    limit = tgi_limits(spec).max_concurrent_requests
+    assert limit == 8 and tgi_limits(spec).max_batch_size == 2
+
+    async def go() -> list[int]:
+        async with SimulatedEndpoint(spec, port=0) as ep, aiohttp.ClientSession() as http:
+            async def one(i: int) -> int:
+                await asyncio.sleep(0.02 * (i == limit))  # the last one arrives when the others are in
+                body = {"inputs": "one two three", "parameters": {"max_new_tokens": 64}}
+                async with http.post(ep.url + "/generate", json=body) as r:
+                    await r.read()
+                    return r.status
+
+            return list(await asyncio.gather(*(one(i) for i in range(limit + 1))))
+
+    statuses = asyncio.run(go())
+    assert statuses[:limit] == [200] * limit and statuses[limit] == 429

@@ -351,3 +351,11 @@ def test_names_default_to_the_stack_so_stacks_coexist(stack_file):
     spec = load_stack_file(stack_file(name="my-stack"))
     assert (spec.names.cluster, spec.namespace, spec.names.node_pool) == \
         ("llmb-my-stack", "llm-my-stack", "gpu-my-stack")
+
+
+def test_jetstream_cannot_be_exposed_externally(stack_file):
+    changes = {"gke-llm-bench:accelerator": {"machineType": "ct5lp-hightpu-4t", "tpu": {"topology": "2x2"}},
+               "gke-llm-bench:model": {"name": "gemma-7b"}, "gke-llm-bench:server": {"kind": "jetstream"},
+               "gke-llm-bench:exposure": {"mode": "external", "allowlist": ["203.0.113.0/24"]}}
+    e = only(errors_for(stack_file(changes)), "gke-llm-bench:exposure.mode")
+    assert "no authentication" in e.message and "internal" in e.fix

@@ -22,7 +22,7 @@ from ..runtime import Observer
 from ..tokens import count_chat, count_prompt, count_text, natural_length
 from .base import Choices, Dialect, SimContext, TokenStream, bearer_ok, check_lengths, request_id, serve
 
-VLLM_VERSION = "0.11.0"
+VLLM_VERSION = "0.34.0"  # the catalog's pinned image
 _natural_keys = itertools.count()
 # vLLM V1 histogram buckets (vllm/v1/metrics/loggers.py)
 TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,

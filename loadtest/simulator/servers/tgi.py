@@ -191,14 +191,25 @@ def build(ctx: SimContext) -> Dialect:
 
         return await serve(request, ctx, stream, prompt_len, max_new, respond)
 
+    admission = tgi_limits(ctx.spec).max_concurrent_requests
+    in_flight = [0]
+
     def with_body(handle: Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]) -> Handler:
-        """A route handler that first reads the JSON body (or answers TGI's error for it)."""
+        """A generation route: TGI's admission limit (``--max-concurrent-requests``: above it, 429 at
+        once), then the JSON body (or TGI's error for it), then ``handle``."""
         async def route(request: web.Request) -> web.StreamResponse:
-            body, err = await body_of(request)
-            if err is not None:
-                return err
-            assert body is not None
-            return await handle(request, body)
+            if in_flight[0] >= admission:
+                metrics.rejected(429, "overloaded")
+                return error(429, "Model is overloaded", "overloaded")
+            in_flight[0] += 1
+            try:
+                body, err = await body_of(request)
+                if err is not None:
+                    return err
+                assert body is not None
+                return await handle(request, body)
+            finally:
+                in_flight[0] -= 1
         return route
 
     generate_handler = with_body(lambda request, body: generate_body(request, body, False))
