@@ -124,7 +124,7 @@ def pod_spec(spec: StackSpec, w: ServerWorkload, service_account: str) -> dict[s
 def service_spec(spec: StackSpec, w: ServerWorkload) -> tuple[dict[str, Any], dict[str, str]]:
     """Service spec and annotations for the exposure mode (allowlist only ever widens a LoadBalancer)."""
     ports = [{"name": "http", "port": spec.service_port, "targetPort": "http", "protocol": "TCP"}]
-    if spec.server.grpc_port:
+    if spec.server.grpc_port and spec.exposure == "cluster":  # a load balancer publishes HTTP, never gRPC
         ports.append({"name": "grpc", "port": spec.server.grpc_port, "targetPort": "grpc", "protocol": "TCP"})
     if w.metrics_port != w.http_port:
         ports.append({"name": "metrics", "port": w.metrics_port, "targetPort": "metrics", "protocol": "TCP"})

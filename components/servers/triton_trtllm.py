@@ -45,6 +45,12 @@ SRC_DIR = f"{MODEL_CACHE_PATH}/tensorrtllm_backend"
 EXAMPLE_DIR = {"llama": "llama", "mistral": "llama", "mixtral": "llama", "gemma": "gemma", "falcon": "falcon",
                "qwen2": "qwen", "t5": "enc_dec"}
 DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
+#: what the conversion needs from the Hugging Face repo: weights as safetensors, the configs and the
+#: tokenizer. Llama-2 repos also ship every weight as .bin; fetching both overflows the cache volume.
+DOWNLOAD_PATTERNS = ("*.safetensors", "*.json", "tokenizer.model")
+#: API groups that need the key when the stack has one (health, metadata, config and statistics stay
+#: open for the probes), on HTTP and on gRPC alike
+RESTRICTED_APIS = "inference,model-repository,shared-memory,trace,logging"
 
 
 def convert_command(spec: StackSpec) -> list[str]:
@@ -112,9 +118,13 @@ def build_script(spec: StackSpec) -> str:
         "echo 'engine and model repository present'; exit 0; fi",
         f"rm -rf {SRC_DIR} && git clone --depth 1 --branch {BACKEND_REF} --recurse-submodules --shallow-submodules "
         f"{BACKEND_REPO} {SRC_DIR}",
-        q(["huggingface-cli", "download", spec.checkpoint, "--revision", spec.revision, "--local-dir", HF_DIR]),
+        q(["huggingface-cli", "download", spec.checkpoint, "--revision", spec.revision, "--local-dir", HF_DIR,
+           "--include", *DOWNLOAD_PATTERNS]),
         q(convert_command(spec)),
         q(build_command(spec)),
+        # the engine holds the weights now: free the cache volume of the intermediate copies (the
+        # tokenizer files in HF_DIR stay, the pre/post-processing models read them)
+        f"rm -rf {CKPT_DIR} && rm -f {HF_DIR}/*.safetensors",
         f"rm -rf {REPO_DIR} && cp -r {SRC_DIR}/all_models/inflight_batcher_llm {REPO_DIR}",
         *(q(c) for c in fill_template_commands(spec)),
     ]
@@ -126,8 +136,9 @@ def server_command(spec: StackSpec, restricted: bool) -> list[str]:
     s = spec.server
     ports = [f"--http-port={s.http_port}", f"--grpc-port={s.grpc_port}", f"--metrics-port={s.metrics_port}"]
     if restricted:
-        # Inference and repository APIs need the key; health and metadata stay open for the probes.
-        ports.append("--http-restricted-api=inference,model-repository:authorization=Bearer $(API_KEY)")
+        key = "authorization=Bearer $(API_KEY)"
+        ports += [f"--http-restricted-api={RESTRICTED_APIS}:{key}",
+                  f"--grpc-restricted-protocol={RESTRICTED_APIS}:{key}"]
     if spec.tensor_parallel == 1:
         return ["tritonserver", f"--model-repository={REPO_DIR}", *ports]
     cmd = ["mpirun", "--allow-run-as-root"]

@@ -34,8 +34,8 @@ SERVER_METADATA_PATH = "/v2"
 REPOSITORY_INDEX_PATH = "/v2/repository/index"
 METRICS_PORT = 8002
 METRICS_PATH = "/metrics"
-#: the API groups ``--http-restricted-api`` can guard, by route kind
-RESTRICTED_GROUPS = ("inference", "model-repository")
+#: the API groups the stacks restrict (``--http-restricted-api``); the simulator serves the first two
+RESTRICTED_GROUPS = ("inference", "model-repository", "shared-memory", "trace", "logging")
 
 METRIC_ROLES: dict[str, tuple[str, ...]] = {
     "running": ('nv_trt_llm_request_metrics{request_type="active"}',),

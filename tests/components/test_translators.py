@@ -57,8 +57,13 @@ def test_triton_multi_gpu_runs_one_mpi_rank_per_gpu(tmp_path: Path) -> None:
                                                        "tensorParallel": 2, "maxBatch": 32}})
     cmd = triton_trtllm.server_command(spec, restricted=True)
     assert cmd[0] == "mpirun" and cmd.count("tritonserver") == 2 and cmd.count(":") == 1
-    assert "--http-restricted-api=inference,model-repository:authorization=Bearer $(API_KEY)" in cmd
-    assert "--tp_size 2" in triton_trtllm.build_script(spec)
+    restricted = "inference,model-repository,shared-memory,trace,logging:authorization=Bearer $(API_KEY)"
+    assert f"--http-restricted-api={restricted}" in cmd and f"--grpc-restricted-protocol={restricted}" in cmd
+    script = triton_trtllm.build_script(spec)
+    assert "--tp_size 2" in script
+    # only what the conversion needs is downloaded, and the intermediate copies are deleted after the build
+    assert "--include '*.safetensors' '*.json' tokenizer.model" in script
+    assert script.index("trtllm-build") < script.index("rm -rf /data/trtllm-checkpoint")
 
 
 def test_queued_provisioning_is_flex_start_from_zero() -> None:
