@@ -29,6 +29,9 @@ TPU_TAINT_KEY = TPU_RESOURCE
 INTERNAL_LB_ANNOTATION = "networking.gke.io/load-balancer-type"
 SCRAPE_INTERVAL = "15s"
 
+#: pulumi-kubernetes: declare the object without waiting for it to become ready
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+
 
 @dataclass(frozen=True)
 class ModelServerArgs:
@@ -204,7 +207,9 @@ class ModelServer(pulumi.ComponentResource):
         timeout = f"{spec.rollout_timeout_s}s"
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata={"name": svc_name, "namespace": ns_name, "labels": meta_labels},
+            metadata={"name": svc_name, "namespace": ns_name, "labels": meta_labels,
+                      # queued capacity can take hours: do not hold `pulumi up` on the rollout
+                      "annotations": {} if spec.await_rollout else {SKIP_AWAIT_ANNOTATION: "true"}},
             spec={
                 "replicas": spec.replicas,
                 "selector": {"matchLabels": selector(spec)},

@@ -64,8 +64,9 @@ def base_node_config(spec: StackSpec, service_account: pulumi.Input[str]) -> dic
 
 
 def node_locations(spec: StackSpec) -> list[str] | None:
-    """Zones for a regional cluster's pool; a zonal cluster's pools inherit the cluster's locations."""
-    return list(spec.node_locations) if spec.zone is None and spec.node_locations else None
+    """The pool's zones, pinned to the stack's own: node counts are per zone, and a pool that
+    inherited a (shared) cluster's other locations would multiply the accelerators and the cost."""
+    return list(spec.node_locations) or None
 
 
 def management(spec: StackSpec) -> dict[str, bool]:

@@ -26,6 +26,7 @@ DEFAULT_BATCHED_TOKENS = 8192  # vLLM's default max_num_batched_tokens with chun
 DOWNLOAD_GBPS = 0.1  # GB/s one pod pulls from the Hugging Face Hub (conservative; real runs see 0.1-0.5)
 LOAD_GBPS = 1.0  # GB/s per chip from local disk into accelerator memory
 NODE_SCALE_UP_S = 900  # accelerator node provisioning + GKE driver install before a pod can start
+REGIONAL_DEFAULT_ZONES = 3  # GKE places a regional cluster's node pools in three zones unless told
 SYSTEM_POOL_NODES = 1  # CPU system pool size per zone: system pods and the in-cluster load generator
 
 
@@ -100,9 +101,15 @@ class StackSpec:
         return self.machine.count
 
     @property
+    def zones_used(self) -> int:
+        """Zones the accelerator pool spans: GKE's node count is *per zone*. A regional cluster
+        without ``gcp:zones`` puts its pools in three of the region's zones (GKE's default)."""
+        return len(self.node_locations) if self.node_locations else REGIONAL_DEFAULT_ZONES
+
+    @property
     def usd_per_hour(self) -> float:
-        """What the accelerator pool costs per hour at ``node_count`` nodes."""
-        return self.usd_per_node_hour * self.node_count
+        """What the accelerator pool costs per hour at ``node_count`` nodes in each zone it spans."""
+        return self.usd_per_node_hour * self.node_count * self.zones_used
 
     @property
     def usd_per_replica_hour(self) -> float:
@@ -156,6 +163,14 @@ class StackSpec:
         load = self.checkpoint_gb / (LOAD_GBPS * self.tensor_parallel)
         build = {"triton-trtllm": 1800, "jetstream": 900}.get(self.server.name, 300)
         return int(math.ceil((download + load + build) / 60) * 60)
+
+    @property
+    def await_rollout(self) -> bool:
+        """Whether ``pulumi up`` waits for the server to become ready. Not when its nodes come from
+        queued capacity (flex-start, or spot scaled from zero): that can take hours, so ``pulumi up``
+        returns once everything is declared and the rollout is watched with kubectl."""
+        from_zero = self.autoscaling is not None and self.autoscaling[0] == 0
+        return not (self.queued_provisioning or (self.spot and from_zero))
 
     @property
     def rollout_timeout_s(self) -> int:

@@ -158,3 +158,22 @@ def test_zonal_and_regional_node_locations(tmp_path: Path) -> None:
     assert cluster["nodeLocations"] == ["us-central1-a", "us-central1-b"]
     pool = plaintext(next(r for r in regional.by_type(NODE_POOL) if r.name == "accelerators").inputs)
     assert pool["nodeLocations"] == ["us-central1-a", "us-central1-b"]
+
+
+def test_node_count_is_per_zone_so_the_pool_is_pinned_and_priced_per_zone(tmp_path: Path) -> None:
+    one = spec_of(tmp_path, {})
+    path = write(tmp_path, {"gcp:zone": None, "gcp:zones": ["us-central1-a", "us-central1-b"]}, name="two-zones")
+    two = load_stack_file(path)
+    assert two.zones_used == 2 and two.usd_per_hour == pytest.approx(2 * one.usd_per_hour)
+    run = run_stack_file(path, "two-zones")
+    pool = plaintext(next(r for r in run.by_type(NODE_POOL) if r.name == "accelerators").inputs)
+    assert pool["nodeLocations"] == ["us-central1-a", "us-central1-b"]
+
+
+def test_queued_capacity_does_not_hold_pulumi_up_on_the_rollout() -> None:
+    queued = run_stack_file(stack_files()["llama2-7b-a3"], "llama2-7b-a3")  # flex-start
+    annotations = plaintext(queued.one(DEPLOYMENT).inputs)["metadata"].get("annotations") or {}
+    assert annotations.get("pulumi.com/skipAwait") == "true"
+    on_demand = run_stack_file(stack_files()["llama2-7b-g2"], "llama2-7b-g2")
+    assert "pulumi.com/skipAwait" not in (plaintext(on_demand.one(DEPLOYMENT).inputs)["metadata"].get("annotations")
+                                         or {})
