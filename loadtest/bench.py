@@ -30,7 +30,7 @@ from .metrics_scrape import Scraper
 from .metrics_scrape import summarize as summarize_server
 from .progress import Progress
 from .protocols import Dialect, make_dialect
-from .results import FORMAT_VERSION, ResultsWriter, public_outputs
+from .results import FORMAT_VERSION, ResultsWriter, public_outputs, redact_url
 from .runner import Runner
 from .schedule import Scheduler, StageSpec, SweepPlanner
 from .setup_calls import DEFAULT_SETUP_TIMEOUT_S, call_with_retry
@@ -137,8 +137,8 @@ def run_meta(run_id: str, stack: str, target: Target, cfg: LoadConfig, clock: Cl
         "startedAt": utc(clock.wall_origin),
         "clockOrigin": clock.wall_origin,
         "perfCounterOrigin": clock.origin,
-        "endpoint": {"baseUrl": target.base_url, "dialect": target.dialect, "model": target.model,
-                     "api": cfg.api, "metricsUrl": target.metrics_url},
+        "endpoint": {"baseUrl": redact_url(target.base_url), "dialect": target.dialect, "model": target.model,
+                     "api": cfg.api, "metricsUrl": redact_url(target.metrics_url)},
         "config": cfg.as_dict(),
         "outputs": outputs,
         "spec": spec,

@@ -14,6 +14,9 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from stacks.secret_values import REDACTED, SECRET_FIELD, looks_like_secret
 
 from .records import RequestRecord
 
@@ -31,6 +34,19 @@ def public_outputs(outputs: dict[str, Any] | None) -> dict[str, Any] | None:
     if outputs is None:
         return None
     return {k: v for k, v in outputs.items() if k not in SECRET_OUTPUT_KEYS}
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL as it may be written to results: no password in it, no key or token in its query."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
+    query = urlencode([(k, REDACTED if SECRET_FIELD.search(k) or looks_like_secret(v) else v)
+                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="<>")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _dump(obj: Any) -> str:

@@ -12,6 +12,8 @@ import asyncio
 import json
 from collections.abc import Callable
 
+from stacks.secret_values import scrub
+
 from .clock import Clock
 from .http import Response, Transport, TransportError
 from .protocols import Dialect, Prompt, ProtocolError, StreamParser
@@ -34,6 +36,8 @@ class Runner:
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **(headers or {})}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
+        # what no record may contain: the key, and every extra header's value
+        self._secrets = [v for v in (api_key, *(headers or {}).values()) if v]
         self.on_sent = on_sent
         self.on_done = on_done
         self.sent = 0
@@ -116,6 +120,8 @@ class Runner:
         else:
             rec.outputTokens = parser.chunk_tokens
             rec.tokenSource = "chunks"
+        if rec.errorDetail:  # a server may echo the request's headers back in its error
+            rec.errorDetail = scrub(rec.errorDetail, *self._secrets)
         rec.inputTokens = parser.input_tokens if parser.input_tokens is not None else rec.inputTokensExpected
         if rec.inputTokens is None and estimate is not None:
             rec.inputTokens, rec.inputTokensEstimated = estimate, True

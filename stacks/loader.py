@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from .config import PROJECT, PROVIDER_NAMESPACES, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean
+from .secret_values import CONFIG_KEY_NAME, REDACTED, looks_like_secret, shown
 from .spec import StackSpec, resolve
 
 STACKS_DIR = Path(__file__).parent
@@ -102,6 +103,8 @@ def spec_from_config(
                     f"project keys are written `{PROJECT}:<key>`",
                 )
             )
+    # A token pasted where a key *name* belongs: refuse it without repeating it, and never use it as a name.
+    errors += _pasted_secrets(nested.get("secrets"))
     # Secret keys named by the `secrets` section are taken out before schema validation.
     secret_names = _secret_key_names(nested.get("secrets"))
     for secret_key in secret_names:
@@ -171,8 +174,26 @@ def _semantic_errors_despite(
 def _secret_key_names(secrets_section: Any) -> set[str]:
     names = {"hfToken", "apiKey", "kaggleJson"}
     if isinstance(secrets_section, dict):
-        names |= {v for v in secrets_section.values() if isinstance(v, str)}
+        names |= {v for v in secrets_section.values() if isinstance(v, str) and CONFIG_KEY_NAME.match(v)}
     return names
+
+
+def _pasted_secrets(secrets_section: Any) -> list[SpecError]:
+    """``secrets.<slot>`` must name a config key; a value that is not a key name (a pasted token,
+    say) is an error that does not repeat it, and the slot is cleared so nothing downstream echoes it."""
+    out: list[SpecError] = []
+    if not isinstance(secrets_section, dict):
+        return out
+    for slot, value in list(secrets_section.items()):
+        if (isinstance(value, str) and not CONFIG_KEY_NAME.match(value)) or looks_like_secret(value):
+            what = "looks like a secret value itself" if looks_like_secret(value) else "is not a config key name"
+            default = {"hfToken": "hfToken", "apiKey": "apiKey", "kaggle": "kaggleJson"}.get(slot, slot)
+            out.append(SpecError(f"{PROJECT}:secrets.{slot}", f"{what} (not shown): it must name the config key "
+                                 "that holds the secret",
+                                 f"write `secrets.{slot}: {default}`, then `pulumi config set --secret {default} "
+                                 "<value>`; if the value was a real credential, revoke it"))
+            secrets_section[slot] = default
+    return out
 
 
 def _key_name(loc: tuple[Any, ...]) -> str:
@@ -226,7 +247,8 @@ def _translate(exc: ValidationError) -> list[SpecError]:
             out.append(
                 SpecError(
                     key,
-                    f"{err['input']!r} is not allowed{did_you_mean(err['input'], _literal_choices(err))}",
+                    f"{shown(err['input'], key)} is not allowed"
+                    f"{'' if secret_like(err['input'], key) else did_you_mean(err['input'], _literal_choices(err))}",
                     f"use one of: {err['ctx']['expected']}",
                 )
             )
@@ -235,15 +257,19 @@ def _translate(exc: ValidationError) -> list[SpecError]:
             out.append(
                 SpecError(
                     key,
-                    f"expected a {expected}, got {type(err['input']).__name__} {err['input']!r}",
+                    f"expected a {expected}, got {type(err['input']).__name__} {shown(err['input'], key)}",
                     f"write it as a {expected} (no quotes around numbers and booleans)",
                 )
             )
         elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-            out.append(SpecError(key, f"{err['input']!r}: {err['msg'].lower()}", "use a value in range"))
+            out.append(SpecError(key, f"{shown(err['input'], key)}: {err['msg'].lower()}", "use a value in range"))
         else:
             out.append(SpecError(key, err["msg"], "see the config schema in README"))
     return out
+
+
+def secret_like(value: Any, key: str) -> bool:
+    return shown(value, key) == REDACTED
 
 
 def _literal_choices(err: Any) -> list[str]:

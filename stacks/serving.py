@@ -5,8 +5,10 @@ simulated server reports and enforces) read, so the two can never disagree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .spec import StackSpec
+if TYPE_CHECKING:  # the spec imports this module's flag lists
+    from .spec import StackSpec
 
 #: TGI's admission limit as a multiple of the running batch: requests beyond the batch wait in TGI's
 #: queue (as in vLLM) instead of being refused with 429, so a batch sweep measures batching
@@ -36,3 +38,35 @@ def tgi_limits(spec: StackSpec) -> TgiLimits:
                      max_batch_prefill_tokens=max(spec.max_batched_tokens, max_total - 1),
                      max_batch_total_tokens=spec.sizing.kv_tokens, max_batch_size=spec.max_batch,
                      max_concurrent_requests=ADMISSION_PER_BATCH_SLOT * spec.max_batch)
+
+
+#: the flags each server's translator sets from the spec (``components/servers/``). ``extraArgs`` may
+#: not set them again: the server would take whichever came last, and the plan would show the spec's
+#: value while the server ran another. JetStream's are ``key=value`` names. A test checks that every
+#: flag a translator emits is listed here.
+MANAGED_FLAGS: dict[str, frozenset[str]] = {
+    "vllm": frozenset({"--model", "--revision", "--served-model-name", "--host", "--port", "--download-dir",
+                       "--tensor-parallel-size", "--max-num-seqs", "--max-model-len", "--max-num-batched-tokens",
+                       "--gpu-memory-utilization", "--dtype", "--quantization", "--kv-cache-dtype",
+                       "--enable-prefix-caching", "--no-enable-prefix-caching", "--enable-chunked-prefill",
+                       "--no-enable-chunked-prefill"}),
+    "tgi": frozenset({"--model-id", "--revision", "--hostname", "--port", "--num-shard", "--max-input-tokens",
+                      "--max-total-tokens", "--max-batch-prefill-tokens", "--max-batch-total-tokens",
+                      "--max-batch-size", "--max-concurrent-requests", "--quantize", "--dtype", "--kv-cache-dtype"}),
+    "triton-trtllm": frozenset({"--model-repository", "--http-port", "--grpc-port", "--metrics-port",
+                                "--http-restricted-api", "--grpc-restricted-protocol", "--disable-auto-complete-config",
+                                "--backend-config", "--model-control-mode", "--load-model", "--allow-http",
+                                "--allow-grpc", "--allow-metrics"}),
+    "jetstream": frozenset({"model_name", "tokenizer_path", "per_device_batch_size", "max_prefill_predict_length",
+                            "max_target_length", "async_checkpointing", "ici_fsdp_parallelism",
+                            "ici_autoregressive_parallelism", "ici_tensor_parallelism", "scan_layers", "weight_dtype",
+                            "load_parameters_path", "prometheus_port", "quantization", "checkpoint_is_quantized",
+                            "quantize_kvcache"}),
+}
+#: flags that carry a credential: secrets reach servers through Kubernetes Secrets, never arguments
+SECRET_FLAGS = ("--api-key", "--hf-token", "--token", "--password", "--http-header", "api_key", "hf_token")
+
+
+def flag_name(arg: str) -> str:
+    """``--max-num-seqs=8`` -> ``--max-num-seqs``; JetStream's ``key=value`` -> ``key``."""
+    return arg.split("=", 1)[0]

@@ -19,6 +19,8 @@ from .config import PROJECT, ClusterConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean, one_of
 from .names import CLUSTER_NAME, NAMESPACE, ResourceNames
 from .precision import KV_CACHE_BYTES, PRECISIONS, Precision
+from .secret_values import looks_like_secret
+from .serving import MANAGED_FLAGS, SECRET_FLAGS, flag_name
 from .sizing import Alternative, Sizing, cheapest_fits, default_tp, fits, size, tp_divides
 
 DEFAULT_MAX_MODEL_LEN_CAP = 8192  # default context when the model allows more: keeps KV per sequence sane
@@ -275,6 +277,18 @@ TRITON_SERVED_NAME = ("triton-trtllm", "ensemble")
 
 class _Resolver:
     """Collects errors while resolving; each step tolerates earlier failures (values may be None)."""
+
+    def _extra_args(self, server: str | None) -> None:
+        """``extraArgs`` add flags; they never carry a secret nor set a flag the spec already sets."""
+        for i, arg in enumerate(self.c.server.extra_args):
+            key = K(f"server.extraArgs[{i}]")
+            if looks_like_secret(arg) or flag_name(arg).lower() in SECRET_FLAGS:
+                self.error(key, "carries a credential (not shown)",
+                           "remove it: secrets reach the server from Kubernetes Secrets (`secrets.*` names the "
+                           "config keys); if it was a real credential, revoke it")
+            elif server and flag_name(arg) in MANAGED_FLAGS.get(server, frozenset()):
+                self.error(key, f"{flag_name(arg)} is set from the stack spec already",
+                           "set it through its config key (see docs/config.md) instead of extraArgs")
 
     def _names(self, stack: str, accelerator_kind: str) -> ResourceNames:
         """Names derived from the stack unless given; a given one is checked against the naming rules."""
@@ -577,6 +591,7 @@ class _Resolver:
         hf_key, api_key = self._secrets(model, secrets_present, require_secrets)
         kaggle_key = self._kaggle_secret(model, server, secrets_present, require_secrets)
         self._exposure(api_key)
+        self._extra_args(server.name if server else None)
         names = self._names(name, machine.kind if machine else "gpu")
 
         if self.errors:

@@ -139,6 +139,7 @@ def server_command(spec: StackSpec, restricted: bool) -> list[str]:
         key = "authorization=Bearer $(API_KEY)"
         ports += [f"--http-restricted-api={RESTRICTED_APIS}:{key}",
                   f"--grpc-restricted-protocol={RESTRICTED_APIS}:{key}"]
+    ports += list(spec.extra_args)  # the serving rank's extra flags (checked against the managed ones)
     if spec.tensor_parallel == 1:
         return ["tritonserver", f"--model-repository={REPO_DIR}", *ports]
     cmd = ["mpirun", "--allow-run-as-root"]

@@ -177,3 +177,20 @@ def test_queued_capacity_does_not_hold_pulumi_up_on_the_rollout() -> None:
     on_demand = run_stack_file(stack_files()["llama2-7b-g2"], "llama2-7b-g2")
     assert "pulumi.com/skipAwait" not in (plaintext(on_demand.one(DEPLOYMENT).inputs)["metadata"].get("annotations")
                                          or {})
+
+
+def test_every_flag_a_translator_sets_is_a_managed_flag() -> None:
+    """``extraArgs`` are refused when they repeat one of these (stacks/serving.py keeps the list)."""
+    from stacks.serving import MANAGED_FLAGS, flag_name
+
+    seen: set[str] = set()
+    for name, path in stack_files().items():
+        run = run_stack_file(path, name)
+        kind = run.spec.server.name
+        containers = plaintext(run.one(DEPLOYMENT).inputs)["spec"]["template"]["spec"]["containers"]
+        server = next(c for c in containers if c.get("args"))
+        args = [a for a in server["args"] if isinstance(a, str)]
+        flags = {flag_name(a) for a in args if a.startswith("--") or (kind == "jetstream" and "=" in a)}
+        assert flags <= MANAGED_FLAGS[kind], (name, flags - MANAGED_FLAGS[kind])
+        seen.add(kind)
+    assert seen == set(MANAGED_FLAGS)

@@ -359,3 +359,38 @@ def test_jetstream_cannot_be_exposed_externally(stack_file):
                "gke-llm-bench:exposure": {"mode": "external", "allowlist": ["203.0.113.0/24"]}}
     e = only(errors_for(stack_file(changes)), "gke-llm-bench:exposure.mode")
     assert "no authentication" in e.message and "internal" in e.fix
+
+
+CANARY = "hf_" + "Zq7" * 12  # token-shaped, never a real one
+
+
+def test_a_token_pasted_into_a_secret_name_slot_is_refused_without_echo(stack_file):
+    with pytest.raises(SpecErrors) as info:
+        load_stack_file(stack_file({"gke-llm-bench:secrets": {"hfToken": CANARY}}))
+    text = info.value.render()
+    assert CANARY not in text and "gke-llm-bench:secrets.hfToken" in text and "revoke" in text
+
+
+def test_type_errors_do_not_echo_secret_looking_values(stack_file):
+    with pytest.raises(SpecErrors) as info:
+        load_stack_file(stack_file({"gke-llm-bench:server": {"kind": "vllm", "maxBatch": CANARY}}))
+    text = info.value.render()
+    assert CANARY not in text and "gke-llm-bench:server.maxBatch" in text and "<redacted>" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--api-key", "x"], "credential"),
+    ([f"--hf-token={CANARY}"], "credential"),
+    (["--max-num-seqs", "8"], "--max-num-seqs is set from the stack spec"),
+    (["--max-model-len=2048"], "--max-model-len is set from the stack spec"),
+])
+def test_extra_args_carry_no_secret_and_repeat_no_managed_flag(stack_file, args, message):
+    with pytest.raises(SpecErrors) as info:
+        load_stack_file(stack_file({"gke-llm-bench:server": {"kind": "vllm", "extraArgs": args}}))
+    text = info.value.render()
+    assert message in text and CANARY not in text
+
+
+def test_harmless_extra_args_pass(stack_file):
+    spec = load_stack_file(stack_file({"gke-llm-bench:server": {"kind": "vllm", "extraArgs": ["--seed", "7"]}}))
+    assert spec.extra_args == ("--seed", "7")
