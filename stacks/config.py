@@ -23,7 +23,9 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 class _Section(BaseModel):
     """Base for every config section: camelCase keys, unknown keys rejected, no coercion of strings."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan=False: `.inf` / `.nan` are valid YAML floats, never a valid price, share or size
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True, frozen=True,
+                              allow_inf_nan=False)
 
 
 class GcpConfig(_Section):

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from .config import PROJECT, PROVIDER_NAMESPACES, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean
 from .secret_values import CONFIG_KEY_NAME, REDACTED, looks_like_secret, shown
 from .spec import StackSpec, resolve
+from .stack_yaml import read_stack_document
 
 STACKS_DIR = Path(__file__).parent
 
@@ -54,22 +54,8 @@ def resolve_stack_arg(arg: str) -> tuple[str, Path]:
 def load_stack_file(path: Path, name: str | None = None, *, require_secrets: bool = False) -> StackSpec:
     """Parse and validate one stack file. Raises ``SpecErrors`` listing every problem."""
     name = name or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SpecErrors(str(path), [SpecError("(file)", f"not valid YAML: {exc}", "fix the YAML syntax")]) from None
-    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise SpecErrors(
-            str(path),
-            [
-                SpecError(
-                    "config",
-                    "the file has no `config:` mapping",
-                    f"a stack file is `config:` followed by `gcp:*` and `{PROJECT}:*` keys; see README",
-                )
-            ],
-        )
-    return spec_from_config(document["config"], name, source=str(path), require_secrets=require_secrets)
+    config = read_stack_document(path)
+    return spec_from_config(config, name, source=str(path), require_secrets=require_secrets)
 
 
 def spec_from_config(
@@ -261,6 +247,9 @@ def _translate(exc: ValidationError) -> list[SpecError]:
                     f"write it as a {expected} (no quotes around numbers and booleans)",
                 )
             )
+        elif kind == "finite_number":
+            out.append(SpecError(key, f"{shown(err['input'], key)} is not a finite number",
+                                 "write a number (.inf and .nan are YAML floats, never a valid setting)"))
         elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
             out.append(SpecError(key, f"{shown(err['input'], key)}: {err['msg'].lower()}", "use a value in range"))
         else:

@@ -26,12 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .config import PROJECT
-from .errors import SpecError, SpecErrors
 from .loader import spec_from_config
 from .spec import StackSpec
+from .stack_yaml import read_stack_document
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"
@@ -200,10 +198,7 @@ class ProgramError(Exception):
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    document = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise SpecErrors(str(path), [SpecError("config", "the file has no `config:` mapping", "see README")])
-    return document["config"]
+    return read_stack_document(path)
 
 
 def run_stack_file(path: Path, name: str) -> ProgramRun:

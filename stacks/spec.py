@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,6 +274,8 @@ class StackSpec:
 
 #: (server kind, the model name it serves whatever the checkpoint)
 TRITON_SERVED_NAME = ("triton-trtllm", "ensemble")
+#: Google Cloud project ids: 6-30 characters, lowercase letters, digits and hyphens, a letter first
+PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 
 class _Resolver:
@@ -339,6 +342,10 @@ class _Resolver:
             return None
         if m.name is not None:
             found = self.cat.models.get(m.name)
+            other = self.cat.model_by_hf_id(m.hf_id) if m.hf_id and found is not None else None
+            if other is not None and other.alias != found.alias:
+                self.error(K("model.hfId"), f'"{m.hf_id}" is the catalog\'s {other.alias}, not {m.name}',
+                           f"use `name: {other.alias}`, or an hfId that is a variant of {found.hf_id}")
             if found is None:
                 self.error(
                     K("model.name"),
@@ -349,6 +356,13 @@ class _Resolver:
         assert m.hf_id is not None
         if m.architecture is not None:
             a = m.architecture
+            if a.heads % a.kv_heads:
+                self.error(K("model.architecture.kvHeads"), f"{a.kv_heads} does not divide heads ({a.heads})",
+                           "copy num_key_value_heads and num_attention_heads from the model's config.json")
+            if a.head_dim * a.heads != a.hidden:
+                self.warnings.append(f"model.architecture: headDim {a.head_dim} x heads {a.heads} = "
+                                     f"{a.head_dim * a.heads}, not hidden {a.hidden}; right only for models that "
+                                     "state head_dim apart (as Gemma does): check config.json")
             return ModelArch(
                 alias=m.hf_id.split("/")[-1].lower(),
                 hf_id=m.hf_id,
@@ -674,6 +688,13 @@ class _Resolver:
 
     def _location(self) -> None:
         g = self.c.gcp
+        if not PROJECT_ID.match(g.project):
+            self.error("gcp:project", f'"{g.project}" is not a Google Cloud project id',
+                       "6-30 characters: lowercase letters, digits and hyphens, starting with a letter and not "
+                       "ending with a hyphen (the id, not the project's display name)")
+        if g.zone and g.zones:
+            self.error("gcp:zones", "given together with gcp:zone",
+                       "use gcp:zone for a zonal cluster, or gcp:zones (without gcp:zone) for several zones")
         for i, zone in enumerate([g.zone] if g.zone else g.zones or []):
             if zone and not zone.startswith(g.region + "-"):
                 key = "gcp:zone" if g.zone else f"gcp:zones[{i}]"
@@ -681,6 +702,9 @@ class _Resolver:
 
     def _node_count(self) -> tuple[int, tuple[int, int] | None]:
         a = self.c.accelerator
+        if a.queued_provisioning and a.spot:
+            self.error(K("accelerator.spot"), "set together with queuedProvisioning (flex-start)",
+                       "choose one provisioning model: spot VMs, or flex-start (queued, not preemptible)")
         if a.autoscaling is not None:
             if a.node_count is not None:
                 self.error(
@@ -694,6 +718,10 @@ class _Resolver:
                     f"min {a.autoscaling.min} > max {a.autoscaling.max}",
                     "make min <= max",
                 )
+            if a.queued_provisioning and a.autoscaling.min > 0:
+                self.error(K("accelerator.autoscaling.min"),
+                           f"is {a.autoscaling.min}, but flex-start (queuedProvisioning) pools always scale from zero",
+                           "set autoscaling.min to 0, or drop queuedProvisioning")
             return a.autoscaling.max, (a.autoscaling.min, a.autoscaling.max)
         return a.node_count or 1, None
 

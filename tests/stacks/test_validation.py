@@ -394,3 +394,69 @@ def test_extra_args_carry_no_secret_and_repeat_no_managed_flag(stack_file, args,
 def test_harmless_extra_args_pass(stack_file):
     spec = load_stack_file(stack_file({"gke-llm-bench:server": {"kind": "vllm", "extraArgs": ["--seed", "7"]}}))
     assert spec.extra_args == ("--seed", "7")
+
+
+# -- the file itself: every problem names the file and line, by check, plan and diff alike ---------
+def _base_text(stack_file) -> str:
+    return stack_file().read_text()
+
+
+@pytest.mark.parametrize(("mutate", "message", "fix"), [
+    (lambda t: t.replace("  gcp:region:", "\tgcp:region:"), "line", "tabs"),
+    (lambda t: t.replace("  gcp:region: us-central1\n", "  gcp:region: us-central1\n  gcp:region: us-east1\n"),
+     "appears twice", "write the key once"),
+    (lambda t: t + "  gke-llm-bench:cost: {onDemandPerHour: [1, 2\n", "line", "YAML syntax"),
+    (lambda t: "a: &x [1, 2]\nb: [*x, *x]\n" + t, "alias", "anchor"),
+])
+def test_bad_yaml_is_reported_with_its_line(stack_file, mutate, message, fix):
+    path = stack_file(raw=mutate(_base_text(stack_file)))
+    e = only(errors_for(path), "(file)")
+    assert message in e.message and fix in e.fix
+
+
+def test_a_file_that_is_not_utf8_names_the_line(stack_file):
+    path = stack_file()
+    path.write_bytes(path.read_bytes() + b"# caf\xe9\n")
+    e = only(errors_for(path), "(file)")
+    assert "is not UTF-8" in e.message and "line" in e.message
+
+
+def test_an_alias_bomb_is_refused_quickly(stack_file):
+    bomb = "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
+    e = only(errors_for(stack_file(raw=bomb + _base_text(stack_file))), "(file)")
+    assert "alias" in e.message
+
+
+def test_plan_and_diff_report_bad_files_without_a_traceback(stack_file, capsys):
+    from stacks.cli import main
+
+    path = stack_file(raw=_base_text(stack_file).replace("  gcp:region:", "\tgcp:region:"))
+    for argv in (["plan", str(path)], ["diff", str(path), "llama2-7b-g2"], ["check", str(path)]):
+        code = main(argv)
+        out = capsys.readouterr()
+        assert code == 2 and "Traceback" not in out.out + out.err and "tabs" in out.out + out.err, argv
+
+
+# -- values ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("changes", "key", "part"), [
+    ({"gke-llm-bench:cost": {"onDemandPerHour": float("inf")}}, "gke-llm-bench:cost.onDemandPerHour", "finite"),
+    ({"gke-llm-bench:server": {"kind": "vllm", "gpuMemoryUtilization": float("nan")}},
+     "gke-llm-bench:server.gpuMemoryUtilization", "finite"),
+    ({"gke-llm-bench:cost": {"onDemandPerHour": -3.0}}, "gke-llm-bench:cost.onDemandPerHour", "greater than 0"),
+    ({"gcp:project": "My_Project"}, "gcp:project", "project id"),
+    ({"gcp:zones": ["us-central1-a", "us-central1-b"]}, "gcp:zones", "together with gcp:zone"),
+    ({"gke-llm-bench:model": {"name": "llama-2-7b", "hfId": "meta-llama/Llama-2-70b-hf"}},
+     "gke-llm-bench:model.hfId", "llama-2-70b"),
+    ({"gke-llm-bench:accelerator": {"queuedProvisioning": True, "spot": True}}, "gke-llm-bench:accelerator.spot",
+     "queuedProvisioning"),
+    ({"gke-llm-bench:accelerator": {"queuedProvisioning": True, "nodeCount": None,
+                                    "autoscaling": {"min": 1, "max": 2}}},
+     "gke-llm-bench:accelerator.autoscaling.min", "scale from zero"),
+    ({"gke-llm-bench:model": {"name": None, "hfId": "my-org/custom", "architecture": {
+        "params": 7000000000, "layers": 32, "hidden": 4096, "heads": 32, "kvHeads": 6, "headDim": 128,
+        "ffn": 11008, "vocab": 32000, "maxContext": 4096}}}, "gke-llm-bench:model.architecture.kvHeads", "divide"),
+])
+def test_values_a_real_deployment_would_refuse(stack_file, changes, key, part):
+    e = only(errors_for(stack_file(changes)), key)
+    assert part in e.message
