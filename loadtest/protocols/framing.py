@@ -63,6 +63,8 @@ class SSEFramer(Framer):
     def feed(self, data: bytes) -> list[str]:
         if not data:
             return []
+        if not self._pieces and not self._data and data[-2:] == b"\n\n" and b"\r" not in data:
+            return self._whole(data[:-2].split(b"\n\n"))  # the common read: whole events, nothing pending
         # a data line already complete (its newline consumed) ends its event at the next bare newline
         probe = (self._tail or (b"\n" if self._data else b"")) + data
         if b"\n\n" not in probe and b"\n\r\n" not in probe and b"\r\r" not in probe:
@@ -78,15 +80,19 @@ class SSEFramer(Framer):
         if b"\r" not in buf and not self._data:
             *events, rest = buf.split(b"\n\n")
             self._keep(rest)
-            out: list[str] = []
-            for ev in events:
-                if ev.startswith(b"data:") and b"\n" not in ev:
-                    value = ev[5:]
-                    out.append((value[1:] if value.startswith(b" ") else value).decode("utf-8", "replace"))
-                else:
-                    out.extend(self._lines(ev + b"\n\n"))
-            return out
+            return self._whole(events)
         return self._lines(buf)
+
+    def _whole(self, events: list[bytes]) -> list[str]:
+        """Payloads of complete events (their blank line already cut off)."""
+        out: list[str] = []
+        for ev in events:
+            if ev.startswith(b"data:") and b"\n" not in ev:
+                value = ev[5:]
+                out.append((value[1:] if value.startswith(b" ") else value).decode("utf-8", "replace"))
+            else:
+                out.extend(self._lines(ev + b"\n\n"))
+        return out
 
     def _keep(self, rest: bytes) -> None:
         if rest:
