@@ -10,14 +10,12 @@ import pulumi
 
 import stacks
 from components import (
+    AcceleratorNodePool,
     Cluster,
     ClusterArgs,
-    GpuNodePool,
-    GpuNodePoolArgs,
     ModelServer,
     ModelServerArgs,
-    TpuNodePool,
-    TpuNodePoolArgs,
+    NodePoolArgs,
     kubeconfig,
     provider,
 )
@@ -41,10 +39,9 @@ def secret(key: str | None) -> pulumi.Output[str] | None:
 
 
 cluster = Cluster("cluster", ClusterArgs.from_spec(spec))
-Pool, PoolArgs = (TpuNodePool, TpuNodePoolArgs) if spec.accelerator_kind == "tpu" else (GpuNodePool, GpuNodePoolArgs)
-pool = Pool("accelerators", PoolArgs(spec=spec, cluster_name=cluster.name, location=cluster.location,
-                                     service_account=cluster.node_service_account.email),
-            opts=pulumi.ResourceOptions(depends_on=cluster.ready))
+pool = AcceleratorNodePool("accelerators", NodePoolArgs.from_spec(spec, cluster.name, cluster.location,
+                                                                 cluster.node_service_account.email),
+                           opts=pulumi.ResourceOptions(depends_on=cluster.ready))
 kube = kubeconfig(cluster.name, cluster.endpoint, cluster.ca_certificate)
 k8s_provider = provider("gke", kube, depends_on=[pool, *cluster.ready])
 server = ModelServer(
