@@ -33,8 +33,9 @@ REGIONAL_DEFAULT_ZONES = 3  # GKE places a regional cluster's node pools in thre
 SYSTEM_POOL_NODES = 1  # CPU system pool size per zone: system pods and the in-cluster load generator
 
 
-def K(key: str) -> str:
-    """A project config key as written in the file."""
+def config_key(key: str) -> str:
+    """``"server.maxBatch"`` -> ``"gke-llm-bench:server.maxBatch"``: the key as written in the stack file,
+    which every error message names."""
     return f"{PROJECT}:{key}"
 
 
@@ -284,7 +285,7 @@ class _Resolver:
     def _extra_args(self, server: str | None) -> None:
         """``extraArgs`` add flags; they never carry a secret nor set a flag the spec already sets."""
         for i, arg in enumerate(self.c.server.extra_args):
-            key = K(f"server.extraArgs[{i}]")
+            key = config_key(f"server.extraArgs[{i}]")
             if looks_like_secret(arg) or flag_name(arg).lower() in SECRET_FLAGS:
                 self.error(key, "carries a credential (not shown)",
                            "remove it: secrets reach the server from Kubernetes Secrets (`secrets.*` names the "
@@ -298,11 +299,11 @@ class _Resolver:
         c = self.c
         cluster = c.cluster.existing.name if c.cluster.existing else c.cluster.name
         if c.cluster.name and not CLUSTER_NAME.match(c.cluster.name):
-            self.error(K("cluster.name"), f'"{c.cluster.name}" is not a GKE cluster name',
+            self.error(config_key("cluster.name"), f'"{c.cluster.name}" is not a GKE cluster name',
                        "1-40 characters: lowercase letters, digits and hyphens, starting with a letter and not "
                        "ending with a hyphen; or leave it out to derive one from the stack name")
         if c.server.namespace and not NAMESPACE.match(c.server.namespace):
-            self.error(K("server.namespace"), f'"{c.server.namespace}" is not a Kubernetes namespace name',
+            self.error(config_key("server.namespace"), f'"{c.server.namespace}" is not a Kubernetes namespace name',
                        "at most 63 lowercase letters, digits and hyphens, starting and ending with a letter or "
                        "digit; or leave it out to derive one from the stack name")
         return ResourceNames.derive(stack, accelerator_kind, cluster, c.server.namespace, c.gcp.project)
@@ -313,7 +314,8 @@ class _Resolver:
         given = self.c.model.served_name
         if server == TRITON_SERVED_NAME[0]:
             if given and given != TRITON_SERVED_NAME[1]:
-                self.error(K("model.servedName"), f'Triton serves the TensorRT-LLM repository\'s "ensemble" model, '
+                self.error(config_key("model.servedName"),
+                           f'Triton serves the TensorRT-LLM repository\'s "ensemble" model, '
                            f'not "{given}"', "remove model.servedName (clients address `ensemble`)")
             return TRITON_SERVED_NAME[1]
         return given or checkpoint
@@ -331,11 +333,12 @@ class _Resolver:
     def model(self) -> ModelArch | None:
         m = self.c.model
         if m.name is None and m.hf_id is None:
-            self.error(K("model"), "names no model", "set `name` (a catalog alias) or `hfId` (+ `architecture`)")
+            self.error(config_key("model"),
+                       "names no model", "set `name` (a catalog alias) or `hfId` (+ `architecture`)")
             return None
         if m.name is not None and m.architecture is not None:
             self.error(
-                K("model.architecture"),
+                config_key("model.architecture"),
                 "given together with a catalog `name`",
                 "drop `architecture` (the catalog has it) or drop `name` and use `hfId`",
             )
@@ -344,11 +347,11 @@ class _Resolver:
             found = self.cat.models.get(m.name)
             other = self.cat.model_by_hf_id(m.hf_id) if m.hf_id and found is not None else None
             if other is not None and other.alias != found.alias:
-                self.error(K("model.hfId"), f'"{m.hf_id}" is the catalog\'s {other.alias}, not {m.name}',
+                self.error(config_key("model.hfId"), f'"{m.hf_id}" is the catalog\'s {other.alias}, not {m.name}',
                            f"use `name: {other.alias}`, or an hfId that is a variant of {found.hf_id}")
             if found is None:
                 self.error(
-                    K("model.name"),
+                    config_key("model.name"),
                     f'unknown model "{m.name}"{did_you_mean(m.name, self.cat.models)}',
                     one_of(m.name, self.cat.models) + "; or use `hfId` with `architecture`",
                 )
@@ -357,7 +360,7 @@ class _Resolver:
         if m.architecture is not None:
             a = m.architecture
             if a.heads % a.kv_heads:
-                self.error(K("model.architecture.kvHeads"), f"{a.kv_heads} does not divide heads ({a.heads})",
+                self.error(config_key("model.architecture.kvHeads"), f"{a.kv_heads} does not divide heads ({a.heads})",
                            "copy num_key_value_heads and num_attention_heads from the model's config.json")
             if a.head_dim * a.heads != a.hidden:
                 self.warnings.append(f"model.architecture: headDim {a.head_dim} x heads {a.heads} = "
@@ -383,7 +386,7 @@ class _Resolver:
         found = self.cat.model_by_hf_id(m.hf_id)
         if found is None:
             self.error(
-                K("model.hfId"),
+                config_key("model.hfId"),
                 f'"{m.hf_id}" is not in the catalog',
                 "add `architecture:` (params, layers, hidden, heads, kvHeads, headDim, ffn, vocab, "
                 "maxContext) from its config.json, or use a catalog `name`",
@@ -394,7 +397,8 @@ class _Resolver:
         w = self.c.precision.weights
         if w not in PRECISIONS:
             self.error(
-                K("precision.weights"), f'unknown precision "{w}"{did_you_mean(w, PRECISIONS)}', one_of(w, PRECISIONS)
+                config_key("precision.weights"),
+                f'unknown precision "{w}"{did_you_mean(w, PRECISIONS)}', one_of(w, PRECISIONS)
             )
             return None
         return PRECISIONS[w]
@@ -403,7 +407,7 @@ class _Resolver:
         kv = self.c.precision.kv_cache
         if kv not in KV_CACHE_BYTES:
             self.error(
-                K("precision.kvCache"),
+                config_key("precision.kvCache"),
                 f'unknown KV-cache dtype "{kv}"{did_you_mean(kv, KV_CACHE_BYTES)}',
                 one_of(kv, KV_CACHE_BYTES),
             )
@@ -415,7 +419,7 @@ class _Resolver:
         found = self.cat.servers.get(kind)
         if found is None:
             self.error(
-                K("server.kind"),
+                config_key("server.kind"),
                 f'unknown server kind "{kind}"{did_you_mean(kind, self.cat.servers)}',
                 one_of(kind, self.cat.servers),
             )
@@ -427,7 +431,7 @@ class _Resolver:
         if a.tpu is not None:
             if a.gpu or a.gpus_per_node:
                 self.error(
-                    K("accelerator.tpu"),
+                    config_key("accelerator.tpu"),
                     "a TPU pool cannot also have `gpu` / `gpusPerNode`",
                     "remove `gpu` and `gpusPerNode` for a TPU (JetStream) stack",
                 )
@@ -437,7 +441,7 @@ class _Resolver:
                 machine = self._known_machine(a.machine_type)
                 if machine and machine.topology != a.tpu.topology:
                     self.error(
-                        K("accelerator.tpu.topology"),
+                        config_key("accelerator.tpu.topology"),
                         f"{a.machine_type} has topology {machine.topology}, not {a.tpu.topology}",
                         f"use topology {machine.topology} or drop `tpu.topology`",
                     )
@@ -445,7 +449,7 @@ class _Resolver:
             if not matches:
                 topologies = sorted({m.topology for m in self.cat.machines.values() if m.topology})
                 self.error(
-                    K("accelerator.tpu.topology"),
+                    config_key("accelerator.tpu.topology"),
                     f'no TPU v5e machine type with topology "{a.tpu.topology}"',
                     f"use one of: {', '.join(topologies)}",
                 )
@@ -457,13 +461,13 @@ class _Resolver:
                 return None
             if a.gpu and a.gpu != machine.chip.key:
                 self.error(
-                    K("accelerator.gpu"),
+                    config_key("accelerator.gpu"),
                     f'"{a.gpu}" does not match {machine.name}, which carries {machine.chip.key}',
                     "drop `gpu` (it is derived from the machine type) or fix it",
                 )
             if a.gpus_per_node and a.gpus_per_node != machine.count:
                 self.error(
-                    K("accelerator.gpusPerNode"),
+                    config_key("accelerator.gpusPerNode"),
                     f"{machine.name} has {machine.count} "
                     f"{'chip' if machine.kind == 'tpu' else 'GPU'}(s) per node, not {a.gpus_per_node}",
                     self._counts_fix(machine.chip.key),
@@ -471,7 +475,7 @@ class _Resolver:
             return machine
         if not a.gpu:
             self.error(
-                K("accelerator"),
+                config_key("accelerator"),
                 "names no accelerator",
                 "set `gpu` (e.g. nvidia-l4) or `machineType` (e.g. g2-standard-8), or `tpu.topology`",
             )
@@ -479,7 +483,8 @@ class _Resolver:
         if a.gpu not in self.cat.chips or self.cat.chips[a.gpu].kind != "gpu":
             gpus = [k for k, c in self.cat.chips.items() if c.kind == "gpu"]
             self.error(
-                K("accelerator.gpu"), f'unknown GPU type "{a.gpu}"{did_you_mean(a.gpu, gpus)}', one_of(a.gpu, gpus)
+                config_key("accelerator.gpu"),
+                f'unknown GPU type "{a.gpu}"{did_you_mean(a.gpu, gpus)}', one_of(a.gpu, gpus)
             )
             return None
         candidates = [m for m in self.cat.machines_for(a.gpu) if a.spot or a.queued_provisioning or m.on_demand]
@@ -487,7 +492,7 @@ class _Resolver:
             exact = [m for m in candidates if m.count == a.gpus_per_node]
             if not exact:
                 self.error(
-                    K("accelerator.gpusPerNode"),
+                    config_key("accelerator.gpusPerNode"),
                     f"no machine type carries {a.gpus_per_node} x {a.gpu}",
                     self._counts_fix(a.gpu),
                 )
@@ -506,7 +511,7 @@ class _Resolver:
         machine = self.cat.machines.get(name)
         if machine is None:
             self.error(
-                K("accelerator.machineType"),
+                config_key("accelerator.machineType"),
                 f'unknown machine type "{name}"{did_you_mean(name, self.cat.machines)}',
                 one_of(name, self.cat.machines),
             )
@@ -527,7 +532,7 @@ class _Resolver:
         node_count, autoscaling = self._node_count()
         if a.spot and a.reservation not in ("none", "any"):
             self.error(
-                K("accelerator.reservation"),
+                config_key("accelerator.reservation"),
                 f'spot VMs cannot consume the specific reservation "{a.reservation}"',
                 "set `spot: false` to use the reservation, or `reservation: none` to run on spot",
             )
@@ -535,7 +540,7 @@ class _Resolver:
             self.warnings.append("spot VMs never consume reservations: `reservation: any` has no effect")
         if machine and not machine.on_demand and not (a.spot or a.queued_provisioning):
             self.error(
-                K("accelerator.machineType"),
+                config_key("accelerator.machineType"),
                 f"{machine.name} is sold only as spot or flex-start capacity",
                 "set `spot: true` or `queuedProvisioning: true`, or use a3-highgpu-8g",
             )
@@ -545,27 +550,27 @@ class _Resolver:
         if server and machine and server.accelerator != machine.kind:
             want = "a TPU (`tpu.topology`)" if server.accelerator == "tpu" else "a GPU (`gpu` or `machineType`)"
             self.error(
-                K("server.kind"),
+                config_key("server.kind"),
                 f"{server.name} runs on {server.accelerator.upper()}s but the accelerator is {machine.chip.name}",
                 f"give {server.name} {want}, or pick a server for {machine.kind.upper()}s "
                 f"({', '.join(n for n, k in self.cat.servers.items() if k.accelerator == machine.kind)})",
             )
         if not supported:
             self.error(
-                K("precision.weights"),
+                config_key("precision.weights"),
                 f"{server.name} does not serve {precision.name}",
                 f"use one of {', '.join(server.precisions)} with {server.name}",
             )
         if server and kv_dtype and kv_dtype != "auto" and kv_dtype not in (*server.kv_cache_dtypes, "bf16", "fp16"):
             self.error(
-                K("precision.kvCache"),
+                config_key("precision.kvCache"),
                 f"{server.name} has no {kv_dtype} KV cache",
                 f"use auto or one of {', '.join(server.kv_cache_dtypes)}",
             )
         if server and model and model.family not in server.families:
             supported = [n for n, k in self.cat.servers.items() if model.family in k.families]
             self.error(
-                K("server.kind"),
+                config_key("server.kind"),
                 f"{server.name} does not run {model.family} models ({model.hf_id})",
                 f"use {', '.join(supported) or 'another model'}",
             )
@@ -578,26 +583,26 @@ class _Resolver:
             and server.fp8_needs_hw_fp8
         ):
             self.error(
-                K("precision.weights"),
+                config_key("precision.weights"),
                 f"{server.name} needs FP8 tensor cores; {machine.chip.name} has none",
                 "use bf16/int8/awq, or an L4 / H100 / H200",
             )
         if machine and precision and precision.name == "bf16" and not machine.chip.bf16:
-            self.error(K("precision.weights"), f"{machine.chip.name} has no bfloat16", "use fp16")
+            self.error(config_key("precision.weights"), f"{machine.chip.name} has no bfloat16", "use fp16")
 
         tp = self._tensor_parallel(model, precision, machine, server)
         max_model_len = self._max_model_len(model)
         max_batched = s.max_batched_tokens or (DEFAULT_BATCHED_TOKENS if s.chunked_prefill else max_model_len or 0)
         if s.max_batched_tokens and not s.chunked_prefill and max_model_len and s.max_batched_tokens < max_model_len:
             self.error(
-                K("server.maxBatchedTokens"),
+                config_key("server.maxBatchedTokens"),
                 f"{s.max_batched_tokens} is below maxModelLen {max_model_len} "
                 "without chunked prefill: long prompts could never be scheduled",
                 "raise it to at least maxModelLen, or enable `chunkedPrefill`",
             )
         if machine and tp and s.replicas * tp > machine.count * node_count:
             self.error(
-                K("server.replicas"),
+                config_key("server.replicas"),
                 f"{s.replicas} replica(s) x TP {tp} need {s.replicas * tp} "
                 f"{'chips' if machine.kind == 'tpu' else 'GPUs'}; the pool has {machine.count * node_count}",
                 f"raise `accelerator.nodeCount` to {math.ceil(s.replicas * tp / machine.count)} or lower replicas",
@@ -627,7 +632,7 @@ class _Resolver:
                 source,
                 [
                     SpecError(
-                        K("server.maxModelLen"),
+                        config_key("server.maxModelLen"),
                         f"the KV cache holds {sizing.kv_tokens:,} tokens, less than one sequence of {max_model_len:,}",
                         "lower maxModelLen, raise gpuMemoryUtilization, or add GPUs / quantize",
                     )
@@ -703,23 +708,23 @@ class _Resolver:
     def _node_count(self) -> tuple[int, tuple[int, int] | None]:
         a = self.c.accelerator
         if a.queued_provisioning and a.spot:
-            self.error(K("accelerator.spot"), "set together with queuedProvisioning (flex-start)",
+            self.error(config_key("accelerator.spot"), "set together with queuedProvisioning (flex-start)",
                        "choose one provisioning model: spot VMs, or flex-start (queued, not preemptible)")
         if a.autoscaling is not None:
             if a.node_count is not None:
                 self.error(
-                    K("accelerator.nodeCount"),
+                    config_key("accelerator.nodeCount"),
                     "set together with `autoscaling`",
                     "use either a fixed `nodeCount` or `autoscaling: {min, max}`",
                 )
             if a.autoscaling.min > a.autoscaling.max:
                 self.error(
-                    K("accelerator.autoscaling.min"),
+                    config_key("accelerator.autoscaling.min"),
                     f"min {a.autoscaling.min} > max {a.autoscaling.max}",
                     "make min <= max",
                 )
             if a.queued_provisioning and a.autoscaling.min > 0:
-                self.error(K("accelerator.autoscaling.min"),
+                self.error(config_key("accelerator.autoscaling.min"),
                            f"is {a.autoscaling.min}, but flex-start (queuedProvisioning) pools always scale from zero",
                            "set autoscaling.min to 0, or drop queuedProvisioning")
             return a.autoscaling.max, (a.autoscaling.min, a.autoscaling.max)
@@ -733,7 +738,7 @@ class _Resolver:
             checkpoint = explicit or model.quantized.get(precision.name)
             if checkpoint is None:
                 self.error(
-                    K("precision.weights"),
+                    config_key("precision.weights"),
                     f"{precision.name} needs a pre-quantized checkpoint and the catalog knows none for {model.hf_id}",
                     f"set `model.hfId` to a {precision.name.upper()} checkpoint of {model.hf_id}",
                 )
@@ -748,7 +753,7 @@ class _Resolver:
             tp = s.tensor_parallel or machine.count
             if tp != machine.count:
                 self.error(
-                    K("server.tensorParallel"),
+                    config_key("server.tensorParallel"),
                     f"JetStream shards over every chip of the host ({machine.count})",
                     f"drop tensorParallel or set it to {machine.count}",
                 )
@@ -759,7 +764,7 @@ class _Resolver:
             tp = s.tensor_parallel
             if tp > machine.count:
                 self.error(
-                    K("server.tensorParallel"),
+                    config_key("server.tensorParallel"),
                     f"TP {tp} exceeds the {machine.count} GPU(s) per node of {machine.name}",
                     f"use TP <= {machine.count} or a machine type with {tp} GPUs",
                 )
@@ -767,7 +772,7 @@ class _Resolver:
             if not tp_divides(model, tp):
                 valid = [t for t in (1, 2, 4, 8) if t <= machine.count and tp_divides(model, t)]
                 self.error(
-                    K("server.tensorParallel"),
+                    config_key("server.tensorParallel"),
                     f"TP {tp} does not divide {model.hf_id}'s {model.heads} attention "
                     f"heads / {model.kv_heads} KV heads",
                     f"use one of: {', '.join(map(str, valid))}",
@@ -796,7 +801,7 @@ class _Resolver:
         if machine.kind == "tpu":
             key = "accelerator.tpu.topology"
         self.error(
-            K(key),
+            config_key(key),
             f"{model.hf_id} at {precision.name} needs {need_gb:.1f} GB for weights; {tp} x "
             f"{machine.chip.name} allows {limit:.1f} GB (80 % of {tp * machine.chip.memory_gb:g} GB)",
             fix,
@@ -808,7 +813,7 @@ class _Resolver:
             return want
         if want is not None and want > model.max_context:
             self.error(
-                K("server.maxModelLen"),
+                config_key("server.maxModelLen"),
                 f"{want} exceeds {model.hf_id}'s context of {model.max_context}",
                 f"use maxModelLen <= {model.max_context}",
             )
@@ -821,7 +826,7 @@ class _Resolver:
         if model is not None and model.gated:
             if not sec.hf_token:
                 self.error(
-                    K("secrets.hfToken"),
+                    config_key("secrets.hfToken"),
                     f"{model.hf_id} is gated on Hugging Face and no HF token is configured",
                     "set `secrets.hfToken` to a config key name (default hfToken) and "
                     "`pulumi config set --secret hfToken <token>`",
@@ -834,7 +839,7 @@ class _Resolver:
         if wants_key:
             if not sec.api_key:
                 self.error(
-                    K("secrets.apiKey"),
+                    config_key("secrets.apiKey"),
                     "external exposure needs an API key and none is configured",
                     "set `secrets.apiKey` to a config key name (default apiKey)",
                 )
@@ -849,7 +854,7 @@ class _Resolver:
             return None
         key = self.c.secrets.kaggle
         if not key:
-            self.error(K("secrets.kaggle"), "JetStream converts Gemma checkpoints from Kaggle and no Kaggle "
+            self.error(config_key("secrets.kaggle"), "JetStream converts Gemma checkpoints from Kaggle and no Kaggle "
                        "credential is configured", "set `secrets.kaggle` to a config key name (default kaggleJson)")
             return None
         self._require_secret(key, present, require, "JetStream's checkpoint converter downloads Gemma from Kaggle; "
@@ -861,9 +866,9 @@ class _Resolver:
             return
         fix = f"pulumi config set --secret {key} <value>"
         if require:
-            self.error(K(key), f"is not set: {why}", fix)
+            self.error(config_key(key), f"is not set: {why}", fix)
         else:
-            self.warnings.append(f"{K(key)} is not set yet ({why}); before `pulumi up`: {fix}")
+            self.warnings.append(f"{config_key(key)} is not set yet ({why}); before `pulumi up`: {fix}")
 
     def _exposure(self, api_key: str | None) -> None:
         e = self.c.exposure
@@ -872,32 +877,34 @@ class _Resolver:
                 net = ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 self.error(
-                    K(f"exposure.allowlist[{i}]"), f'"{cidr}" is not a CIDR range', "write it like 203.0.113.0/24"
+                    config_key(f"exposure.allowlist[{i}]"),
+                    f'"{cidr}" is not a CIDR range', "write it like 203.0.113.0/24"
                 )
                 continue
             if net.prefixlen == 0:
                 self.error(
-                    K(f"exposure.allowlist[{i}]"),
+                    config_key(f"exposure.allowlist[{i}]"),
                     f'"{cidr}" allows the whole internet',
                     "list only the ranges that must reach the endpoint",
                 )
         if e.mode == "external" and not e.allowlist:
             self.error(
-                K("exposure.allowlist"),
+                config_key("exposure.allowlist"),
                 "external exposure needs an allowlist of source CIDRs",
                 "list the client ranges (e.g. [203.0.113.0/24]) or use mode: internal / cluster",
             )
         if e.mode == "cluster" and e.allowlist:
             self.warnings.append("exposure.allowlist has no effect with mode: cluster")
         if e.mode == "external" and self.c.server.kind == "jetstream":
-            self.error(K("exposure.mode"), "JetStream's HTTP server has no authentication: an external endpoint "
+            self.error(config_key("exposure.mode"),
+                       "JetStream's HTTP server has no authentication: an external endpoint "
                        "would answer anyone", "use mode: internal (VPC only) or cluster (port-forward)")
 
     def _price(self, machine: MachineType) -> tuple[float, str]:
         cost, spot = self.c.cost, self.c.accelerator.spot
         override = cost.spot_per_hour if spot else cost.on_demand_per_hour
         if override is not None:
-            return override, f"{K('cost')} (stack override)"
+            return override, f"{config_key('cost')} (stack override)"
         return (machine.spot_usd_h if spot else machine.on_demand_usd_h), machine.source
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacks.errors import SpecError, SpecErrors
-from stacks.spec import K, StackSpec
+from stacks.spec import StackSpec, config_key
 
 from .base import (
     GRPC_PORT_NAME,
@@ -62,7 +62,7 @@ def maxtext_model(spec: StackSpec) -> MaxTextModel:
     found = MAXTEXT_MODELS.get(spec.model.alias)
     if found is None:
         raise SpecErrors(spec.source, [SpecError(
-            K("model.name"), f"JetStream's MaxText checkpoint converter has no recipe for {spec.model.alias}",
+            config_key("model.name"), f"JetStream's MaxText checkpoint converter has no recipe for {spec.model.alias}",
             f"use one of: {', '.join(MAXTEXT_MODELS)} with server.kind jetstream, or another server")])
     return found
 
