@@ -192,9 +192,10 @@ class CompletionStream(TokenStream):
         return out + oa.DONE
 
 
-def token_id(seq: Sequence) -> int:
-    """A stable stand-in token id for the sequence's latest token (the simulator has no vocabulary)."""
-    return 100 + (seq.rid * 7919 + seq.generated) % 31900
+def token_id(seq: Sequence, k: int | None = None) -> int:
+    """A stable stand-in id for the sequence's k-th token (default: its latest); the simulator has
+    no vocabulary, only a deterministic id per (request, position)."""
+    return 100 + (seq.rid * 7919 + (seq.generated if k is None else k)) % 31900
 
 
 def build(ctx: SimContext) -> Dialect:
@@ -286,7 +287,7 @@ def build(ctx: SimContext) -> Dialect:
                     choice = {"index": stream.index, "text": text, "logprobs": None, "finish_reason": reason,
                               "stop_reason": None, "prompt_logprobs": None}
                 if with_ids:
-                    choice["token_ids"] = [100 + (sq.rid * 7919 + k) % 31900 for k in range(1, sq.generated + 1)]
+                    choice["token_ids"] = [token_id(sq, k) for k in range(1, sq.generated + 1)]
                 out_choices.append(choice)
             out = {"id": encoder.head["id"], "object": "chat.completion" if chat else "text_completion",
                    "created": ctx.created, "model": ctx.model, "choices": out_choices,
