@@ -9,7 +9,7 @@ from ``startup_budget_s`` / ``rollout_timeout_s``, exposure and allowlist from `
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pulumi
@@ -19,7 +19,7 @@ from stacks.outputs import service_name
 from stacks.spec import StackSpec
 
 from .gcp import gcp
-from .servers import TRANSLATORS, PrepJob, SecretRefs, ServerWorkload
+from .servers import TRANSLATORS, PrepJob, SecretRefs, ServerWorkload, auth_proxy
 from .servers.base import MODEL_CACHE_VOLUME, SHM_VOLUME
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -126,7 +126,9 @@ def pod_spec(spec: StackSpec, w: ServerWorkload, service_account: str) -> dict[s
 
 def service_spec(spec: StackSpec, w: ServerWorkload) -> tuple[dict[str, Any], dict[str, str]]:
     """Service spec and annotations for the exposure mode (allowlist only ever widens a LoadBalancer)."""
-    ports = [{"name": "http", "port": spec.service_port, "targetPort": "http", "protocol": "TCP"}]
+    # an external vLLM is reached only through the authenticating proxy
+    target = auth_proxy.PORT_NAME if spec.auth_proxy else "http"
+    ports = [{"name": "http", "port": spec.service_port, "targetPort": target, "protocol": "TCP"}]
     if spec.server.grpc_port and spec.exposure == "cluster":  # a load balancer publishes HTTP, never gRPC
         ports.append({"name": "grpc", "port": spec.server.grpc_port, "targetPort": "grpc", "protocol": "TCP"})
     if w.metrics_port != w.http_port:
@@ -194,6 +196,15 @@ class ModelServer(pulumi.ComponentResource):
             workload = translator.workload(spec, refs, bucket=bucket.name, kaggle=kaggle if kaggle[0] else None)
         else:
             workload = translator.workload(spec, refs)
+        if spec.auth_proxy:
+            config = k8s.core.v1.ConfigMap(
+                f"{name}-auth-proxy", metadata={"name": f"{svc_name}-auth-proxy", "namespace": ns_name,
+                                                "labels": meta_labels},
+                data={"default.conf.template": auth_proxy.nginx_template(spec.server.http_port)}, opts=in_ns)
+            wait_for.append(config)
+            sidecar, volume = auth_proxy.container(refs, f"{svc_name}-auth-proxy")
+            workload = replace(workload, containers=[*workload.containers, sidecar],
+                                           volumes=[*workload.volumes, volume])
 
         ksa = k8s.core.v1.ServiceAccount(f"{name}-ksa", metadata={
             "name": ksa_name, "namespace": ns_name, "labels": meta_labels, "annotations": ksa_annotations},

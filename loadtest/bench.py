@@ -34,7 +34,7 @@ from .results import FORMAT_VERSION, ResultsWriter, public_outputs, redact_url
 from .runner import Runner
 from .schedule import Scheduler, StageSpec, SweepPlanner
 from .setup_calls import DEFAULT_SETUP_TIMEOUT_S, call_with_retry
-from .targets import Target
+from .targets import Target, auth_headers
 from .workers import run_stage_in_workers
 from .workloads import Tokenizer, Workload, sharegpt, synthetic
 
@@ -155,9 +155,7 @@ async def probe_tokenizer(transport: Transport, target: Target, dialect: Dialect
     if probe is None:
         return None
     base = target.base_url.rstrip("/")
-    headers = {"Content-Type": "application/json"}
-    if target.api_key:
-        headers["Authorization"] = f"Bearer {target.api_key}"
+    headers = {"Content-Type": "application/json", **auth_headers(target.api_key)}
 
     async def ask(text: str) -> tuple[int, int | None]:
         request = dialect.tokenize_request(text)
@@ -235,7 +233,8 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
             state.warnings.append(f"{workload.inexact} of {len(workload.prompts)} prompts could not be fitted to the "
                                   "exact input length; each request records its measured inputTokensExpected")
         if target.metrics_url:
-            scraper = Scraper(target.metrics_url, aux, clock, cfg.scrape_interval, writer.write_scrape)
+            scraper = Scraper(target.metrics_url, aux, clock, cfg.scrape_interval, writer.write_scrape,
+                              headers=auth_headers(target.api_key))
             if await scraper.scrape_once() is None:
                 state.warnings.append(f"server metrics unavailable ({scraper.last_error}); continuing without them")
                 scraper = None

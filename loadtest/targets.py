@@ -167,14 +167,23 @@ def metrics_url_from_outputs(outputs: dict[str, Any], base_url: str) -> str | No
     return urlunsplit((base.scheme, f"{base.hostname}:{port}", path, "", ""))
 
 
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """The key as every server kind here takes it (behind an authenticating proxy, on every path)."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 def check_reachable(target: Target, timeout: float = 5.0, hint: str = "") -> None:
     """Exit-3 error unless the endpoint answers its health path with 200."""
     url = target.base_url.rstrip("/") + target.health_path
     try:
-        resp = httpx.get(url, timeout=timeout, trust_env=False)
+        resp = httpx.get(url, timeout=timeout, trust_env=False, headers=auth_headers(target.api_key))
     except httpx.HTTPError as exc:
         raise Unreachable(f"the endpoint does not answer: GET {url} -> {type(exc).__name__}: {exc}",
                           hint or "check the URL and that the server is running") from None
+    if resp.status_code in (401, 403):
+        what = "a wrong API key" if target.api_key else "no API key"
+        raise Unreachable(f"the endpoint refused {what}: GET {url} -> HTTP {resp.status_code}",
+                          "set LOADTEST_API_KEY to the stack's key (`pulumi stack output --show-secrets apiKey`)")
     if resp.status_code != 200:
         raise Unreachable(f"the endpoint answers but is not ready: GET {url} -> HTTP {resp.status_code}",
                           hint or "wait until the server has loaded the model, then retry")
@@ -267,7 +276,8 @@ def sim_target(stack: str, metrics_url: str | None, startup_timeout: float = 60.
             raise Unreachable(f"the simulated endpoint exited with code {proc.returncode} before answering:\n{err}",
                               f"run `{shlex.join(cmd[1:])}` to see why")
         try:
-            if httpx.get(base_url + health, timeout=1.0, trust_env=False).status_code == 200:
+            if httpx.get(base_url + health, timeout=1.0, trust_env=False,
+                         headers=auth_headers(api_key)).status_code == 200:
                 break
         except httpx.HTTPError:
             pass

@@ -169,6 +169,12 @@ class StackSpec:
         return int(math.ceil((download + load + build) / 60) * 60)
 
     @property
+    def auth_proxy(self) -> bool:
+        """vLLM's ``--api-key`` guards ``/v1/*`` only, so an external vLLM endpoint is published
+        through a sidecar that requires the key on every path (``components/servers/auth_proxy.py``)."""
+        return self.exposure == "external" and self.server.name == "vllm"
+
+    @property
     def await_rollout(self) -> bool:
         """Whether ``pulumi up`` waits for the server to become ready. Not when its nodes come from
         queued capacity (flex-start, or spot scaled from zero): that can take hours, so ``pulumi up``

@@ -71,14 +71,19 @@ API_KEY_ENV = "SIMULATOR_API_KEY"
 PARENT_POLL_S = 0.5
 
 
-async def _watch_parent(stop: asyncio.Event) -> None:
-    """Set ``stop`` once this process is re-parented: the process that started it has died."""
-    parent = os.getppid()
+#: the process that started this one, read at import (before anything can race with its death)
+PARENT_PID = os.getppid()
+
+
+async def _watch_parent(stop: asyncio.Event, parent: int = PARENT_PID) -> None:
+    """Set ``stop`` once this process is re-parented: the process that started it has died (also
+    if that happened before this task first ran)."""
     while not stop.is_set():
-        await asyncio.sleep(PARENT_POLL_S)
         if os.getppid() != parent:
             print("parent process exited: stopping", file=sys.stderr, flush=True)
             stop.set()
+            return
+        await asyncio.sleep(PARENT_POLL_S)
 
 
 def _api_key(args: argparse.Namespace, spec: StackSpec) -> str | None:

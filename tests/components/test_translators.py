@@ -194,3 +194,22 @@ def test_every_flag_a_translator_sets_is_a_managed_flag() -> None:
         assert flags <= MANAGED_FLAGS[kind], (name, flags - MANAGED_FLAGS[kind])
         seen.add(kind)
     assert seen == set(MANAGED_FLAGS)
+
+
+def test_an_external_vllm_is_published_only_through_the_authenticating_proxy() -> None:
+    from components.servers import auth_proxy
+
+    run = run_stack_file(stack_files()["llama2-7b-g2-external"], "llama2-7b-g2-external")
+    assert run.spec.auth_proxy
+    pod = plaintext(run.one(DEPLOYMENT).inputs)["spec"]["template"]["spec"]
+    proxy = next(c for c in pod["containers"] if c["name"] == "auth-proxy")
+    assert proxy["image"] == auth_proxy.IMAGE
+    assert proxy["env"][0]["valueFrom"]["secretKeyRef"]  # the key comes from the Secret, never a literal
+    svc = plaintext(run.one("kubernetes:core/v1:Service").inputs)["spec"]
+    assert [p["targetPort"] for p in svc["ports"]] == [auth_proxy.PORT_NAME]  # only the proxy is published
+    config = plaintext(run.one("kubernetes:core/v1:ConfigMap").inputs)["data"]["default.conf.template"]
+    assert '"Bearer ${API_KEY}" 1;' in config and "return 401" in config and "proxy_buffering off" in config
+    assert not any(v in config for v in run.placeholders.values())
+    # the probes still reach vLLM itself, inside the pod
+    server = pod["containers"][0]
+    assert server["readinessProbe"]["httpGet"]["port"] == run.spec.server.http_port

@@ -334,8 +334,10 @@ def build(ctx: SimContext) -> Dialect:
     async def metrics_handler(request: web.Request) -> web.Response:
         return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
 
+    everywhere = ctx.spec.auth_proxy  # an external stack's proxy asks for the key on every path
+
     def guard(request: web.Request, key: str) -> web.Response | None:
-        if request.path.startswith(oa.API_KEY_PREFIX) and not bearer_ok(request, key):
+        if (everywhere or request.path.startswith(oa.API_KEY_PREFIX)) and not bearer_ok(request, key):
             return web.json_response(oa.UNAUTHORIZED_BODY, status=401)
         return None
 
