@@ -1,7 +1,7 @@
 """The Pulumi program: config -> StackSpec -> cluster -> accelerator pool -> model server -> outputs.
 
 Every decision is in ``stacks`` (the spec); the components translate it. Under the offline plan
-(``python -m stacks plan``) the same program runs with mocked resources and placeholder secrets.
+(``python -m offline plan``) the same program runs with mocked resources and placeholder secrets.
 """
 
 import os

@@ -2,7 +2,7 @@
 
 For each demo stack (``DEMO_STACKS``: the guide's G2/A3 pairs for Llama-2-7B and -70B, the single-L4
 7B stack and the fp8 G2 variants):
-  1. offline plan (``python -m stacks plan <stack> --json``), skipped with a notice if absent;
+  1. offline plan (``python -m offline plan <stack> --json``), skipped with a notice if absent;
   2. the guide's workloads against the stack's simulated endpoint (``python -m loadtest run
      --target sim``): a static batch sweep 16 → 256 at fixed lengths, a rate sweep at fractions of the
      capacity that sweep found, and an input-heavy (prefill) workload;
@@ -138,15 +138,15 @@ def _module_available(module: str, sub: str) -> bool:
 
 def plan_stacks(stacks: list[str], out: Path) -> dict[str, str]:
     """Step 1: the offline plan of every stack (stack → one-line summary), or a notice that it is absent."""
-    if not _module_available("stacks", "plan"):
-        _say("offline plan: `python -m stacks plan` is not available in this checkout: SKIPPED "
+    if not _module_available("offline", "plan"):
+        _say("offline plan: `python -m offline plan` is not available in this checkout: SKIPPED "
              "(the stack files were still validated)")
         return {}
     plans = out / "plans"
     plans.mkdir(parents=True, exist_ok=True)
     lines: dict[str, str] = {}
     for stack in stacks:
-        cmd = [*_py(), "-m", "stacks", "plan", stack, "--json"]
+        cmd = [*_py(), "-m", "offline", "plan", stack, "--json"]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         (plans / f"{stack}.json").write_text(p.stdout)
         if p.returncode != 0:
@@ -362,11 +362,11 @@ def _append_plans(report: Path, plans: dict[str, str]) -> None:
     """The demo's step 1 in the report: what the offline plan of each stack builds and costs."""
     text = "## Offline plans\n\n"
     if plans:
-        text += ("The Pulumi program of each stack run under mocks (`python -m stacks plan <stack> --json`); the "
+        text += ("The Pulumi program of each stack run under mocks (`python -m offline plan <stack> --json`); the "
                  "full plans are in `plans/`.\n\n| stack | plan |\n|---|---|\n")
         text += "".join(f"| {stack} | {line} |\n" for stack, line in plans.items())
     else:
-        text += "`python -m stacks plan` was not available: no offline plan was made.\n"
+        text += "`python -m offline plan` was not available: no offline plan was made.\n"
     with open(report, "a") as f:
         f.write("\n" + text)
 

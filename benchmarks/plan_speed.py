@@ -1,6 +1,6 @@
 """How long the offline plan of every committed stack takes (target: <= 10 s on a 2-core machine).
 
-Runs ``python -m stacks plan --all --json`` as a user would (a fresh interpreter each time, so
+Runs ``python -m offline plan --all --json`` as a user would (a fresh interpreter each time, so
 Pulumi's import cost is included) and prints the wall time of each run, the median, and the
 time spent running the program under mocks as the plan itself reports it.
 
@@ -29,7 +29,7 @@ def main() -> int:
     stacks = 0
     for _ in range(args.runs):
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "stacks", "plan", "--all", "--json"], cwd=ROOT,
+        out = subprocess.run([sys.executable, "-m", "offline", "plan", "--all", "--json"], cwd=ROOT,
                              capture_output=True, text=True, check=True).stdout
         walls.append(time.perf_counter() - started)
         doc = json.loads(out)

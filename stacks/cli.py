@@ -1,4 +1,5 @@
-"""``python -m stacks``: list, check (and plan / diff, see ``stacks.plan``) the committed stacks offline.
+"""``python -m stacks``: list and check the committed stacks offline, without Pulumi (the offline
+plan and diff run the Pulumi program: ``python -m offline plan|diff``).
 
 Exit codes: 0 all valid; 2 bad input (every error listed, each naming the key and the fix).
 No traceback is ever shown for a bad stack file.
@@ -105,14 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also require the secrets `pulumi up` will need (HF token, API key) to be set",
     )
-    plan = sub.add_parser("plan", help="run the Pulumi program under mocks: resources, sizing, $/h, outputs")
-    plan.add_argument("stacks", nargs="*", metavar="STACK-NAME | FILE", help="default: every committed stack")
-    plan.add_argument("--all", action="store_true", help="every committed stack")
-    plan.add_argument("--json", action="store_true", help="one JSON document instead of the tree")
-    diff = sub.add_parser("diff", help="what changes (and what is replaced) going from stack A's config to B's")
-    diff.add_argument("a", metavar="STACK-A")
-    diff.add_argument("b", metavar="STACK-B")
-    diff.add_argument("--json", action="store_true", help="JSON instead of text")
     return parser
 
 
@@ -124,13 +117,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_list(console)
     if args.command == "check":
         return cmd_check(console, args.stacks, args.deploy)
-    if args.command == "plan":  # imported here: Pulumi loads only for plan / diff
-        from .plan import cmd_plan
-
-        return cmd_plan(console, args.stacks, args.json, args.all)
-    if args.command == "diff":
-        from .diff import cmd_diff
-
-        return cmd_diff(console, args.a, args.b, args.json)
     parser.error(f"unknown command {args.command}")
     return EXIT_INVALID

@@ -1,6 +1,6 @@
 """One helper for every component test: run the real ``__main__.py`` under mocks, once per stack.
 
-``stacks.program_run.run_stack_file`` resets the root stack between runs, registers with
+``offline.program_run.run_stack_file`` resets the root stack between runs, registers with
 ``preview=False`` and returns only after the program's RPCs and outputs have drained, so every
 assertion sees the final registrations. Runs are cached for the session (one per committed stack).
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from offline.program_run import ProgramRun, run_stack_file
 from stacks.loader import stack_files
-from stacks.program_run import ProgramRun, run_stack_file
 
 STACKS = stack_files()
 _RUNS: dict[str, ProgramRun] = {}

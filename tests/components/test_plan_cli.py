@@ -1,4 +1,4 @@
-"""``python -m stacks plan`` and ``diff``: what a user reads, and what machines parse."""
+"""``python -m offline plan`` and ``diff``: what a user reads, and what machines parse."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from stacks.cli import main
+from offline.cli import main
+from offline.program_run import placeholder
 from stacks.loader import stack_files
-from stacks.program_run import placeholder
 
 
 def test_plan_shows_driver_taint_flags_cost_and_hides_secrets(capsys) -> None:
@@ -101,3 +101,29 @@ def test_diff_driver_version_change_recreates_the_pool(tmp_path: Path, capsys) -
     (change,) = pool["changes"]
     assert change["path"].endswith("gpuDriverInstallationConfig.gpuDriverVersion")
     assert (change["before"], change["after"], change["replaces"]) == ("DEFAULT", "LATEST", True)
+
+
+def test_plan_and_diff_report_bad_files_without_a_traceback(tmp_path: Path, capsys) -> None:
+    from stacks.cli import main as stacks_main
+    from tests.stack_configs import write_stack_file
+
+    base = write_stack_file(tmp_path, name="base").read_text()
+    path = write_stack_file(tmp_path, raw=base.replace("  gcp:region:", "\tgcp:region:"))
+    for run, argv in ((main, ["plan", str(path)]), (main, ["diff", str(path), "llama2-7b-g2"]),
+                      (stacks_main, ["check", str(path)])):
+        code = run(argv)
+        out = capsys.readouterr()
+        assert code == 2 and "Traceback" not in out.out + out.err and "tabs" in out.out + out.err, argv
+
+
+def test_stacks_never_imports_pulumi() -> None:
+    """``stacks`` (the spec, the catalog, ``check``) stays pure: only ``offline`` and ``components`` load Pulumi."""
+    import subprocess
+    import sys
+
+    code = ("import sys, stacks, stacks.cli, stacks.spec, stacks.serving, stacks.names, stacks.stack_yaml; "
+            "stacks.cli.main(['check', 'llama2-7b-g2']); "
+            "bad = sorted(m for m in sys.modules if m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_'))); "
+            "print('PULUMI', bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-500:] + done.stderr[-1500:]

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 
 from components.servers import TRANSLATORS
-from stacks.program_run import ProgramRun, plaintext, shown
+from offline.program_run import ProgramRun, plaintext, shown
 from stacks.spec import StackSpec
 
 NODE_POOL = "gcp:container/nodePool:NodePool"
@@ -306,8 +306,8 @@ def test_the_program_runs_after_asyncio_code_in_the_same_thread() -> None:
     # asyncio.run() leaves the thread with no event loop set; Pulumi's mocks need one.
     import asyncio
 
+    from offline.program_run import run_stack_file
     from stacks.loader import stack_files
-    from stacks.program_run import run_stack_file
 
     async def nothing() -> None:
         return None

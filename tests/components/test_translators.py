@@ -11,9 +11,9 @@ import yaml
 from components.config_source import SECRET_MARKER, flat_config
 from components.kubeconfig import kubeconfig_yaml
 from components.servers import SecretRefs, tgi, triton_trtllm, vllm
+from offline.program_run import ProgramError, plaintext, run_program, run_stack_file
 from stacks import load_stack_file
 from stacks.loader import stack_files
-from stacks.program_run import ProgramError, plaintext, run_program, run_stack_file
 from tests.stack_configs import BASE
 from tests.stack_configs import write_stack_file as write
 

@@ -428,16 +428,6 @@ def test_an_alias_bomb_is_refused_quickly(stack_file):
     assert "alias" in e.message
 
 
-def test_plan_and_diff_report_bad_files_without_a_traceback(stack_file, capsys):
-    from stacks.cli import main
-
-    path = stack_file(raw=_base_text(stack_file).replace("  gcp:region:", "\tgcp:region:"))
-    for argv in (["plan", str(path)], ["diff", str(path), "llama2-7b-g2"], ["check", str(path)]):
-        code = main(argv)
-        out = capsys.readouterr()
-        assert code == 2 and "Traceback" not in out.out + out.err and "tabs" in out.out + out.err, argv
-
-
 # -- values ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("changes", "key", "part"), [
     ({"gke-llm-bench:cost": {"onDemandPerHour": float("inf")}}, "gke-llm-bench:cost.onDemandPerHour", "finite"),

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import PROJECT
-from .loader import spec_from_config
-from .spec import StackSpec
-from .stack_yaml import read_stack_document
+from stacks.config import PROJECT
+from stacks.loader import spec_from_config
+from stacks.spec import StackSpec
+from stacks.stack_yaml import read_stack_document
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "__main__.py"

@@ -1,4 +1,4 @@
-"""``python -m stacks diff <a> <b>``: what changes if stack ``a``'s configuration becomes ``b``'s.
+"""``python -m offline diff <a> <b>``: what changes if stack ``a``'s configuration becomes ``b``'s.
 
 Both programs run under mocks; resources are matched by type and logical name (the names are the
 same for every stack), and their inputs compared property by property. A change to a property
@@ -169,7 +169,8 @@ def run_pair(a: str, b: str) -> tuple[ProgramRun, ProgramRun]:
     exactly what ``pulumi up`` on A would do after A's config became B's."""
     from pathlib import Path
 
-    from .loader import resolve_stack_arg
+    from stacks.loader import resolve_stack_arg
+
     from .program_run import run_stack_file
 
     name_a, path_a = resolve_stack_arg(a)
@@ -178,7 +179,8 @@ def run_pair(a: str, b: str) -> tuple[ProgramRun, ProgramRun]:
 
 
 def cmd_diff(console: Console, a: str, b: str, as_json: bool) -> int:
-    from .errors import SpecErrors
+    from stacks.errors import SpecErrors
+
     from .program_run import ProgramError
 
     try:

@@ -1,6 +1,6 @@
-"""``python -m stacks plan``: what ``pulumi preview`` would show, offline.
+"""``python -m offline plan``: what ``pulumi preview`` would show, offline.
 
-Runs the real ``__main__.py`` under mocks (``stacks.program_run``) for each stack and prints the
+Runs the real ``__main__.py`` under mocks (``offline.program_run``) for each stack and prints the
 resource tree (type, name, parent, the properties that matter: machine and accelerators, driver
 installation, taints, server image and flags, probes, exposure), the sizing verdict, $/h and
 $/month, and the stack outputs. Secrets show as ``[secret]``. ``--json`` prints the same as one
@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
-from .errors import SpecErrors
-from .loader import resolve_stack_arg, stack_files
+from stacks.errors import SpecErrors
+from stacks.loader import resolve_stack_arg, stack_files
+
 from .program_run import ProgramError, ProgramRun, Registered, run_stack_file, shown
 
 HOURS_PER_MONTH = 730  # GCP's billing month
