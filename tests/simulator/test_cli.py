@@ -54,7 +54,7 @@ def test_serve_port_zero_health_generate_sigterm():
 def test_serve_prints_the_separate_metrics_url(tmp_path):
     stack = tmp_path / "Pulumi.sim-triton.yaml"
     stack.write_text(
-        "config:\n  gcp:project: p\n  gcp:region: us-central1\n  gcp:zone: us-central1-a\n"
+        "config:\n  gcp:project: my-project\n  gcp:region: us-central1\n  gcp:zone: us-central1-a\n"
         "  gke-llm-bench:accelerator:\n    machineType: a2-ultragpu-1g\n"
         "  gke-llm-bench:model:\n    name: llama-2-7b\n  gke-llm-bench:server:\n    kind: triton-trtllm\n")
     proc, url = start("--stack", str(stack), "--port", "0")
