@@ -17,8 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from .config import PROJECT, PROVIDER_NAMESPACES, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean
+from .resolve import resolve
 from .secret_values import CONFIG_KEY_NAME, REDACTED, looks_like_secret, shown
-from .spec import StackSpec, resolve
+from .spec import StackSpec
 from .stack_yaml import read_stack_document
 
 STACKS_DIR = Path(__file__).parent
