@@ -18,7 +18,7 @@ from .errors import SpecError, SpecErrors, did_you_mean, one_of
 from .names import CLUSTER_NAME, NAMESPACE, ResourceNames
 from .precision import KV_CACHE_BYTES, PRECISIONS, Precision
 from .secret_values import looks_like_secret
-from .serving import MANAGED_FLAGS, SECRET_FLAGS, flag_name
+from .serving import MANAGED_FLAGS, MAXTEXT_RECIPES, SECRET_FLAGS, MaxTextModel, flag_name
 from .sizing import Alternative, cheapest_fits, default_tp, fits, size, tp_divides
 from .spec import DEFAULT_BATCHED_TOKENS, DEFAULT_MAX_MODEL_LEN_CAP, StackSpec, config_key
 
@@ -30,6 +30,17 @@ PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 class _Resolver:
     """Collects errors while resolving; each step tolerates earlier failures (values may be None)."""
+
+    def _maxtext(self, model: ModelArch | None, server: ServerKind | None) -> MaxTextModel | None:
+        """JetStream serves only models its MaxText checkpoint converter has a recipe for."""
+        if server is None or model is None or server.name != "jetstream":
+            return None
+        recipe = MAXTEXT_RECIPES.get(model.alias)
+        if recipe is None:
+            self.error(config_key("model.name"),
+                       f"JetStream's MaxText checkpoint converter has no recipe for {model.alias}",
+                       f"use one of: {', '.join(MAXTEXT_RECIPES)} with server.kind jetstream, or another server")
+        return recipe
 
     def _extra_args(self, server: str | None) -> None:
         """``extraArgs`` add flags; they never carry a secret nor set a flag the spec already sets."""
@@ -361,6 +372,7 @@ class _Resolver:
         self._exposure(api_key)
         self._extra_args(server.name if server else None)
         names = self._names(name, machine.kind if machine else "gpu")
+        maxtext = self._maxtext(model, server)
 
         if self.errors:
             raise SpecErrors(source, self.errors)
@@ -434,6 +446,7 @@ class _Resolver:
             hf_token_key=hf_key,
             api_key_key=api_key,
             kaggle_key_key=kaggle_key,
+            maxtext=maxtext,
             usd_per_node_hour=price,
             price_source=price_source,
             sizing=sizing,

@@ -70,3 +70,30 @@ SECRET_FLAGS = ("--api-key", "--hf-token", "--token", "--password", "--http-head
 def flag_name(arg: str) -> str:
     """``--max-num-seqs=8`` -> ``--max-num-seqs``; JetStream's ``key=value`` -> ``key``."""
     return arg.split("=", 1)[0]
+
+
+#: JetStream serves a MaxText checkpoint, converted from the model's own by a Job: the recipes that
+#: converter knows, per catalog model. A JetStream stack for any other model is refused at resolve.
+@dataclass(frozen=True)
+class MaxTextModel:
+    """How MaxText names a catalog model, and where its converter finds and writes the checkpoint."""
+
+    model_name: str  # MaxText `model_name=`
+    tokenizer: str  # path inside the maxengine-server image
+    source: str  # "kaggle" | "huggingface"
+    path: str  # converter `-m=`
+    params_path: str  # under gs://<bucket>/, what the converter writes for serving
+
+
+MAXTEXT_RECIPES: dict[str, MaxTextModel] = {
+    # Kaggle's MaxText variations of the base models (the catalog serves google/gemma-7b, not -it);
+    # the converter writes final/unscanned/<model>_<variation>/0/checkpoints/0/items.
+    "gemma-7b": MaxTextModel("gemma-7b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/7b/2",
+                             "final/unscanned/gemma_7b/0/checkpoints/0/items"),
+    "gemma-2b": MaxTextModel("gemma-2b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/2b/2",
+                             "final/unscanned/gemma_2b/0/checkpoints/0/items"),
+    "llama-2-7b": MaxTextModel("llama2-7b", "assets/tokenizer.llama2", "huggingface", "meta-llama/Llama-2-7b-hf",
+                               "llama-2-7b/bf16/unscanned/checkpoints/0/items"),
+    "llama-2-13b": MaxTextModel("llama2-13b", "assets/tokenizer.llama2", "huggingface",
+                                "meta-llama/Llama-2-13b-hf", "llama-2-13b/bf16/unscanned/checkpoints/0/items"),
+}

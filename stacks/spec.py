@@ -16,6 +16,7 @@ from .catalog import MachineType, ModelArch, ServerKind
 from .config import PROJECT, ClusterConfig
 from .names import ResourceNames
 from .precision import Precision
+from .serving import MaxTextModel
 from .sizing import Sizing
 from .summary import spec_summary
 
@@ -86,6 +87,7 @@ class StackSpec:
     sizing: Sizing
     warnings: tuple[str, ...] = field(default=())
     kaggle_key_key: str | None = None  # config key holding kaggle.json (a Pulumi secret), for JetStream Gemma
+    maxtext: MaxTextModel | None = None  # JetStream: how MaxText names the model and where its checkpoint goes
 
     @property
     def accelerator(self) -> str:

@@ -13,11 +13,9 @@ Prometheus metrics on ``prometheus_port`` (9100); jetstream-http serves ``POST /
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from stacks.errors import SpecError, SpecErrors
-from stacks.spec import StackSpec, config_key
+from stacks.spec import StackSpec
 
 from .base import (
     GRPC_PORT_NAME,
@@ -33,45 +31,12 @@ KAGGLE_SECRET_KEY = "kaggle.json"
 HF_TOKEN_FILE_KEY = "HUGGINGFACE_TOKEN"
 
 
-@dataclass(frozen=True)
-class MaxTextModel:
-    """How MaxText names a catalog model, and where its converter finds and writes the checkpoint."""
-
-    model_name: str  # MaxText `model_name=`
-    tokenizer: str  # path inside the maxengine-server image
-    source: str  # "kaggle" | "huggingface"
-    path: str  # converter `-m=`
-    params_path: str  # under gs://<bucket>/, what the converter writes for serving
-
-
-MAXTEXT_MODELS = {
-    # Kaggle's MaxText variations of the base models (the catalog serves google/gemma-7b, not -it);
-    # the converter writes final/unscanned/<model>_<variation>/0/checkpoints/0/items.
-    "gemma-7b": MaxTextModel("gemma-7b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/7b/2",
-                             "final/unscanned/gemma_7b/0/checkpoints/0/items"),
-    "gemma-2b": MaxTextModel("gemma-2b", "assets/tokenizer.gemma", "kaggle", "google/gemma/maxtext/2b/2",
-                             "final/unscanned/gemma_2b/0/checkpoints/0/items"),
-    "llama-2-7b": MaxTextModel("llama2-7b", "assets/tokenizer.llama2", "huggingface", "meta-llama/Llama-2-7b-hf",
-                               "llama-2-7b/bf16/unscanned/checkpoints/0/items"),
-    "llama-2-13b": MaxTextModel("llama2-13b", "assets/tokenizer.llama2", "huggingface",
-                                "meta-llama/Llama-2-13b-hf", "llama-2-13b/bf16/unscanned/checkpoints/0/items"),
-}
-
-
-def maxtext_model(spec: StackSpec) -> MaxTextModel:
-    found = MAXTEXT_MODELS.get(spec.model.alias)
-    if found is None:
-        raise SpecErrors(spec.source, [SpecError(
-            config_key("model.name"), f"JetStream's MaxText checkpoint converter has no recipe for {spec.model.alias}",
-            f"use one of: {', '.join(MAXTEXT_MODELS)} with server.kind jetstream, or another server")])
-    return found
-
-
 def server_args(spec: StackSpec, bucket: Any) -> list[Any]:
     """``maxengine-server`` key=value arguments; ``bucket`` may be a Pulumi Output (then the list holds one)."""
     import pulumi  # only when a program runs: keeps the flag logic importable without Pulumi
 
-    m = maxtext_model(spec)
+    m = spec.maxtext
+    assert m is not None  # resolve() refuses a JetStream stack without a recipe
     chips = spec.chips_per_node
     per_device_batch = max(1, spec.max_batch // chips)
     quantized = spec.precision.name == "int8"
@@ -100,7 +65,8 @@ def server_args(spec: StackSpec, bucket: Any) -> list[Any]:
 def converter_args(spec: StackSpec, bucket: Any) -> list[Any]:
     import pulumi
 
-    m = maxtext_model(spec)
+    m = spec.maxtext
+    assert m is not None  # resolve() refuses a JetStream stack without a recipe
     args: list[Any] = [pulumi.Output.concat("-b=", bucket), "-s=jetstream-maxtext", f"-m={m.path}"]
     if m.source == "huggingface":
         args += ["-n=" + spec.model.alias.rsplit("-", 1)[0], "-h=True",
@@ -110,7 +76,8 @@ def converter_args(spec: StackSpec, bucket: Any) -> list[Any]:
 
 def workload(spec: StackSpec, secrets: SecretRefs, *, bucket: Any, kaggle: tuple[str, str] | None) -> ServerWorkload:
     s = spec.server
-    m = maxtext_model(spec)
+    m = spec.maxtext
+    assert m is not None  # resolve() refuses a JetStream stack without a recipe
     assert s.grpc_port is not None
     engine = {
         "name": "maxengine-server",

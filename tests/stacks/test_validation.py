@@ -450,3 +450,10 @@ def test_an_alias_bomb_is_refused_quickly(stack_file):
 def test_values_a_real_deployment_would_refuse(stack_file, changes, key, part):
     e = only(errors_for(stack_file(changes)), key)
     assert part in e.message
+
+
+def test_jetstream_without_a_maxtext_recipe_is_refused_at_check(stack_file):
+    changes = {"gke-llm-bench:accelerator": {"machineType": "ct5lp-hightpu-4t", "tpu": {"topology": "2x2"}},
+               "gke-llm-bench:model": {"name": "mistral-7b"}, "gke-llm-bench:server": {"kind": "jetstream"}}
+    e = only(errors_for(stack_file(changes)), "gke-llm-bench:model.name")
+    assert "no recipe" in e.message and "gemma-7b" in e.fix
