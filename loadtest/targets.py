@@ -193,6 +193,11 @@ def gke_target(stack: str, outputs_file: str | None, metrics_url: str | None) ->
     outputs = read_outputs_file(outputs_file) if outputs_file else pulumi_outputs(stack)
     where = f"--outputs {outputs_file}" if outputs_file else f"stack {stack}"
     _check_outputs(outputs, where)
+    name = Path(stack).name.removeprefix("Pulumi.").removesuffix(".yaml")
+    if outputs.get("stack") and outputs["stack"] != name:
+        raise BadInput(f"--stack {stack}: {where} belongs to stack {outputs['stack']!r}, not {name!r}",
+                       f"pass --stack {outputs['stack']}, or the outputs of {name} "
+                       f"(`pulumi stack output --json -s {name}`)")
     api_key = None
     if "apiKey" in outputs:
         value = outputs["apiKey"]

@@ -127,3 +127,11 @@ def test_simulate_hands_arguments_to_the_simulator(monkeypatch):
 
     assert main(["simulate", "--stack", "llama2-7b-g2", "--port", "9"]) == 0
     assert seen["argv"] == ["serve", "--stack", "llama2-7b-g2", "--port", "9"]
+
+
+def test_outputs_of_another_stack_are_refused_naming_both(capsys, tmp_path):
+    path = _outputs(tmp_path, stack="llama2-70b-a3")
+    code, _, err = run_cli(capsys, "run", "--stack", "llama2-7b-g2", "--outputs", str(path), "--mode", "batch",
+                           "--levels", "1", "--results-dir", str(tmp_path / "r"))
+    assert code == 2 and "llama2-70b-a3" in err and "llama2-7b-g2" in err
+    assert not (tmp_path / "r").exists()
