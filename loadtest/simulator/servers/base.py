@@ -66,7 +66,6 @@ class Choices:
     last writes the response's closing events."""
 
     def __init__(self, n: int):
-        self.n = n
         self.seqs: list[Sequence] = []
         self.remaining = n
 

@@ -136,9 +136,8 @@ class GenerateStream(TokenStream):
 def build(ctx: SimContext) -> Dialect:
     metrics = TritonMetrics(ctx)
     runtime = ctx.runtime
-    # the stack's served name (what its outputs tell the load tester) and the TensorRT-LLM
-    # backend's conventional ensemble name both address the model
-    names = {ctx.model, triton.ENSEMBLE}
+    # a Triton stack serves the model repository's `ensemble` (its served name, in its outputs too)
+    names = {ctx.model}
 
     def unknown(model: str) -> web.Response:
         return error(400, f"Request for unknown model: '{model}' is not found")
