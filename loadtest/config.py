@@ -196,6 +196,9 @@ class LoadConfig:
         if not self.burstiness > 0 or (self.burstiness != 1.0 and self.arrival != "gamma"):
             raise BadInput(f"--burstiness {self.burstiness:g}: must be > 0, and shapes only --arrival gamma",
                            "e.g. --arrival gamma --burstiness 0.5 (burstier than Poisson)")
+        if self.normalize_arrivals and (self.duration is not None or self.warmup > 0):
+            raise BadInput("--normalize-arrivals scales a known number of requests to span N/R",
+                           "bound each stage by --requests-per-level (not --duration) and drop --warmup")
         if not self.setup_timeout > 0:
             raise BadInput("--setup-timeout must be > 0 seconds", "e.g. --setup-timeout 60")
         if self.ramp_up < 0:

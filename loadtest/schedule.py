@@ -177,7 +177,7 @@ class Scheduler:
             run.dispatch_end = max((r.sent or 0.0 for r in records), default=start)
         else:
             slots = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
-            normalize_to = spec.count if spec.normalize and spec.count and not spec.warmup else None
+            normalize_to = spec.count if spec.normalize else None  # the config allows it only with a count
             for offset in arrival_offsets(spec.level, spec.arrival, spec.seed, burstiness=spec.burstiness,
                                           normalize_to=normalize_to, ramp_up=spec.ramp_up):
                 if self.stop.is_set():

@@ -97,10 +97,12 @@ def test_run_json_records_sampling_and_only_header_names(capsys, tmp_path, fixtu
     ("--extra-body", "{not json", "valid JSON"),
     ("--header", "no-colon-here", "NAME:VALUE"),
     ("--burstiness", "0.5", "--arrival gamma"),
+    ("--warmup", "5", "--normalize-arrivals"),
 ])
 def test_bad_request_options_name_the_flag(capsys, tmp_path, fixture_url, flag, value, fix):
+    extra = ["--normalize-arrivals"] if flag == "--warmup" else []
     code, _, err = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/ok/1"), "--mode", "rate", "--levels", "1",
-                           flag, value, "--results-dir", str(tmp_path))
+                           flag, value, *extra, "--results-dir", str(tmp_path))
     assert code == 2 and flag in err and fix in err
 
 
