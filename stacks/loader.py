@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .config import PROJECT, PROVIDER_NAMESPACES, StackConfig
+from .config import PROJECT, PROVIDER_NAMESPACES, SecretsConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean
 from .resolve import resolve
 from .secret_values import CONFIG_KEY_NAME, REDACTED, looks_like_secret, shown
@@ -158,8 +158,12 @@ def _semantic_errors_despite(
     return []
 
 
+#: ``secrets`` slot -> the config key it names by default (from the schema, one home)
+DEFAULT_SECRET_KEYS: dict[str, str] = {f.alias or n: f.default for n, f in SecretsConfig.model_fields.items()}
+
+
 def _secret_key_names(secrets_section: Any) -> set[str]:
-    names = {"hfToken", "apiKey", "kaggleJson"}
+    names = set(DEFAULT_SECRET_KEYS.values())
     if isinstance(secrets_section, dict):
         names |= {v for v in secrets_section.values() if isinstance(v, str) and CONFIG_KEY_NAME.match(v)}
     return names
@@ -174,7 +178,7 @@ def _pasted_secrets(secrets_section: Any) -> list[SpecError]:
     for slot, value in list(secrets_section.items()):
         if (isinstance(value, str) and not CONFIG_KEY_NAME.match(value)) or looks_like_secret(value):
             what = "looks like a secret value itself" if looks_like_secret(value) else "is not a config key name"
-            default = {"hfToken": "hfToken", "apiKey": "apiKey", "kaggle": "kaggleJson"}.get(slot, slot)
+            default = DEFAULT_SECRET_KEYS.get(slot, slot)
             out.append(SpecError(f"{PROJECT}:secrets.{slot}", f"{what} (not shown): it must name the config key "
                                  "that holds the secret",
                                  f"write `secrets.{slot}: {default}`, then `pulumi config set --secret {default} "
