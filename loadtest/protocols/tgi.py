@@ -24,7 +24,7 @@ from typing import Any
 
 from .base import Dialect, Prompt, ProtocolError, StreamParser
 from .framing import sse_event
-from .openai import CHAT_PATH, COMPLETIONS_PATH, OpenAIParser
+from .openai import CHAT_PATH, OpenAIParser
 
 GENERATE_PATH = "/generate"
 GENERATE_STREAM_PATH = "/generate_stream"
@@ -144,4 +144,3 @@ class TGIDialect(Dialect):
         return len(reply) if isinstance(reply, list) else None
 
 
-__all__ = ["COMPLETIONS_PATH", "TGIDialect", "TGIParser"]
