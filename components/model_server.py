@@ -197,14 +197,13 @@ class ModelServer(pulumi.ComponentResource):
         else:
             workload = translator.workload(spec, refs)
         if spec.auth_proxy:
-            config = k8s.core.v1.ConfigMap(
-                f"{name}-auth-proxy", metadata={"name": f"{svc_name}-auth-proxy", "namespace": ns_name,
-                                                "labels": meta_labels},
-                data={"default.conf.template": auth_proxy.nginx_template(spec.server.http_port)}, opts=in_ns)
-            wait_for.append(config)
-            sidecar, volume = auth_proxy.container(refs, f"{svc_name}-auth-proxy")
+            config_name = f"{svc_name}-auth-proxy"
+            wait_for.append(k8s.core.v1.ConfigMap(
+                f"{name}-auth-proxy", metadata={"name": config_name, "namespace": ns_name, "labels": meta_labels},
+                data={"default.conf.template": auth_proxy.nginx_template(spec.server.http_port)}, opts=in_ns))
+            sidecar, volume = auth_proxy.container(refs, config_name)
             workload = replace(workload, containers=[*workload.containers, sidecar],
-                                           volumes=[*workload.volumes, volume])
+                               volumes=[*workload.volumes, volume])
 
         ksa = k8s.core.v1.ServiceAccount(f"{name}-ksa", metadata={
             "name": ksa_name, "namespace": ns_name, "labels": meta_labels, "annotations": ksa_annotations},
