@@ -28,6 +28,7 @@ from .export_vllm import vllm_result
 from .http import Transport, make_transport
 from .metrics_scrape import Scraper
 from .metrics_scrape import summarize as summarize_server
+from .model_check import check_stage
 from .progress import Progress
 from .protocols import Dialect, make_dialect
 from .results import FORMAT_VERSION, ResultsWriter, public_outputs, redact_url
@@ -35,6 +36,7 @@ from .runner import Runner
 from .schedule import Scheduler, StageSpec, SweepPlanner
 from .setup_calls import DEFAULT_SETUP_TIMEOUT_S, call_with_retry
 from .targets import Target, auth_headers
+from .targets import stack_spec as load_stack_spec
 from .workers import run_stage_in_workers
 from .workloads import Tokenizer, Workload, sharegpt, synthetic
 
@@ -220,6 +222,7 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
     scraper: Scraper | None = None
     try:
         mode, levels = stage_plan(cfg)
+        stack_spec = load_stack_spec(state.meta["stack"]) if cfg.model_check else None
         planner = SweepPlanner(mode, levels or None, cfg.sweep_max_stages) if cfg.mode == "sweep" else None
         planned = levels if planner is None else (levels or [2.0 ** k for k in range(cfg.sweep_max_stages)])
         tokenize = await probe_tokenizer(aux, target, dialect, cfg.setup_timeout)
@@ -283,6 +286,11 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
             summary = summarize_stage(stage_id=spec.id, mode=mode, level=level, arrival=arrival,
                                       records=run.records or [], start=run.start, end=run.end, slo=cfg.slo,
                                       interrupted=run.interrupted, server=server, client=client)
+            if cfg.model_check:
+                predicted = check_stage(stack_spec, summary, run.records or [], modelled_target=target.modelled,
+                                        slo=cfg.slo, max_concurrency=cfg.max_concurrency)
+                if predicted:
+                    writer.write_predicted(predicted)
             state.stages.append(summary)
             if planner is not None:
                 planner.record(summary, all(v is not False for v in (summary["sloMet"] or {}).values()))

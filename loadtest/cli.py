@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of server silence before a request is recorded as stalled")
     r.add_argument("--setup-timeout", type=float, default=30.0,
                    help="seconds the calls before measuring (/tokenize) keep retrying a failing server (default: 30)")
+    r.add_argument("--no-model-check", dest="model_check", action="store_false",
+                   help="do not replay each stage on the stack's performance model (by default every stage gets "
+                        "the model's figures, its error and, on --target sim, a hostBound verdict)")
     r.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get after Ctrl-C")
     r.add_argument("--http-client", choices=sorted(TRANSPORTS), default="aiohttp")
     r.add_argument("--workers", type=int, default=1,
@@ -124,6 +127,7 @@ def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
         normalize_arrivals=a.normalize_arrivals, ramp_up=a.ramp_up, max_concurrency=a.max_concurrency,
         temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, sampling_seed=a.sampling_seed,
         extra_body=parse_extra_body(a.extra_body), headers=parse_headers(a.header), setup_timeout=a.setup_timeout,
+        model_check=a.model_check,
     )
     cfg.validate()
     if a.dataset and not Path(a.dataset).is_file():

@@ -166,6 +166,7 @@ class LoadConfig:
     extra_body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     setup_timeout: float = 30.0
+    model_check: bool = True  # replay each stage on the stack's performance model (model_check.py)
 
     @property
     def sampling(self) -> Sampling:

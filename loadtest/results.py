@@ -1,9 +1,10 @@
 """The results writer: one directory per run, every measurement on disk the moment it exists.
 
-``requests.jsonl`` and ``server_metrics.jsonl`` are appended one line per record and flushed at
-once, so a run killed with SIGKILL keeps every completed request (the OS holds flushed data even
-when the process dies). ``summary.json`` is rewritten after every stage through a temporary file and
-``os.replace``, so a reader never sees half a summary. Layout: docs/results-format.md.
+``requests.jsonl`` and ``server_metrics.jsonl`` are appended one line per record and flushed at once
+(``predicted.jsonl``, the model's replay of each stage, after each stage), so a run killed with
+SIGKILL keeps every completed request (the OS holds flushed data even when the process dies).
+``summary.json`` is rewritten after every stage through a temporary file and ``os.replace``, so a
+reader never sees half a summary. Layout: docs/results-format.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from stacks.secret_values import REDACTED, SECRET_FIELD, looks_like_secret
@@ -21,6 +22,8 @@ from stacks.secret_values import REDACTED, SECRET_FIELD, looks_like_secret
 from .records import RequestRecord
 
 FORMAT_VERSION = 2
+REQUESTS_FILE = "requests.jsonl"
+PREDICTED_FILE = "predicted.jsonl"
 #: keys of the stack outputs that are secrets and never leave memory
 SECRET_OUTPUT_KEYS = frozenset({"apiKey", "kubeconfig", "hfToken"})
 
@@ -59,8 +62,9 @@ class ResultsWriter:
         if self.dir.exists():
             raise FileExistsError(f"{self.dir} already exists")
         self.dir.mkdir(parents=True)
-        self._requests = open(self.dir / "requests.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - held open
+        self._requests = open(self.dir / REQUESTS_FILE, "a", encoding="utf-8")  # noqa: SIM115 - held open
         self._metrics = open(self.dir / "server_metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._predicted: TextIO | None = None  # opened by the first stage the model check predicts
         self.requests_written = 0
 
     def write_json(self, name: str, obj: Any) -> Path:
@@ -76,20 +80,27 @@ class ResultsWriter:
         self._requests.flush()
         self.requests_written += 1
 
+    def write_predicted(self, records: list[RequestRecord]) -> None:
+        """One stage's requests as the performance model serves them (``model_check``), same format."""
+        if self._predicted is None:
+            self._predicted = open(self.dir / PREDICTED_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._predicted.writelines(_dump(r.as_dict()) + "\n" for r in records)
+        self._predicted.flush()
+
     def write_scrape(self, entry: dict[str, Any]) -> None:
         self._metrics.write(_dump(entry) + "\n")
         self._metrics.flush()
 
     def close(self) -> None:
-        for f in (self._requests, self._metrics):
-            if not f.closed:
+        for f in (self._requests, self._metrics, self._predicted):
+            if f is not None and not f.closed:
                 f.close()
 
 
-def read_requests(run_dir: Path) -> list[RequestRecord]:
-    """Read back ``requests.jsonl``; a final line cut by a kill (no newline) is ignored."""
+def read_requests(run_dir: Path, name: str = REQUESTS_FILE) -> list[RequestRecord]:
+    """Read back ``requests.jsonl`` (or ``predicted.jsonl``); a final line cut by a kill is ignored."""
     out: list[RequestRecord] = []
-    with open(Path(run_dir) / "requests.jsonl", encoding="utf-8") as f:
+    with open(Path(run_dir) / name, encoding="utf-8") as f:
         for line in f:
             if line.endswith("\n"):
                 out.append(RequestRecord.from_dict(json.loads(line)))

@@ -22,12 +22,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from .errors import BadInput, Unreachable
+
+if TYPE_CHECKING:
+    from stacks.spec import StackSpec
 from .protocols import DIALECTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +91,18 @@ def spec_outputs(stack: str) -> dict[str, Any] | None:
         name, path = resolve_stack_arg(stack)
         return stack_outputs(load_stack_file(path, name))
     except SpecErrors:
+        return None
+
+
+def stack_spec(stack: str) -> StackSpec | None:
+    """The stack file's spec, for the model check (``model_check``); None without a valid file."""
+    from stacks.errors import SpecErrors
+    from stacks.loader import load_stack_file, resolve_stack_arg
+
+    try:
+        name, path = resolve_stack_arg(stack)
+        return load_stack_file(path, name)
+    except (SpecErrors, OSError):
         return None
 
 

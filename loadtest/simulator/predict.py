@@ -20,7 +20,7 @@ import numpy as np
 
 from stacks.spec import StackSpec
 
-from .engine import Engine, Sequence
+from .engine import Engine, Sequence, StepResult
 from .perf_model import PerfModel
 
 Mode = Literal["batch", "rate", "static"]
@@ -41,6 +41,8 @@ class Workload:
     # per-request (input, output) lengths, cycled in order (e.g. a measured run's dataset);
     # empty: every request is input_len / output_len
     shapes: tuple[tuple[int, int], ...] = ()
+    # rate mode: the send offsets themselves (a measured stage's schedule) instead of drawing them
+    arrivals: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.input_len < 1 or self.output_len < 1:
@@ -51,11 +53,15 @@ class Workload:
             raise ValueError(f'Workload.mode "{self.mode}" is not one of batch, rate, static')
         if self.mode in ("batch", "static") and self.concurrency < 1:
             raise ValueError("Workload.concurrency must be >= 1")
-        if self.mode == "rate" and self.rate <= 0:
+        if self.mode == "rate" and self.rate <= 0 and not self.arrivals:
             raise ValueError("Workload.rate must be > 0 requests per second")
+        if self.arrivals and self.mode != "rate":
+            raise ValueError("Workload.arrivals is an open-loop schedule: use it with mode rate")
 
     @property
     def n_requests(self) -> int:
+        if self.arrivals:
+            return len(self.arrivals)
         if self.requests:
             return self.requests
         if self.mode == "rate":
@@ -123,6 +129,8 @@ class Prediction:
 
 
 def _arrivals(w: Workload) -> list[float]:
+    if w.arrivals:
+        return sorted(w.arrivals)
     rng = random.Random(w.seed)
     n = w.n_requests
     if w.arrival == "constant":
@@ -134,8 +142,19 @@ def _arrivals(w: Workload) -> list[float]:
     return out
 
 
-def predict(spec: StackSpec, workload: Workload, *, perf: PerfModel | None = None) -> Prediction:
-    """Predict what a load test of ``workload`` against ``spec`` would measure."""
+@dataclass
+class Simulation:
+    """One workload run through the engine in simulated time: every request, as the engine served it."""
+
+    engine: Engine
+    seqs: list[Sequence]  # in submission order (rid = index)
+    running_sum: float  # ∫ running sequences dt, for the mean batch
+    token_times: list[list[float]] | None  # per request, when each of its tokens left (with_tokens=True)
+
+
+def simulate(spec: StackSpec, workload: Workload, *, perf: PerfModel | None = None,
+             with_tokens: bool = False) -> Simulation:
+    """Run ``workload`` through the stack's engine over simulated time (no clock, no HTTP)."""
     w = workload
     static = w.mode == "static"
     engine = Engine(spec, perf, static_batch=static, batch_size=w.concurrency if static else None,
@@ -145,13 +164,23 @@ def predict(spec: StackSpec, workload: Workload, *, perf: PerfModel | None = Non
         engine.check(i, o)
     total = w.n_requests
     seqs: list[Sequence] = []
+    tokens: list[list[float]] | None = [] if with_tokens else None
     running_sum = 0.0
 
     def submit(at: float) -> None:
         i, o = shapes[len(seqs) % len(shapes)]
         seq = Sequence(rid=len(seqs), prompt_len=i, max_new=o, arrival=at)
         seqs.append(seq)
+        if tokens is not None:
+            tokens.append([])
         engine.add(seq)
+
+    def account(res: StepResult) -> None:
+        nonlocal running_sum
+        running_sum += res.seqs * (res.end - res.start)
+        if tokens is not None:
+            for s in res.emitted:
+                tokens[s.rid].append(s.last_token_at)  # type: ignore[arg-type]
 
     if w.mode == "rate":
         arrivals = _arrivals(w)
@@ -164,7 +193,7 @@ def predict(spec: StackSpec, workload: Workload, *, perf: PerfModel | None = Non
                 continue
             res = engine.step(t)
             if res is not None:
-                running_sum += res.seqs * (res.end - res.start)
+                account(res)
     else:
         clients = w.concurrency
         for _ in range(min(clients, total)):
@@ -173,11 +202,17 @@ def predict(spec: StackSpec, workload: Workload, *, perf: PerfModel | None = Non
             res = engine.step()
             if res is None:
                 continue
-            running_sum += res.seqs * (res.end - res.start)
+            account(res)
             for _seq in res.finished:
                 if len(seqs) < total:
                     submit(res.end)
-    return _summarise(spec, w, engine, seqs, running_sum)
+    return Simulation(engine, seqs, running_sum, tokens)
+
+
+def predict(spec: StackSpec, workload: Workload, *, perf: PerfModel | None = None) -> Prediction:
+    """Predict what a load test of ``workload`` against ``spec`` would measure."""
+    sim = simulate(spec, workload, perf=perf)
+    return _summarise(spec, workload, sim.engine, sim.seqs, sim.running_sum)
 
 
 def _summarise(spec: StackSpec, w: Workload, engine: Engine, seqs: list[Sequence], running_sum: float) -> Prediction:
