@@ -268,10 +268,15 @@ def _stop_tree(proc: subprocess.Popen, grace: float = 10.0) -> None:
 
 
 def rate_levels(batch_runs: list[Path], fractions: tuple[float, ...]) -> list[float]:
-    """Request rates at fractions of the capacity the batch sweep measured (2 significant digits)."""
+    """Request rates at fractions of the capacity the batch sweep found (2 significant digits).
+
+    The capacity is read from the records that decide (``Run.deciding_requests``): on a simulated
+    endpoint the model's replay, so the rate levels, like the verdicts, do not depend on host load.
+    """
     capacity = 0.0
     for run in load_runs([str(p) for p in batch_runs]):
-        ok = run.requests.loc[run.requests["error"].isna() & ~run.requests["warmup"]]
+        req = run.deciding_requests()
+        ok = req.loc[req["error"].isna() & ~req["warmup"]]
         if len(ok) and ok["end"].max() > ok["sent"].min():
             capacity = max(capacity, len(ok) / float(ok["end"].max() - ok["sent"].min()))
     if capacity <= 0:

@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loadtest.model_check import agreement
+from loadtest.model_check import judge as judge_host
+
 from .loader import Run
 from .slo import Slo
 from .stats import request_metrics, server_stage_stats, stage_stats
@@ -118,22 +121,84 @@ def workload_class(mean_in: float, mean_out: float) -> str:
     return "balanced"
 
 
+# the figures shown side by side for the model check (measured_<c>, predicted_<c>)
+CHECK_FIGURES = ("output_tok_s", "ttft_p50", "tpot_p50")
+
+
+def _run_stats(requests: pd.DataFrame, run_id: str, slo: Slo | None) -> pd.DataFrame:
+    req = request_metrics(requests)
+    req.insert(0, "run_id", run_id)
+    stats = stage_stats(req, slo)
+    stats["stage"] = stats["stage"].astype(str)
+    return stats
+
+
+def _model_check(run: Run, slo: Slo | None) -> pd.DataFrame:
+    """Per stage: the measured and predicted figures side by side, the model's error and ``basis``.
+
+    ``basis`` says which of the two the stage's other columns hold (``Run.predicted_stages``).
+    """
+    measured = _run_stats(run.requests, run.run_id, slo)
+    cols = ["stage", "completed", "e2e_p50", *CHECK_FIGURES]
+    out = measured[[c for c in cols if c in measured]].rename(columns=lambda c: c if c == "stage" else f"measured_{c}")
+    predicted = _run_stats(run.predicted, run.run_id, slo) if not run.predicted.empty else pd.DataFrame()
+    if predicted.empty:
+        for c in CHECK_FIGURES:
+            out[f"predicted_{c}"] = np.nan
+    else:
+        pred = predicted[["stage", *CHECK_FIGURES]].rename(columns=lambda c: c if c == "stage" else f"predicted_{c}")
+        out = out.merge(pred, on="stage", how="outer")
+    out["basis"] = np.where(out["stage"].isin(run.predicted_stages), "predicted", "measured")
+    return out
+
+
+def _judge(df: pd.DataFrame) -> pd.DataFrame:
+    """``model_error_*``, ``model_agrees``, ``host_bound`` and ``decides`` (feeds verdicts) per stage.
+
+    The tolerance and the judgement are ``loadtest.model_check``'s, the same the load tester wrote
+    into summary.json, recomputed here so runs without a summary are judged alike.
+    """
+    agrees, host, err_tput, err_ttft = [], [], [], []
+    for _, row in df.iterrows():  # one row per stage
+        fig = {c: (None if pd.isna(row.get(c)) else float(row[c])) for c in
+               ("measured_output_tok_s", "predicted_output_tok_s", "measured_ttft_p50", "predicted_ttft_p50")}
+        if fig["measured_output_tok_s"] is None or fig["predicted_output_tok_s"] is None:
+            agrees.append(pd.NA)
+            host.append(pd.NA)
+            err_tput.append(np.nan)
+            err_ttft.append(np.nan)
+            continue
+        a = agreement(fig["measured_output_tok_s"], fig["predicted_output_tok_s"], fig["measured_ttft_p50"],
+                      fig["predicted_ttft_p50"])
+        agrees.append(a.agrees)
+        host.append(judge_host(row.get("client_bottleneck") is True, a.agrees, row["source"] == "modelled"))
+        err_tput.append(np.nan if a.error_tok_s is None else a.error_tok_s)
+        err_ttft.append(np.nan if a.error_ttft_p50 is None else a.error_ttft_p50)
+    df["model_error_tok_s"] = pd.Series(err_tput, index=df.index, dtype="float64")
+    df["model_error_ttft_p50"] = pd.Series(err_ttft, index=df.index, dtype="float64")
+    df["model_agrees"] = pd.Series(agrees, index=df.index, dtype="boolean")
+    df["host_bound"] = pd.Series(host, index=df.index, dtype="boolean")
+    # What decides verdicts: the model's replay always may (it is the model alone); a measurement may
+    # unless the load generator fell behind (its latencies include client delay) or the host did.
+    measured_basis = df["basis"] == "measured"
+    df["decides"] = ~(measured_basis & ((df["client_bottleneck"] == True)  # noqa: E712 (object column)
+                                        | df["host_bound"].fillna(False).astype(bool)))
+    return df
+
+
 def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Build the stage table for ``runs``; also return the warnings (partial runs, cross-check misses)."""
     warnings: list[str] = [w for run in runs for w in run.warnings]
     frames: list[pd.DataFrame] = []
     for run in runs:
-        req = request_metrics(run.requests)
-        req.insert(0, "run_id", run.run_id)
-        stats = stage_stats(req, slo)
+        stats = _run_stats(run.deciding_requests(), run.run_id, slo)
         if stats.empty:
             warnings.append(f"{run.path}: no completed non-warmup request; the run is left out")
             continue
         order = stats.sort_values("start")["stage"].astype(str).tolist()
         ident = _stage_identity(run, order)
-        stats["stage"] = stats["stage"].astype(str)
         ident["stage"] = ident["stage"].astype(str)
-        df = stats.merge(ident, on="stage", how="left")
+        df = stats.merge(ident, on="stage", how="left").merge(_model_check(run, slo), on="stage", how="left")
         server = server_stage_stats(run.server_metrics)
         server["stage"] = server["stage"].astype(str)
         df = df.merge(server, on="stage", how="left")
@@ -159,11 +224,12 @@ def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, 
         df["client_bottleneck"] = np.nan
     df["client_bottleneck"] = df["client_bottleneck"].astype("object").where(
         df["client_bottleneck"].notna(), df["dispatch_p99"] > 0.05)
+    df = _judge(df)
     df["xcheck"] = _xcheck(df)
-    for _, row in df.loc[df["client_bottleneck"] == True].iterrows():  # noqa: E712 (object column)
+    for _, row in df.loc[(df["client_bottleneck"] == True) & (df["basis"] == "measured")].iterrows():  # noqa: E712
         warnings.append(f"{row['stack']} {row['mode']} level {row['level']:g} ({row['run_dir']}): the load generator "
                         f"could not keep its schedule (dispatch delay p99 {row['dispatch_p99'] * 1e3:.1f} ms); "
-                        "its latencies include client delay")
+                        "its latencies include client delay, so it decides no verdict")
     for _, row in df.loc[df["xcheck"].str.startswith("differs")].iterrows():
         warnings.append(f"{row['run_dir']} stage {row['stage']}: recomputed figures {row['xcheck']}")
     df = df.sort_values(["source", "stack", "workload_label", "mode", "level", "run_id"], kind="stable")
@@ -172,9 +238,12 @@ def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, 
 
 def _xcheck(df: pd.DataFrame) -> pd.Series:
     """Compare recomputed figures with the load tester's summary: ``ok``, ``no summary`` or what differs."""
-    pairs = [("completed", "summary_completed", 0.0), ("output_tok_s", "summary_output_tok_s", XCHECK_RTOL),
-             ("ttft_p50", "summary_ttft_p50", XCHECK_RTOL), ("tpot_p50", "summary_tpot_p50", XCHECK_RTOL),
-             ("e2e_p50", "summary_e2e_p50", XCHECK_RTOL)]
+    # the summary holds the load tester's measured figures: compare them with the measured columns
+    pairs = [("measured_completed", "summary_completed", 0.0),
+             ("measured_output_tok_s", "summary_output_tok_s", XCHECK_RTOL),
+             ("measured_ttft_p50", "summary_ttft_p50", XCHECK_RTOL),
+             ("measured_tpot_p50", "summary_tpot_p50", XCHECK_RTOL),
+             ("measured_e2e_p50", "summary_e2e_p50", XCHECK_RTOL)]
     out = []
     for _, row in df.iterrows():  # one row per stage: tens to hundreds, not per request
         seen, diffs = 0, []
@@ -184,6 +253,6 @@ def _xcheck(df: pd.DataFrame) -> pd.Series:
                 continue
             seen += 1
             if not math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=1e-3):
-                diffs.append(f"{mine} {float(a):.4g} vs {float(b):.4g}")
+                diffs.append(f"{mine.removeprefix('measured_')} {float(a):.4g} vs {float(b):.4g}")
         out.append("no summary" if not seen else ("ok" if not diffs else "differs: " + "; ".join(diffs)))
     return pd.Series(out, index=df.index, dtype="object")

@@ -2,10 +2,11 @@
 
 A run directory is self-describing: ``run.json`` (written at start) says what was run against what
 and at what cost; ``requests.jsonl`` holds one line per finished request; ``summary.json`` holds the
-load tester's own per-stage statistics. A run that was killed keeps its requests but may lack a
-summary and end in a half-written line: such runs load with a warning, because every completed
-request is still a measurement. An unknown ``formatVersion`` is refused: guessing at a format we do
-not know would silently produce wrong numbers.
+load tester's own per-stage statistics; ``predicted.jsonl`` (same record format) holds the same
+requests as the stack's performance model serves them (``loadtest/model_check.py``). A run that was
+killed keeps its requests but may lack a summary and end in a half-written line: such runs load with
+a warning, because every completed request is still a measurement. An unknown ``formatVersion`` is
+refused: guessing at a format we do not know would silently produce wrong numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from loadtest.metrics_scrape import metric_role
+from loadtest.results import PREDICTED_FILE, REQUESTS_FILE
 
 from .errors import AnalysisError
 
@@ -52,11 +54,34 @@ class Run:
     requests: pd.DataFrame
     server_metrics: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    # the model's replay of each stage (predicted.jsonl); empty for runs made without the model check
+    predicted: pd.DataFrame = field(default_factory=lambda: _empty_requests())
 
     @property
     def source(self) -> str:
         """``modelled`` (simulated endpoint) or ``measured`` (a real server): never mixed silently."""
         return "modelled" if self.modelled else "measured"
+
+    @property
+    def predicted_stages(self) -> set[str]:
+        """Stages decided on the model's replay: those of a simulated endpoint that the model replayed.
+
+        A simulated endpoint's served timing is the model's timing plus whatever the host adds (CPU
+        contention, scheduling); the replay is the model alone, deterministic for a seed. So its
+        figures decide, and the served ones are the check (``model_check``). A real endpoint's
+        measurement always decides.
+        """
+        if not self.modelled or self.predicted.empty:
+            return set()
+        return set(self.predicted["stage"].dropna().astype(str))
+
+    def deciding_requests(self) -> pd.DataFrame:
+        """The records verdicts are computed from: the replay for ``predicted_stages``, else the measured."""
+        stages = self.predicted_stages
+        if not stages:
+            return self.requests
+        rest = self.requests.loc[~self.requests["stage"].astype(str).isin(stages)]
+        return pd.concat([self.predicted, rest], ignore_index=True)
 
 
 def find_run_dirs(args: list[str]) -> list[Path]:
@@ -245,10 +270,14 @@ def load_run(path: Path) -> Run:
     else:
         warnings.append(f"{path}: no summary.json (the run did not finish a stage); statistics are "
                         "recomputed from requests.jsonl")
-    requests, w = read_requests(path / "requests.jsonl")
+    requests, w = read_requests(path / REQUESTS_FILE)
     warnings += w
     metrics, w = read_server_metrics(path / "server_metrics.jsonl")
     warnings += w
+    predicted = _empty_requests()
+    if (path / PREDICTED_FILE).is_file():
+        predicted, pw = read_requests(path / PREDICTED_FILE)
+        warnings += pw
     # v2's ``complete: false`` marks a run killed between stages (the last per-stage rewrite survives).
     incomplete = summary is not None and (bool(summary.get("partial")) or summary.get("complete") is False)
     partial = summary is None or incomplete or any("truncated" in x for x in w)
@@ -271,6 +300,7 @@ def load_run(path: Path) -> Run:
         modelled=bool(modelled), partial=partial, format_version=version,
         tool_version=_tool_version(run_doc), config=_config_of(run_doc) or (_config_of(summary) if summary else {}),
         spec=spec, summary=summary, requests=requests, server_metrics=metrics, warnings=warnings,
+        predicted=predicted,
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from loadtest.model_check import TOLERANCE, TTFT_FLOOR_S
+
 from . import __version__
 from .compare import comparison_table, slo_verdicts
 from .cost import add_cost
@@ -64,10 +66,11 @@ def analyse(runs: list[Run], slo: Slo, baseline: str | None = None, price: str =
 
         raise AnalysisError("RESULTS", "no run holds a completed request", "run a load test first")
     stages = add_cost(stages, baseline, price)
-    series, cheapest = slo_verdicts(stages, slo)
+    deciding = stages.loc[stages["decides"]]  # frame.py: no host- or client-bound measurement decides
+    series, cheapest = slo_verdicts(deciding, slo)
     return Analysis(runs=runs, slo=slo, stages=stages, table=comparison_table(stages, slo), series=series,
-                    cheapest=cheapest, recommendations=evaluate_recommendations(stages, slo),
-                    findings=evaluate_findings(stages), warnings=warnings, baseline=baseline, price=price)
+                    cheapest=cheapest, recommendations=evaluate_recommendations(deciding, slo),
+                    findings=evaluate_findings(deciding), warnings=warnings, baseline=baseline, price=price)
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -156,6 +159,46 @@ def _verdicts_doc(a: Analysis) -> dict[str, Any]:
     }
 
 
+def model_check_table(stages: pd.DataFrame) -> pd.DataFrame:
+    """Per stage: measured and predicted throughput and TTFT p50, the model's error, host-bound."""
+    d = stages.loc[stages["predicted_output_tok_s"].notna()]
+    return pd.DataFrame({
+        "source": d["source"], "stack": d["stack"], "in→out": d["workload_label"], "mode": d["mode"],
+        "level": d["level"], "measured tok/s": d["measured_output_tok_s"],
+        "predicted tok/s": d["predicted_output_tok_s"], "error tok/s": d["model_error_tok_s"].map(_pct),
+        "measured TTFT p50 s": d["measured_ttft_p50"], "predicted TTFT p50 s": d["predicted_ttft_p50"],
+        "error TTFT p50": d["model_error_ttft_p50"].map(_pct),
+        "decided on": d["basis"], "host-bound": d["host_bound"].map({True: "**yes**", False: "no"}).fillna("–"),
+    })
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None or pd.isna(v) else f"{v:+.0%}"
+
+
+def _model_check_section(a: Analysis) -> list[str]:
+    """Predict → measure → the model's error, per stage (``loadtest/model_check.py``)."""
+    table = model_check_table(a.stages)
+    if table.empty:
+        return []
+    s = ["## Model check: measured against predicted\n"]
+    s.append(f"Each stage was replayed on the stack's performance model: the same requests, lengths and schedule, "
+             f"in simulated time. Error = (measured − predicted) / predicted. On a real endpoint it is the model's "
+             f"error; on a simulated endpoint the two should agree, and a stage beyond the tolerance (throughput "
+             f"±{TOLERANCE:.0%}, TTFT p50 ±{TOLERANCE:.0%} or {TTFT_FLOOR_S * 1e3:.0f} ms) or whose load generator "
+             "fell behind is **host-bound**: the machine could not serve the simulation in real time. A host-bound "
+             "measurement decides nothing; a simulated stage is decided on its prediction.\n")
+    bound = int(a.stages["host_bound"].fillna(False).astype(bool).sum())
+    errs = a.stages.loc[a.stages["source"] == "measured", "model_error_tok_s"].dropna()
+    if bound:
+        s.append(f"**{bound} stage(s) host-bound** (their served numbers are shown, not used).\n")
+    if len(errs):
+        s.append(f"On the measured (real) runs the model's throughput error is {errs.abs().median():.0%} median "
+                 f"|error| over {len(errs)} stage(s), at most {errs.abs().max():.0%}.\n")
+    s.append(md_table(table))
+    return s
+
+
 def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
     modelled = "modelled" in a.sources
     measured = "measured" in a.sources
@@ -168,6 +211,8 @@ def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
     if modelled and not measured:
         s.append("> **Every number in this report is *modelled*:** the runs used the simulated endpoint "
                  "(`--target sim`), whose timing comes from a calibrated performance model, not from GPUs. "
+                 "The figures that decide are the model's replay of each stage (simulated time: the same on a "
+                 "busy or an idle machine); the served measurement checks it (see *Model check*). "
                  "They show what the model predicts; measure on real hardware before buying it.\n")
     elif modelled:
         s.append("> This report holds both *modelled* (simulated endpoint) and *measured* runs. They are kept "
@@ -220,6 +265,7 @@ def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
             s.append(f"**{caption}**{' *(modelled)*' if modelled else ''}\n\n![{caption}]({os.path.relpath(p, out)})\n")
         elif figures:
             s.append(f"_{caption}: no data in these runs._\n")
+    s += _model_check_section(a)
     s.append("## Comparison table\n")
     s.append("All latencies in seconds. Levels are concurrent requests (batch) or requests/s (rate). "
              "`tok/s per $ (norm.)` is relative to the `baseline` stack at the same model, workload and level. "

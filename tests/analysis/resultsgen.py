@@ -53,9 +53,13 @@ def write_run(
     waves: int = 2, requests_per_rate_level: int = 20, usd_per_hour: float | None = None, modelled: bool = True,
     with_summary: bool = True, truncate_last_line: bool = False, run_id: str | None = None,
     spec: dict[str, Any] | None = None, format_version: int = 1, errors: dict[float, int] | None = None,
-    warmup: int = 0, max_running: int = 256, scrape: bool = True,
+    warmup: int = 0, max_running: int = 256, scrape: bool = True, predicted: Curve | None = None,
 ) -> Path:
-    """Write one run directory under ``root/<stack>/<run_id>`` and return its path."""
+    """Write one run directory under ``root/<stack>/<run_id>`` and return its path.
+
+    ``predicted``: also write ``predicted.jsonl``, the same requests timed by this curve (the model's
+    replay), with no errors (the model serves every request).
+    """
     run_id = run_id or f"20260101T000000Z-{mode}-{input_len}-{output_len}"
     path = root / stack / run_id
     path.mkdir(parents=True, exist_ok=True)
@@ -67,6 +71,7 @@ def write_run(
                "config": config, "outputs": {"stack": stack, "spec": spec}, "spec": spec}
     (path / "run.json").write_text(json.dumps(run_doc))
     lines: list[str] = []
+    pred_lines: list[str] = []
     metrics: list[str] = []
     stages: list[dict[str, Any]] = []
     t0, i = 0.0, 0
@@ -90,6 +95,10 @@ def write_run(
         for j, s in enumerate(sched):
             err = "http_5xx" if j < n_err else None
             lines.append(json.dumps(_record(sid, i, s, s, ttft, tpot, input_len, output_len, err, False)))
+            if predicted is not None:  # a closed loop's next wave starts when the model's first one ends
+                ps = t0 + (j // int(level)) * predicted.e2e(level, output_len) if mode == "batch" else s
+                pred_lines.append(json.dumps(_record(sid, i, ps, ps, predicted.ttft(level), predicted.tpot(level),
+                                                     input_len, output_len, None, False)))
             i += 1
         ok = n - n_err
         stages.append({
@@ -114,6 +123,8 @@ def write_run(
         text = text.rstrip("\n")
         text = text[: len(text) - 15]
     (path / "requests.jsonl").write_text(text)
+    if predicted is not None:
+        (path / "predicted.jsonl").write_text("\n".join(pred_lines) + "\n")
     if scrape:
         (path / "server_metrics.jsonl").write_text("\n".join(metrics) + "\n")
     if with_summary:
