@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--slo", default=DEFAULT_SLO, help="latency objective for the verdicts")
     d.add_argument("--batch-levels", default="16,32,64,128,256", help="static batch sizes (default: the guide's)")
     d.add_argument("--prefill-levels", default="4,16", help="batch sizes of the input-heavy workload")
+    d.add_argument("--resume", action="store_true",
+                   help="continue the latest demo attempt under the results directory: reuse its finished runs, "
+                        "redo the failed or unfinished ones (same --stacks and workload flags)")
     d.add_argument("--rate-seconds", type=float, default=8.0, help="seconds of arrivals per rate stage")
     return p
 

@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .demo_attempt import LEDGER, Attempt
 from .loader import load_runs
 from .report import analyse, headline, write_report
 from .slo import parse_slo
@@ -41,6 +43,9 @@ DEMO_STACKS = ("llama2-7b-g2x2", "llama2-7b-a3", "llama2-70b-g2", "llama2-70b-a3
                "llama2-7b-g2-fp8", "llama2-70b-g2-fp8")
 RUN_TIMEOUT_S = 400.0  # one load-test run (the longest demo run takes about 70 s): over it, the demo fails
 FAST_DECODE_STEPS_PER_S = 100.0  # above this, a stack's endpoint streams fast enough to load the client
+# CPU one lane (a simulated endpoint and its load tester) takes at its peak, a static batch of 256;
+# measured with `top` during `make demo`: 0.3 to 0.6 of a core per lane
+LANE_CPU_CORES = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,15 @@ class Workloads:
     # second, so the default 1 s interval would catch one sample or none of its running batch.
     batch_scrape_s: float = 0.25
 
+    @property
+    def runs_per_stack(self) -> int:
+        return len(self.batch_levels) + 1 + len(self.prefill_levels)
+
+    def key(self) -> dict[str, object]:
+        """What an attempt runs, for ``--resume`` to check it asks for the same."""
+        return {"batchLevels": list(self.batch_levels), "prefillLevels": list(self.prefill_levels),
+                "rateSeconds": self.rate_seconds}
+
     def describe(self) -> str:
         return (f"static batches {'→'.join(map(str, self.batch_levels))} at {self.lengths[0]}→{self.lengths[1]} "
                 f"tokens; Poisson rate sweep at {', '.join(f'{f:.0%}' for f in self.rate_fractions)} of the "
@@ -72,10 +86,13 @@ class DemoFailed(Exception):
 @dataclass
 class StackProgress:
     stack: str
+    total: int = 0  # runs this stack has to make
     step: str = "waiting"
     run_dir: Path | None = None
     started: float = field(default_factory=time.monotonic)
     runs: list[Path] = field(default_factory=list)
+    finished: int = 0  # runs finished or failed
+    failed: int = 0
     done: bool = False
 
 
@@ -176,22 +193,35 @@ def _plan_line(text: str) -> str:
 
 
 class LoadRunner:
-    """Runs ``python -m loadtest run --target sim`` for one stack's workloads, in order."""
+    """Runs ``python -m loadtest run --target sim`` for one stack's workloads, in order.
 
-    def __init__(self, stack: str, results: Path, logs: Path, workloads: Workloads, stamp: str,
-                 progress: StackProgress, stop: threading.Event):
-        self.stack, self.results, self.logs, self.w = stack, results, logs, workloads
-        self.stamp, self.progress, self.stop = stamp, progress, stop
+    A failed run is recorded in the attempt's ledger and the stack goes on with the runs that do not
+    need it (the rate sweep needs one finished batch run); a run the attempt already finished is
+    reused (``--resume``).
+    """
+
+    def __init__(self, stack: str, attempt: Attempt, logs: Path, workloads: Workloads, progress: StackProgress,
+                 stop: threading.Event):
+        self.stack, self.attempt, self.logs, self.w = stack, attempt, logs, workloads
+        self.progress, self.stop = progress, stop
 
     def run(self, name: str, args: list[str]) -> Path:
         if self.stop.is_set():
             raise DemoFailed(f"{self.stack}: stopped before {name}")
-        run_id = f"{self.stamp}-{name}"
+        done = self.attempt.finished(self.stack, name)
+        if done is not None:
+            self.progress.runs.append(done)
+            _say(f"{self.stack}: {name} reused from this attempt: {done}")
+            return done
+        run_id = f"{self.attempt.stamp}-{name}"
+        results = self.attempt.dir
         cmd = [*_py(), "-m", "loadtest", "run", "--stack", self.stack, "--target", "sim", *args,
-               "--results-dir", str(self.results), "--run-id", run_id, "--no-progress"]
+               "--results-dir", str(results), "--run-id", run_id, "--no-progress"]
         log = self.logs / f"{self.stack}-{name}.log"
         self.progress.step = name
-        self.progress.run_dir = self.results / self.stack / run_id
+        self.progress.run_dir = results / self.stack / run_id
+        if self.progress.run_dir.exists():  # a run this attempt started and did not finish: redo it
+            shutil.rmtree(self.progress.run_dir)
         t0 = time.monotonic()
         with open(log, "w") as f:
             f.write("$ " + " ".join(cmd) + "\n")
@@ -213,26 +243,49 @@ class LoadRunner:
         lines = [ln for ln in text.splitlines() if ln.startswith("results: ")]
         path = Path(lines[-1].split(": ", 1)[1]) if lines else self.progress.run_dir
         self.progress.runs.append(path)
+        self.attempt.record(self.stack, name, path)
         stage_lines = [ln for ln in text.splitlines() if ln.startswith("stage ")]
         detail = stage_lines[-1].split(": ", 1)[-1] if stage_lines else f"{_count_lines(path)} requests"
         _say(f"{self.stack}: {name} done in {took:.0f} s: {detail}")
         return path
+
+    def _try(self, name: str, args: list[str]) -> Path | None:
+        """``run``, but a failure is recorded (ledger, progress) instead of ending the stack's lane."""
+        try:
+            return self.run(name, args)
+        except DemoFailed as exc:
+            if self.stop.is_set():
+                raise
+            self.attempt.fail(self.stack, name, str(exc))
+            self.progress.failed += 1
+            _say(f"{self.stack}: {name} FAILED (the demo goes on without it): {str(exc).splitlines()[0]}")
+            return None
+        finally:
+            self.progress.finished += 1
 
     def all(self) -> list[Path]:
         w = self.w
         lin, lout = w.lengths
         batch_runs = []
         for n in w.batch_levels:  # one run per level: each stage is exactly one static batch of n
-            batch_runs.append(self.run(f"batch-{n}", [
+            path = self._try(f"batch-{n}", [
                 "--mode", "batch", "--levels", str(n), "--requests-per-level", str(n), "--input-len", str(lin),
-                "--output-len", str(lout), "--seed", "1", "--scrape-interval", f"{w.batch_scrape_s:g}"]))
-        rates = rate_levels(batch_runs, w.rate_fractions)
-        self.run("rate", [
-            "--mode", "rate", "--arrival", "poisson", "--levels", ",".join(f"{r:g}" for r in rates),
-            "--duration", f"{w.rate_seconds:g}", "--input-len", str(lin), "--output-len", str(lout), "--seed", "2"])
+                "--output-len", str(lout), "--seed", "1", "--scrape-interval", f"{w.batch_scrape_s:g}"])
+            if path is not None:
+                batch_runs.append(path)
+        if batch_runs:
+            rates = rate_levels(batch_runs, w.rate_fractions)
+            self._try("rate", [
+                "--mode", "rate", "--arrival", "poisson", "--levels", ",".join(f"{r:g}" for r in rates),
+                "--duration", f"{w.rate_seconds:g}", "--input-len", str(lin), "--output-len", str(lout),
+                "--seed", "2"])
+        else:
+            self.attempt.fail(self.stack, "rate", "no batch run finished, so the rate sweep could not be sized")
+            self.progress.finished += 1
+            self.progress.failed += 1
         pin, pout = w.prefill_lengths
         for n in w.prefill_levels:
-            self.run(f"prefill-{n}", [
+            self._try(f"prefill-{n}", [
                 "--mode", "batch", "--levels", str(n), "--requests-per-level", str(n * w.prefill_batches),
                 "--input-len", str(pin), "--output-len", str(pout), "--seed", "3"])
         self.progress.done = True
@@ -302,10 +355,43 @@ def _count_lines(path: Path | None) -> int:
 
 
 def _monitor(progress: list[StackProgress], stop: threading.Event, every: float = 10.0) -> None:
+    """Every ``every`` s: runs finished of the total, an ETA from the pace so far, and each stack's step."""
     t0 = time.monotonic()
+    total = sum(p.total for p in progress)
     while not stop.wait(every):
-        parts = [f"{p.stack}: {p.step}" + ("" if p.done else f" ({_count_lines(p.run_dir)} req)") for p in progress]
-        _say(f"{time.monotonic() - t0:4.0f}s  " + " | ".join(parts))
+        done = sum(p.finished for p in progress)
+        failed = sum(p.failed for p in progress)
+        elapsed = time.monotonic() - t0
+        eta = f", ETA {elapsed / done * (total - done):.0f} s" if done else ""
+        parts = [f"{p.stack}: {p.step}" + ("" if p.done else f" ({_count_lines(p.run_dir)} req done)")
+                 for p in progress]
+        _say(f"{elapsed:4.0f}s  runs {done}/{total}" + (f" ({failed} failed)" if failed else "") + eta
+             + "  " + " | ".join(parts))
+
+
+def cpu_headroom(seconds: float = 1.0) -> float:
+    """Idle cores right now: (1 − busy share over ``seconds``, from /proc/stat) × cores; off Linux,
+    cores minus the one-minute load average."""
+    cores = os.cpu_count() or 1
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return idle, sum(fields)
+
+    try:
+        i0, t0 = sample()
+        time.sleep(seconds)
+        i1, t1 = sample()
+        return cores * (i1 - i0) / max(1, t1 - t0)
+    except (OSError, ValueError, IndexError):
+        return max(0.0, cores - os.getloadavg()[0])
+
+
+def parallel_lanes(groups: int, headroom_cores: float) -> int:
+    """How many lanes load-test at once: as many as the idle cores can serve (each lane peaks at
+    about LANE_CPU_CORES: its simulator and its load tester), at least one."""
+    return max(1, min(groups, int(headroom_cores / LANE_CPU_CORES)))
 
 
 def lanes(stacks: list[str]) -> list[list[str]]:
@@ -335,7 +421,10 @@ def run_demo(args: argparse.Namespace) -> int:
     workloads = Workloads(batch_levels=_levels("--batch-levels", args.batch_levels),
                           prefill_levels=_levels("--prefill-levels", args.prefill_levels),
                           rate_seconds=args.rate_seconds)
-    _say(f"stacks: {', '.join(stacks)}; SLO {slo}; report → {out / 'report.md'}")
+    key = {"stacks": stacks, "slo": str(slo), **workloads.key()}
+    attempt = Attempt.resume(results, key) if args.resume else Attempt.new(results, key)
+    _say(f"stacks: {', '.join(stacks)}; SLO {slo}; attempt {attempt.dir}"
+         f"{' (resumed)' if args.resume else ''}; report → {out / 'report.md'}")
     try:
         _say("step 1/3: offline plan of each stack")
         plans = plan_stacks(stacks, out)
@@ -344,23 +433,45 @@ def run_demo(args: argparse.Namespace) -> int:
                              "the demo cannot measure anything and does not fake results")
         _say(f"step 2/3: the guide's workloads on each stack's simulated endpoint: {workloads.describe()} "
              f"(logs in {logs})")
-        run_dirs = _load_test_all(stacks, results, logs, workloads)
+        run_dirs = _load_test_all(stacks, attempt, logs, workloads)
     except DemoFailed as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    _say(f"step 3/3: compare {len(run_dirs)} runs")
+    attempt.close()
+    resume = f"python -m analysis demo --out {out} --resume" + (f" --stacks {args.stacks}" if args.stacks else "")
+    if not run_dirs:
+        print(f"demo FAILED: no run finished ({len(attempt.failed)} failed; ledger "
+              f"{attempt.dir / LEDGER}); retry the failed runs with `{resume}`", file=sys.stderr)
+        return EXIT_FAILED
+    _say(f"step 3/3: compare {len(run_dirs)} runs" + (f" ({len(attempt.failed)} missing)" if attempt.failed else ""))
     analysis = analyse(load_runs([str(p) for p in run_dirs]), slo)
     path = write_report(analysis, out)
     _append_plans(path, plans)
+    if attempt.failed:
+        _append_missing(path, attempt, resume)
     print()
     for line in headline(analysis):
         print("  " + line.replace("**", "").replace("*", ""))
     for f in analysis.findings:
         print(f"  [{f.verdict}] {f.claim}: guide {f.guide}, here {f.measured}")
     print()
+    if attempt.failed:
+        print(f"demo INCOMPLETE: {len(attempt.failed)} run(s) failed and are missing from the report "
+              f"(listed in it, with their logs); retry them with `{resume}`", file=sys.stderr)
+        return EXIT_FAILED
     _say(f"done in {time.monotonic() - t0:.0f} s. Report: {path} (figures and CSVs beside it; every number is "
-         "modelled by the simulated endpoints)")
+         "modelled: decided on the performance model's replay of each stage, checked against the served endpoint)")
     return 0
+
+
+def _append_missing(report: Path, attempt: Attempt, resume: str) -> None:
+    """What this report lacks and why: the runs of the attempt that failed."""
+    text = ("## Missing from this demo\n\nThese runs failed, so the tables, verdicts and findings above are "
+            f"computed without them. Retry only them with `{resume}`.\n\n| run | why |\n|---|---|\n")
+    text += "".join(f"| {run} | {why.splitlines()[0].replace('|', '/')} |\n"
+                    for run, why in sorted(attempt.failed.items()))
+    with open(report, "a") as f:
+        f.write("\n" + text)
 
 
 def _append_plans(report: Path, plans: dict[str, str]) -> None:
@@ -388,37 +499,33 @@ def _levels(flag: str, text: str) -> tuple[int, ...]:
     return levels
 
 
-def _load_test_all(stacks: list[str], results: Path, logs: Path, workloads: Workloads) -> list[Path]:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    progress = {s: StackProgress(s) for s in stacks}
+def _load_test_all(stacks: list[str], attempt: Attempt, logs: Path, workloads: Workloads) -> list[Path]:
+    """Every stack's runs, lanes side by side; returns the runs that finished (failures are in the ledger)."""
+    progress = {s: StackProgress(s, total=workloads.runs_per_stack) for s in stacks}
     stop, done = threading.Event(), threading.Event()
     monitor = threading.Thread(target=_monitor, args=(list(progress.values()), done), daemon=True)
     monitor.start()
     groups = lanes(stacks)
-    _say("lanes (run side by side): " + " | ".join(" → ".join(g) for g in groups))
+    headroom = cpu_headroom()
+    parallel = parallel_lanes(len(groups), headroom)
+    _say(f"lanes: {' | '.join(' → '.join(g) for g in groups)}; {parallel} at once ({headroom:.1f} idle cores "
+         f"measured, about {LANE_CPU_CORES:g} core per lane)")
 
     def lane(names: list[str]) -> list[Path]:
         paths: list[Path] = []
         for name in names:
-            paths += LoadRunner(name, results, logs, workloads, stamp, progress[name], stop).all()
+            paths += LoadRunner(name, attempt, logs, workloads, progress[name], stop).all()
         return paths
 
-    pool = ThreadPoolExecutor(max_workers=len(groups))
+    pool = ThreadPoolExecutor(max_workers=parallel)
     try:
         futures = [pool.submit(lane, g) for g in groups]
         paths: list[Path] = []
-        errors: list[str] = []
         for fut in futures:
-            try:
-                paths += fut.result()
-            except DemoFailed as exc:
-                stop.set()  # the other stacks stop too: a report over some of the stacks would mislead
-                errors.append(str(exc))
-        if errors:
-            raise DemoFailed("\n".join(errors))
+            paths += fut.result()
         return paths
-    except KeyboardInterrupt:
-        stop.set()
+    except BaseException:
+        stop.set()  # Ctrl-C or a defect: stop every lane (their runs stay in the ledger for --resume)
         raise
     finally:
         pool.shutdown(wait=True)

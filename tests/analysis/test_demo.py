@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -15,6 +16,8 @@ import pytest
 
 from analysis import demo
 from analysis.cli import main
+from analysis.demo_attempt import Attempt
+from analysis.errors import AnalysisError
 
 from .resultsgen import Curve, write_run
 
@@ -70,8 +73,12 @@ def test_demo_runs_the_real_pipeline_on_one_stack(tmp_path: Path) -> None:
     assert stages.count("\n") >= 1 + 2 + 2 + 1  # 2 batch levels, ≥ 2 rates, 1 prefill level
     doc = json.loads((out / "verdicts.json").read_text())
     assert len(doc["recommendations"]) == 5
-    runs = sorted(p.name for p in (out / "results" / "llama2-7b-a3").iterdir())
+    (attempt,) = (out / "results").iterdir()  # one attempt, its own directory
+    runs = sorted(p.name for p in (attempt / "llama2-7b-a3").iterdir())
     assert [r.split("-", 1)[1] for r in runs] == ["batch-4", "batch-8", "prefill-2", "rate"]
+    ledger = json.loads((attempt / "demo-attempt.json").read_text())
+    assert ledger["complete"] is True and ledger["failed"] == {} and len(ledger["runs"]) == 4
+    assert "## Model check: measured against predicted" in report
     assert "## Offline plans" in report
     assert (out / "plans" / "llama2-7b-a3.json").is_file() or "SKIPPED" in p.stdout
 
@@ -104,8 +111,9 @@ def test_a_run_over_its_timeout_fails_the_demo_with_its_log_and_is_stopped(tmp_p
     monkeypatch.setattr(demo, "_py", lambda: [sys.executable, str(fake)])
     monkeypatch.setattr(demo, "RUN_TIMEOUT_S", 1.0)
     monkeypatch.setattr(demo, "_stop_tree", functools.partial(demo._stop_tree, grace=1.0))
-    runner = demo.LoadRunner("llama2-7b-g2", tmp_path / "results", tmp_path, demo.Workloads(), "t",
-                             demo.StackProgress("llama2-7b-g2"), threading.Event())
+    attempt = Attempt.new(tmp_path / "results", {})
+    runner = demo.LoadRunner("llama2-7b-g2", attempt, tmp_path, demo.Workloads(), demo.StackProgress("llama2-7b-g2"),
+                             threading.Event())
     with pytest.raises(demo.DemoFailed) as exc:
         runner.run("batch-4", ["--mode", "batch"])
     assert "ran over 1 s" in str(exc.value) and str(tmp_path / "llama2-7b-g2-batch-4.log") in str(exc.value)
@@ -124,3 +132,74 @@ def _gone(pid: int, wait: float = 3.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_lanes_at_once_follow_the_idle_cores() -> None:
+    assert demo.parallel_lanes(6, 0.0) == 1  # a saturated machine still makes progress, one lane at a time
+    assert demo.parallel_lanes(6, 2.0) == int(2.0 / demo.LANE_CPU_CORES)
+    assert demo.parallel_lanes(3, 64.0) == 3
+    assert 0.0 <= demo.cpu_headroom(0.05) <= (os.cpu_count() or 1) + 1e-9
+
+
+def _finished_run(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "summary.json").write_text(json.dumps({"complete": True}))
+    return path
+
+
+def test_a_failed_run_is_recorded_and_the_stack_goes_on(tmp_path: Path, monkeypatch) -> None:
+    attempt = Attempt.new(tmp_path, {"k": 1})
+    progress = demo.StackProgress("s", total=demo.Workloads().runs_per_stack)
+    runner = demo.LoadRunner("s", attempt, tmp_path, demo.Workloads(), progress, threading.Event())
+    made: list[str] = []
+
+    def run(name: str, args: list[str]) -> Path:
+        if name == "batch-32":
+            raise demo.DemoFailed("s: `loadtest run` exited 3; log x.log:\nreset: ReadError")
+        made.append(name)
+        return _finished_run(tmp_path / "runs", name)
+
+    monkeypatch.setattr(runner, "run", run)
+    monkeypatch.setattr(demo, "rate_levels", lambda runs, fractions: [1.0, 2.0])
+    runner.all()
+    assert made == ["batch-16", "batch-64", "batch-128", "batch-256", "rate", "prefill-4", "prefill-16"]
+    assert progress.finished == progress.total and progress.failed == 1
+    ledger = json.loads((attempt.dir / "demo-attempt.json").read_text())
+    assert list(ledger["failed"]) == ["s/batch-32"] and "ReadError" in ledger["failed"]["s/batch-32"]
+
+
+def test_resume_reuses_finished_runs_and_refuses_other_workloads(tmp_path: Path) -> None:
+    first = Attempt.new(tmp_path, {"stacks": ["a"], "rateSeconds": 8.0})
+    done = _finished_run(first.dir / "a", "batch-16")
+    first.record("a", "batch-16", done)
+    first.record("a", "batch-32", first.dir / "a" / "cut")  # started, never finished: redone
+    first.fail("a", "rate", "boom")
+    again = Attempt.resume(tmp_path, {"stacks": ["a"], "rateSeconds": 8.0})
+    assert again.dir == first.dir and again.finished("a", "batch-16") == done
+    assert again.finished("a", "batch-32") is None and again.finished("a", "rate") is None
+    with pytest.raises(AnalysisError) as exc:
+        Attempt.resume(tmp_path, {"stacks": ["a"], "rateSeconds": 4.0})
+    assert "rateSeconds" in str(exc.value) and "--resume" in str(exc.value)
+    with pytest.raises(AnalysisError):
+        Attempt.resume(tmp_path / "empty", {})
+    assert Attempt.new(tmp_path, {}).dir != first.dir  # a new attempt never reuses a directory
+
+
+def test_a_partial_demo_still_reports_and_says_what_is_missing(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(demo, "plan_stacks", lambda stacks, out: {})
+    monkeypatch.setattr(demo, "_module_available", lambda module, sub: True)
+
+    def load_test_all(stacks, attempt, logs, workloads):
+        attempt.fail("llama2-7b-a3", "batch-16", "llama2-7b-a3: `loadtest run` exited 3; log l.log")
+        return [write_run(attempt.dir, "llama2-7b-g2", curve=Curve(), levels=(16, 32))]
+
+    monkeypatch.setattr(demo, "_load_test_all", load_test_all)
+    out = tmp_path / "demo"
+    rc = main(["demo", "--out", str(out), "--stacks", "llama2-7b-g2,llama2-7b-a3"])
+    assert rc == demo.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "demo INCOMPLETE: 1 run(s) failed" in err and "--resume" in err
+    report = (out / "report.md").read_text()
+    missing = report.split("## Missing from this demo", 1)[1]
+    assert "llama2-7b-a3/batch-16" in missing and "exited 3" in missing
