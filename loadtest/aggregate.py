@@ -122,6 +122,7 @@ def summarize_stage(
         "scheduledRate": scheduled_rate,
         "achievedRate": achieved,
         "requestThroughput": len(ok) / duration if duration else 0.0,
+        "sendWindowThroughput": _send_window_throughput(sent_times, ok, col("e2e")),
         "inputTokens": in_tok,
         "outputTokens": out_tok,
         "inputTokensPerS": in_tok / duration if duration else 0.0,
@@ -161,6 +162,24 @@ def summarize_stage(
     summary["clientBottleneck"] = bool(reasons)
     summary["clientBottleneckReasons"] = reasons
     return summary
+
+
+def _send_window_throughput(sent_times: list[float], ok: list[RequestRecord], e2e: list[float]) -> float | None:
+    """Completions per second over the sending window, shifted by the median e2e latency.
+
+    ``requestThroughput`` divides by a window that includes draining the last requests, so a short
+    stage that the server kept up with reads low. A server that keeps pace completes, in
+    [first send + L, last send + L] (L: median e2e), as many requests as were sent in [first, last
+    send]; one that falls behind completes fewer, and the shortfall grows with its queue.
+    """
+    if len(sent_times) < 2 or not e2e:
+        return None
+    lag = float(np.median(e2e))
+    lo, hi = sent_times[0] + lag, sent_times[-1] + lag
+    if hi <= lo:
+        return None
+    done = sum(1 for r in ok if r.end is not None and lo <= r.end <= hi)
+    return max(0, done - 1) / (hi - lo)
 
 
 def _rate(times: list[float]) -> float | None:

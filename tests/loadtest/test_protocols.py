@@ -82,7 +82,7 @@ def test_rate_sweep_reports_the_knee_of_a_saturating_server(capsys, tmp_path, fi
     sweep = summary["sweep"]
     levels = [h["level"] for h in sweep["history"]]
     assert levels[:3] == [20, 40, 400] and len(levels) == 4  # three given levels, then one bisection
-    assert sweep["history"][2]["good"] is False and "throughput" in sweep["history"][2]["why"]
+    assert sweep["history"][2]["good"] is False and "kept pace" in sweep["history"][2]["why"]
     assert sweep["knee"] in (40, 220)
     assert [s["level"] for s in summary["stages"]] == levels
 

@@ -41,7 +41,7 @@ def test_rate_sweep_finds_the_knee_and_bisects_once():
     p.record(_stage(2, 2.0), True)
     assert p.next_level() == 4.0
     p.record(_stage(4, 3.0), True)  # 75 % of requested: saturated
-    assert p.knee == 2 and "throughput" in p.reason
+    assert p.knee == 2 and "kept pace" in p.reason
     assert p.next_level() == 3.0  # one bisection between knee and first bad
     p.record(_stage(3, 2.95), True)
     assert p.knee == 3 and p.next_level() is None
