@@ -43,9 +43,9 @@ DEMO_STACKS = ("llama2-7b-g2x2", "llama2-7b-a3", "llama2-70b-g2", "llama2-70b-a3
                "llama2-7b-g2-fp8", "llama2-70b-g2-fp8")
 RUN_TIMEOUT_S = 400.0  # one load-test run (the longest demo run takes about 70 s): over it, the demo fails
 FAST_DECODE_STEPS_PER_S = 100.0  # above this, a stack's endpoint streams fast enough to load the client
-# CPU one lane (a simulated endpoint and its load tester) takes at its peak, a static batch of 256;
-# measured with `top` during `make demo`: 0.3 to 0.6 of a core per lane
-LANE_CPU_CORES = 0.5
+# CPU one lane (a simulated endpoint and its load tester) takes: `make demo` with every lane at once
+# used 1.2 cores on average for 6 lanes (0.2 each; `time`), single processes peaked at 0.3-0.6 (`top`)
+LANE_CPU_CORES = 0.35
 
 
 @dataclass(frozen=True)
