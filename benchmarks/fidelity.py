@@ -1,7 +1,16 @@
 """Fidelity of the simulator's performance model against published measurements.
 
     .venv/bin/python benchmarks/fidelity.py [--json FILE]
+    .venv/bin/python benchmarks/fidelity.py --points FILE.json [--json OUT.json]
 
+With ``--points`` (any file in the calibration-serving.json schema, e.g.
+loadtest/simulator/data/calibration-serving.json): predicts every point it can represent and writes
+``{"points": [{"id", "measured", "predicted", "error", "fitted", "profile"}], "skipped": [{"id",
+"reason"}], "median_abs_error", "max_abs_error", "groups": {...}}``; a point that cannot be
+represented is listed with its reason. Points the factors were fitted to (serving-fit.json) are
+marked; the targets (median |error| <= 20 %, max <= 50 %) apply to the others. Exit 0 when they hold.
+
+Without ``--points``:
 Prints, for every calibration point in loadtest/simulator/data/calibration.yaml, the measured and
 the predicted value and the error; then the summary against the targets (median |error| <= 15 %,
 none over 35 %); then the guide's relative findings recomputed by the model, with the shapes and
@@ -16,11 +25,13 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loadtest.simulator.calibration import GUIDE_SHAPES, compare_all, guide_findings
-from loadtest.simulator.efficiency import EFFICIENCY_FILE, _data
+from loadtest.simulator.efficiency import EFFICIENCY_FILE, FIT_FILE, _data
+from loadtest.simulator.serving_points import load_points, predict_points
 from stacks.loader import load_stack_file, stack_files
 
 MEDIAN_TARGET = 0.15
@@ -42,10 +53,61 @@ def _fitted_ids() -> set[str]:
     return ids
 
 
+HELD_OUT_MEDIAN, HELD_OUT_MAX = 0.20, 0.50
+
+
+def _group(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    errs = [abs(r["error"]) for r in rows]
+    return {"n": len(rows), "median_abs_error": statistics.median(errs) if errs else None,
+            "max_abs_error": max(errs) if errs else None}
+
+
+def serving_points(path: Path, out: Path | None) -> int:
+    """``--points``: the published serving measurements, measured against predicted."""
+    fit = json.loads(FIT_FILE.read_text()) if FIT_FILE.is_file() else {"profiles": {}}
+    fitted = {i for r in fit["profiles"].values() for i in r["fitted"]}
+    done, skipped = predict_points(load_points(path))
+    rows = [{"id": c.point.id, "measured": c.point.value, "predicted": v, "error": (v - c.point.value) / c.point.value,
+             "fitted": c.point.id in fitted, "profile": c.profile, "metric": c.point.metric} for c, v in done]
+    print(f"Serving points: {path} (factors: {EFFICIENCY_FILE.name} + {FIT_FILE.name})")
+    print(f"{'id':40} {'profile':9} {'metric':11} {'measured':>10} {'predicted':>10} {'error':>8}")
+    for r in rows:
+        print(f"{r['id']:40} {r['profile']:9} {r['metric']:11} {r['measured']:>10.4g} {r['predicted']:>10.4g} "
+              f"{r['error']:>+8.0%}{'  fitted' if r['fitted'] else ''}")
+    for p, why in skipped:
+        print(f"{p.id:40} SKIPPED: {why}")
+    held = [r for r in rows if not r["fitted"]]
+    groups = {"fitted": _group([r for r in rows if r["fitted"]]), "held_out": _group(held)}
+    for prof in sorted({r["profile"] for r in rows}):
+        for tag, sel in (("fitted", True), ("held_out", False)):
+            g = [r for r in rows if r["profile"] == prof and r["fitted"] is sel]
+            if g:
+                groups[f"{prof}/{tag}"] = _group(g)
+    print()
+    for name, g in groups.items():
+        if g["n"]:
+            print(f"{name:20} n={g['n']:3}  median |error| {g['median_abs_error']:.0%}  max {g['max_abs_error']:.0%}")
+    h = groups["held_out"]
+    ok = bool(held) and h["median_abs_error"] <= HELD_OUT_MEDIAN and h["max_abs_error"] <= HELD_OUT_MAX
+    print(f"held-out targets (median <= {HELD_OUT_MEDIAN:.0%}, max <= {HELD_OUT_MAX:.0%}): "
+          f"{'met' if ok else 'MISSED'}")
+    allg = _group(rows)
+    if out:
+        out.write_text(json.dumps({"points": rows, "skipped": [{"id": p.id, "reason": why} for p, why in skipped],
+                                   "median_abs_error": allg["median_abs_error"],
+                                   "max_abs_error": allg["max_abs_error"], "groups": groups,
+                                   "targets": {"held_out_median": HELD_OUT_MEDIAN, "held_out_max": HELD_OUT_MAX,
+                                               "met": ok}}, indent=1))
+    return 0 if ok else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, help="also write the figures as JSON")
+    ap.add_argument("--points", type=Path, help="published serving measurements (calibration-serving.json schema)")
     args = ap.parse_args()
+    if args.points:
+        return serving_points(args.points, args.json)
     fitted = _fitted_ids()
     comps = compare_all()
     print(f"Calibration points (data: loadtest/simulator/data/calibration.yaml; factors: {EFFICIENCY_FILE.name})")

@@ -179,11 +179,11 @@ def guide_findings(stacks: dict[str, StackSpec], shape: tuple[int, int] = GUIDE_
               f"${g2.usd_per_replica_hour:.2f}/h)")
     out.append(Finding("prefill_ratio", "A3 prefill throughput vs G2", guide["prefill_ratio_a3_vs_g2"], ratio,
                        abs(ratio / guide["prefill_ratio_a3_vs_g2"] - 1) <= 0.15,
-                       f"{pa:,.0f} vs {pg:,.0f} prompt tokens/s; {shapes}", in_sample=True))
+                       f"{pa:,.0f} vs {pg:,.0f} prompt tokens/s; {shapes}"))
     out.append(Finding("prefill_per_dollar", "A3 prefill throughput per $ vs G2",
                        guide["prefill_per_dollar_a3_vs_g2"], ratio / cost,
                        abs(ratio / cost / guide["prefill_per_dollar_a3_vs_g2"] - 1) <= 0.15,
-                       f"cost ratio {cost:.2f}x (guide {guide['prefill_cost_ratio_a3_vs_g2']}x)", in_sample=True))
+                       f"cost ratio {cost:.2f}x (guide {guide['prefill_cost_ratio_a3_vs_g2']}x)"))
     # 2./3. Llama-2-70B static batch 16 -> 256. The guide's latency is its benchmark tool's (ai-on-gke's
     # profile generator): per output token, e2e / output tokens with TTFT included (NTPOT). In a static
     # batch every request generates exactly shape[1] tokens, so the mean NTPOT is the mean e2e / shape[1].

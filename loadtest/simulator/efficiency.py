@@ -9,6 +9,8 @@ their sources, not constants in code, so a better measurement changes one line o
 from __future__ import annotations
 
 import functools
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import yaml
 
 DATA_DIR = Path(__file__).parent / "data"
 EFFICIENCY_FILE = DATA_DIR / "efficiency.yaml"
+FIT_FILE = DATA_DIR / "serving-fit.json"  # benchmarks/fit_serving.py's output
 _FACTOR_KEYS = (
     "mfu", "mbu", "step_overhead_ms", "per_seq_overhead_us", "request_overhead_ms", "comm_efficiency",
     "token_emit_us",
@@ -56,16 +59,57 @@ class Efficiency:
         }
 
 
-@functools.cache
-def _data(path: Path = EFFICIENCY_FILE) -> dict[str, Any]:
+def raw_data(path: Path = EFFICIENCY_FILE) -> dict[str, Any]:
+    """efficiency.yaml as written, before the fitted factors are laid over it."""
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict) or "engines" not in data or "hardware" not in data:
         raise EfficiencyError(f"{path}: needs top-level `hardware:` and `engines:` mappings")
     return data
 
 
+@functools.cache
+def _data(path: Path = EFFICIENCY_FILE, fit: Path = FIT_FILE) -> dict[str, Any]:
+    """efficiency.yaml with each fitted profile's factors from serving-fit.json (one set for every GPU:
+    the fit is profile-wide, so the profile's per-GPU overrides are dropped)."""
+    data = raw_data(path)
+    if fit.is_file():
+        for name, result in json.loads(fit.read_text()).get("profiles", {}).items():
+            eng = data["engines"].get(name)
+            if eng is None:
+                raise EfficiencyError(f"{fit}: profile {name} is not in {path}")
+            eng.pop("gpus", None)
+            eng.update(result["factors"])
+    return data
+
+
 def engines() -> tuple[str, ...]:
     return tuple(_data()["engines"])
+
+
+def version_of(text: str) -> tuple[int, ...] | None:
+    """The first dotted version number in an image tag or a version string: ``vllm/vllm-openai:v0.5.4``
+    → (0, 5, 4), ``TGI 1.0.3`` → (1, 0, 3); None when there is none (``latest``, a digest)."""
+    tag = text.rsplit(":", 1)[-1] if "/" in text else text
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", tag)
+    return tuple(int(x) for x in m.groups() if x is not None) if m else None
+
+
+def profile_for(engine: str, version: str | None, data: dict[str, Any] | None = None) -> str:
+    """The efficiency profile of an engine *version*: ``bands.<engine>`` lists ``{below: "0.6", profile:
+    vllm-0.5}`` entries, first match wins; an unknown or missing version gets the engine's current
+    profile (the last entry, or the engine itself). Engines change a lot between releases (vLLM 0.5
+    reached about half of 0.11's throughput on the same H100), so one set of factors per engine is
+    not enough."""
+    data = data or _data()
+    bands = data.get("bands", {}).get(engine)
+    if not bands:
+        return engine
+    v = version_of(version) if version else None
+    for band in bands:
+        below = band.get("below")
+        if below is None or (v is not None and v < version_of(str(below))):  # type: ignore[operator]
+            return str(band["profile"])
+    return str(bands[-1]["profile"])
 
 
 def efficiency(engine: str, chip: str, precision: str, data: dict[str, Any] | None = None) -> Efficiency:

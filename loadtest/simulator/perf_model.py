@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from stacks.spec import StackSpec
 
-from .efficiency import Efficiency, efficiency
+from .efficiency import Efficiency, efficiency, profile_for
 
 ACTIVATION_BYTES = 2  # all-reduced hidden states are 16-bit for every precision in the catalog
 
@@ -47,7 +47,7 @@ class PerfModel:
     def __init__(self, spec: StackSpec, eff: Efficiency | None = None):
         self.spec = spec
         m = spec.model
-        self.eff = eff or efficiency(spec.server.name, spec.accelerator, spec.precision.name)
+        self.eff = eff or efficiency(profile_for(spec.server.name, spec.image), spec.accelerator, spec.precision.name)
         tp = spec.tensor_parallel
         chip = spec.machine.chip
         self.tp = tp

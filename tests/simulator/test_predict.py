@@ -17,7 +17,8 @@ def test_throughput_rises_with_batch_and_latency_with_it(spec_7b_a3):
 def test_ttft_grows_with_the_prompt(spec_7b_a3):
     short = predict(spec_7b_a3, Workload(128, 16, concurrency=1, requests=4))
     long = predict(spec_7b_a3, Workload(3000, 16, concurrency=1, requests=4))
-    assert long.ttft_s.mean > 5 * short.ttft_s.mean
+    # 23x the prompt: the prefill grows with it, the fixed request overhead does not
+    assert long.ttft_s.mean > 3 * short.ttft_s.mean
 
 
 def test_rate_mode_is_seeded(spec_7b_a3):
