@@ -129,8 +129,8 @@ def main() -> int:
     ok = med <= MEDIAN_TARGET and worst <= MAX_TARGET
     print(f"\nmedian |error| {med:.1%} (target <= {MEDIAN_TARGET:.0%}), max |error| {worst:.1%} "
           f"(target <= {MAX_TARGET:.0%}): {'targets met' if ok else 'TARGETS MISSED'}")
-    print("note: the TensorRT-LLM factors were fitted to these points, so this shows the fit; no vLLM, TGI or "
-          "JetStream measurement is in the table, so their factors are derived (see efficiency.yaml), not fitted.")
+    print("note: the TensorRT-LLM factors were fitted to these points, so this shows the fit; vLLM, TGI and "
+          "JetStream are fitted to serving measurements: see --points loadtest/simulator/data/calibration-serving.json")
     stacks = {n: load_stack_file(p) for n, p in stack_files().items()}
     all_findings = {}
     variants = [(GUIDE_SHAPES[0], None, "main shape (vLLM benchmark_latency defaults), today's vLLM"),

@@ -231,8 +231,8 @@ def represent(p: Point) -> Case | str:
     try:
         spec = build_spec(machine, model, precision, server, kv_cache=kv, max_batch=max_batch, max_model_len=max_len,
                           tp=per_replica_gpus if per_replica_gpus > 1 else None, name=f"point-{p.id}")
-    except SpecErrors as exc:
-        return f"the shape does not resolve: {str(exc).splitlines()[-1].strip()}"
+    except SpecErrors as exc:  # the catalog and the stack rules refuse it, as they would a stack file
+        return f"the stack rules refuse this shape: {exc.errors[0]}".replace("\n", " ")
     shapes = tuple(zip(ins, outs, strict=True))
     if clients:
         w = Workload(mode="batch", concurrency=min(clients, n), requests=n, shapes=shapes)
