@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_fast_endpoints_share_one_lane() -> None:
     groups = demo.lanes(list(demo.DEMO_STACKS))
-    assert groups[-1] == ["llama2-7b-a3", "llama2-70b-a3"]  # H100 stacks stream fast: one at a time
-    assert sorted(g[0] for g in groups[:-1]) == ["llama2-70b-g2", "llama2-70b-g2-fp8", "llama2-7b-g2",
+    assert groups[0] == ["llama2-7b-a3", "llama2-70b-a3"]  # H100 stacks stream fast: one at a time, first
+    assert sorted(g[0] for g in groups[1:]) == ["llama2-70b-g2", "llama2-70b-g2-fp8", "llama2-7b-g2",
                                                  "llama2-7b-g2-fp8", "llama2-7b-g2x2"]
 
 
