@@ -28,10 +28,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from .errors import BadInput, Unreachable
+from .protocols import DIALECTS
 
 if TYPE_CHECKING:
     from stacks.spec import StackSpec
-from .protocols import DIALECTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
