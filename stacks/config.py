@@ -151,6 +151,11 @@ class CostConfig(_Section):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class SizingConfig(_Section):
+    # the guide's 80 % of memory for weights is a best practice; a stack may raise it (up to 95 %)
+    weights_share_max: Annotated[float, Field(ge=0.5, le=0.95)] = 0.8
+
+
 class StackConfig(_Section):
     """The whole stack file: `gcp:*` keys plus the project's `gke-llm-bench:*` keys."""
 
@@ -163,6 +168,7 @@ class StackConfig(_Section):
     exposure: ExposureConfig = ExposureConfig()
     secrets: SecretsConfig = SecretsConfig()
     cost: CostConfig = CostConfig()
+    sizing: SizingConfig = SizingConfig()
 
     @field_validator("precision", mode="before")
     @classmethod

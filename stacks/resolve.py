@@ -83,6 +83,7 @@ class _Resolver:
     def __init__(self, config: StackConfig, catalog: Catalog):
         self.c = config
         self.cat = catalog
+        self.weights_limit = config.sizing.weights_share_max  # the guide's 80 % unless the stack raises it
         self.errors: list[SpecError] = []
         self.warnings: list[str] = []
 
@@ -263,7 +264,8 @@ class _Resolver:
         for machine in sorted(candidates, key=lambda m: m.on_demand_usd_h):
             if want_tp and machine.count >= want_tp:
                 return machine
-            if not want_tp and model and precision and default_tp(model, precision, machine.chip, machine.count):
+            if not want_tp and model and precision and default_tp(model, precision, machine.chip, machine.count,
+                                                                  self.weights_limit):
                 return machine
         return candidates[-1] if candidates else None
 
@@ -387,6 +389,7 @@ class _Resolver:
             max_model_len=max_model_len,
             max_batch=s.max_batch,
             tokens_per_step=max_batched,
+            weight_share_max=self.weights_limit,
         )
         if sizing.kv_tokens < max_model_len:
             raise SpecErrors(
@@ -519,7 +522,7 @@ class _Resolver:
                     f"JetStream shards over every chip of the host ({machine.count})",
                     f"drop tensorParallel or set it to {machine.count}",
                 )
-            if not fits(model, precision, machine.chip, tp):
+            if not fits(model, precision, machine.chip, tp, self.weights_limit):
                 self._does_not_fit(model, precision, machine, tp)
             return tp
         if s.tensor_parallel is not None:
@@ -540,17 +543,17 @@ class _Resolver:
                     f"use one of: {', '.join(map(str, valid))}",
                 )
                 return None
-            if not fits(model, precision, machine.chip, tp):
+            if not fits(model, precision, machine.chip, tp, self.weights_limit):
                 self._does_not_fit(model, precision, machine, tp)
             return tp
-        tp = default_tp(model, precision, machine.chip, machine.count)
+        tp = default_tp(model, precision, machine.chip, machine.count, self.weights_limit)
         if tp is None:
             self._does_not_fit(model, precision, machine, machine.count)
         return tp
 
     def _does_not_fit(self, model: ModelArch, precision: Precision, machine: MachineType, tp: int) -> None:
         need_gb = model.params * precision.bytes_per_param / 1e9
-        limit = 0.8 * tp * machine.chip.memory_gb
+        limit = self.weights_limit * tp * machine.chip.memory_gb
         server = self.cat.servers.get(self.c.server.kind)
         precisions = list(server.precisions) if server else list(PRECISIONS)
         alternatives: list[Alternative] = cheapest_fits(
@@ -565,8 +568,10 @@ class _Resolver:
         self.error(
             config_key(key),
             f"{model.hf_id} at {precision.name} needs {need_gb:.1f} GB for weights; {tp} x "
-            f"{machine.chip.name} allows {limit:.1f} GB (80 % of {tp * machine.chip.memory_gb:g} GB)",
-            fix,
+            f"{machine.chip.name} allows {limit:.1f} GB "
+            f"({self.weights_limit * 100:.0f} % of {tp * machine.chip.memory_gb:g} GB)",
+            fix + (" (or raise sizing.weightsShareMax, at most 0.95, if a KV cache below the guide's 20 % will do)"
+                   if self.weights_limit < 0.95 else ""),
         )
 
     def _max_model_len(self, model: ModelArch | None) -> int | None:

@@ -29,9 +29,9 @@ def weight_bytes(model: ModelArch, precision: Precision) -> float:
     return model.params * precision.bytes_per_param
 
 
-def fits(model: ModelArch, precision: Precision, chip: Chip, tp: int) -> bool:
-    """Weights within 80 % of the memory of the tensor-parallel group (marketed GB, as the guide)."""
-    return weight_bytes(model, precision) <= WEIGHT_SHARE_LIMIT * tp * chip.memory_gb * GB
+def fits(model: ModelArch, precision: Precision, chip: Chip, tp: int, limit: float = WEIGHT_SHARE_LIMIT) -> bool:
+    """Weights within 80 % (``limit``) of the memory of the tensor-parallel group (marketed GB, as the guide)."""
+    return weight_bytes(model, precision) <= limit * tp * chip.memory_gb * GB
 
 
 def tp_divides(model: ModelArch, tp: int) -> bool:
@@ -39,11 +39,12 @@ def tp_divides(model: ModelArch, tp: int) -> bool:
     return model.heads % tp == 0 and (model.kv_heads % tp == 0 or tp % model.kv_heads == 0)
 
 
-def default_tp(model: ModelArch, precision: Precision, chip: Chip, chips_per_node: int) -> int | None:
+def default_tp(model: ModelArch, precision: Precision, chip: Chip, chips_per_node: int,
+               limit: float = WEIGHT_SHARE_LIMIT) -> int | None:
     """Smallest power of two that fits the weights, divides the heads and fits on one node."""
     tp = 1
     while tp <= chips_per_node:
-        if tp_divides(model, tp) and fits(model, precision, chip, tp):
+        if tp_divides(model, tp) and fits(model, precision, chip, tp, limit):
             return tp
         tp *= 2
     return None
@@ -132,8 +133,13 @@ def size(
     max_model_len: int,
     max_batch: int,
     tokens_per_step: int,
+    weight_share_max: float = WEIGHT_SHARE_LIMIT,
 ) -> Sizing:
-    """Memory budget of one replica: weights, activations, and what is left for the KV cache."""
+    """Memory budget of one replica: weights, activations, and what is left for the KV cache.
+
+    ``weight_share_max``: the stack's ``sizing.weightsShareMax``. The guide's 80 % is a best
+    practice, not physics; a stack may raise it, and then gets a warning when its weights use it.
+    """
     weights = weight_bytes(model, precision)
     group_gb = tp * chip.memory_gb
     usable = tp * chip.usable_bytes
@@ -144,8 +150,15 @@ def size(
     kv_tokens = int(kv_bytes // per_token) if per_token else 0
     kv_blocks = kv_tokens // KV_BLOCK_TOKENS
     kv_share = kv_bytes / usable
-    ok = fits(model, precision, chip, tp)
+    ok = fits(model, precision, chip, tp, weight_share_max)
     warnings = []
+    share = weights / (group_gb * GB)
+    if ok and share > WEIGHT_SHARE_LIMIT:
+        warnings.append(
+            f"weights take {share * 100:.0f} % of memory, above the guide's {WEIGHT_SHARE_LIMIT * 100:.0f} % "
+            f"(sizing.weightsShareMax "
+            f"{weight_share_max:g}): less KV cache, smaller batches; the guide's rule would need more memory"
+        )
     if ok and kv_share < KV_SHARE_FLOOR:
         warnings.append(
             f"KV cache gets {kv_share:.0%} of memory, below the guide's 20 % floor: expect small batches "

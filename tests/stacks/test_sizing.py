@@ -112,3 +112,28 @@ def test_low_kv_share_warns_with_the_guides_20_percent():
     )
     assert z.fits and z.kv_share < 0.20
     assert any("20 %" in w for w in z.warnings)
+
+
+def test_a_stack_may_raise_the_weights_share_and_is_warned(tmp_path) -> None:
+    """Llama-2-70B fp16 on 4 x A100 40GB (87 % of memory): refused by the guide's 80 %, served at 0.9."""
+    import pytest
+
+    from stacks.errors import SpecErrors
+    from stacks.loader import spec_from_config
+
+    flat = {
+        "gcp:project": "my-project", "gcp:region": "us-central1", "gcp:zone": "us-central1-a",
+        "gke-llm-bench:accelerator": {"machineType": "a2-highgpu-4g", "queuedProvisioning": True},
+        "gke-llm-bench:model": {"name": "llama-2-70b"},
+        "gke-llm-bench:precision": {"weights": "fp16"},
+        "gke-llm-bench:server": {"kind": "vllm", "maxModelLen": 1024, "maxBatch": 32},
+    }
+    with pytest.raises(SpecErrors) as exc:
+        spec_from_config(flat, "tight")
+    assert "(80 % of 160 GB)" in str(exc.value) and "sizing.weightsShareMax" in str(exc.value)
+    spec = spec_from_config({**flat, "gke-llm-bench:sizing": {"weightsShareMax": 0.9}}, "tight")
+    assert spec.sizing.fits and spec.sizing.weight_share > 0.8 and spec.sizing.kv_tokens >= 1024
+    assert any("above the guide's 80 %" in w for w in spec.sizing.warnings)
+    with pytest.raises(SpecErrors) as exc:
+        spec_from_config({**flat, "gke-llm-bench:sizing": {"weightsShareMax": 0.99}}, "tight")
+    assert "weightsShareMax" in str(exc.value)
