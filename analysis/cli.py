@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("results", nargs="+", metavar="RESULTS",
                    help="run directories, directories holding runs (e.g. results/), or globs")
     c.add_argument("--slo", default=DEFAULT_SLO,
-                   help=f"latency objective, e.g. {DEFAULT_SLO} (metrics: ttft tpot ntpot e2e e2e_sched; "
+                   help=f"latency objective, e.g. {DEFAULT_SLO} (metrics: ttft tpot ntpot itl e2e e2e_sched; "
                         "stats: mean p50 p90 p95 p99 max; also error_rate=1%%)")
     c.add_argument("--baseline", default=None, metavar="STACK",
                    help="stack whose throughput per $ is 1 (default: per model, its first G2 stack)")
@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--stacks", default=None,
                    help="comma-separated stacks (default: the guide's G2/A3 pairs for Llama-2-7B and -70B, "
                         "the single-L4 7B stack and the fp8 G2 variants)")
-    d.add_argument("--slo", default=DEFAULT_SLO, help="latency objective for the verdicts")
+    d.add_argument("--slo", default=DEFAULT_SLO, help=f"latency objective for the verdicts (default {DEFAULT_SLO}; "
+                                                      "the grammar of compare --slo)")
     d.add_argument("--batch-levels", default="16,32,64,128,256", help="static batch sizes (default: the guide's)")
     d.add_argument("--prefill-levels", default="4,16", help="batch sizes of the input-heavy workload")
     d.add_argument("--resume", action="store_true",

@@ -90,12 +90,12 @@ def _violation(row: pd.Series, slo: Slo) -> str:
     """Which SLO terms a stage breaks, with the measured value."""
     broken = []
     for term in slo.terms:
-        v = row.get(term.column)
+        v = row.get(term.key)
         if v is None or pd.isna(v):
-            broken.append(f"{term.column} not measured")
+            broken.append(f"{term.key} not measured")
         elif v > term.limit:
             shown = f"{v:.2%}" if term.metric == "error_rate" else f"{v * 1e3:.0f} ms"
-            broken.append(f"{term.column} {shown} > {term}")
+            broken.append(f"{term.key} {shown} > {term}")
     if row.get("completed", 1) == 0:
         broken.append("no completed request")
     return "; ".join(broken) or "meets"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loadtest.aggregate import DISPATCH_DELAY_LIMIT
 from loadtest.model_check import agreement
 from loadtest.model_check import judge as judge_host
 
@@ -222,8 +223,9 @@ def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, 
                             + mean_out.round().astype("Int64").astype(str))
     if "client_bottleneck" not in df:
         df["client_bottleneck"] = np.nan
+    # a stage without the load tester's verdict (no summary) is judged by the same dispatch-delay limit
     df["client_bottleneck"] = df["client_bottleneck"].astype("object").where(
-        df["client_bottleneck"].notna(), df["dispatch_p99"] > 0.05)
+        df["client_bottleneck"].notna(), df["dispatch_p99"] > DISPATCH_DELAY_LIMIT)
     df = _judge(df)
     df["xcheck"] = _xcheck(df)
     for _, row in df.loc[(df["client_bottleneck"] == True) & (df["basis"] == "measured")].iterrows():  # noqa: E712

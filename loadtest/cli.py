@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--prefix-len", type=int, default=0, help="shared-prefix workload: tokens shared per group")
     r.add_argument("--prefix-groups", type=int, default=1, help="shared-prefix workload: number of prefixes")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--slo", help="e.g. ttft_p99=2s,tpot_p50=100ms (goodput and sweep limits)")
+    r.add_argument("--slo", help="goodput and sweep limits, e.g. ttft_p99=2s,tpot_p50=100ms,error_rate=1%% "
+                                 "(metrics: ttft tpot ntpot itl e2e e2e_sched; stats: mean p50 p90 p95 p99 max; "
+                                 "the grammar of analysis --slo)")
     r.add_argument("--results-dir", default="results")
     r.add_argument("--run-id")
     r.add_argument("--api", choices=("completions", "chat"), default="completions")

@@ -13,11 +13,10 @@ from typing import Any
 
 from .errors import BadInput
 from .protocols.base import Sampling
+from .slo import SloError, as_limits, parse_terms
 
 MODES = ("batch", "rate", "sweep")
 ARRIVALS = ("constant", "poisson", "gamma")
-SLO_METRICS = ("ttft", "tpot", "ntpot", "itl", "e2e")
-SLO_STATS = ("mean", "p50", "p90", "p95", "p99", "max")
 
 
 @dataclass(frozen=True)
@@ -106,26 +105,11 @@ def parse_headers(items: list[str] | None) -> dict[str, str]:
 
 
 def parse_slo(text: str | None) -> dict[str, float]:
-    """``ttft_p99=2s,tpot_p50=100ms`` -> {"ttft_p99": 2.0, "tpot_p50": 0.1} (seconds).
-
-    A request meets the SLOs when each named metric of *that request* is within its limit; the
-    statistic part (p99, p50...) is checked on the stage as a whole (docs/metrics.md, goodput).
-    """
-    if not text:
-        return {}
-    out: dict[str, float] = {}
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        metric, _, stat = key.strip().partition("_")
-        if not sep or metric not in SLO_METRICS or stat not in SLO_STATS:
-            raise BadInput(f"--slo: {part!r} is not METRIC_STAT=LIMIT",
-                           f"METRIC in {', '.join(SLO_METRICS)}; STAT in {', '.join(SLO_STATS)}; "
-                           "e.g. --slo ttft_p99=2s,tpot_p50=100ms")
-        out[f"{metric}_{stat}"] = parse_seconds("--slo", value)
-    return out
+    """``ttft_p99=2s,tpot_p50=100ms`` -> {"ttft_p99": 2.0, "tpot_p50": 0.1} (seconds; loadtest/slo.py)."""
+    try:
+        return as_limits(parse_terms(text))
+    except SloError as exc:
+        raise BadInput(f"--slo: {exc.message}", exc.fix) from None
 
 
 @dataclass
