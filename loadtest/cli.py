@@ -63,8 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rate mode: raise the rate linearly from 0 to each level over this many seconds (default: 0)")
     r.add_argument("--max-concurrency", type=int, metavar="N",
                    help="rate mode: at most N requests in flight; later ones wait (default: no cap)")
-    r.add_argument("--requests-per-level", type=int, help="measured requests per stage")
-    r.add_argument("--duration", type=float, help="measured seconds of sending per stage")
+    r.add_argument("--requests-per-level", type=int,
+                   help="measured requests per stage (default, when neither this nor --duration is given: "
+                        "batch max(64, 4 x N), rate max(50, 20 x R), i.e. about 20 s of arrivals; e.g. 512)")
+    r.add_argument("--duration", type=float,
+                   help="measured seconds of sending per stage, instead of a request count (e.g. 60)")
     r.add_argument("--warmup", type=float, default=0.0, help="seconds at each stage's start excluded from stats")
     r.add_argument("--cooldown", type=float, default=0.0, help="idle seconds between stages")
     r.add_argument("--input-len", default="128", help="input tokens: 128 or a uniform range 64:256")
