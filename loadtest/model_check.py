@@ -54,7 +54,9 @@ def predicted_records(spec: StackSpec, mode: str, level: float, records: list[Re
         return f"{len(records):,} requests: more than the {MAX_PREDICTED_REQUESTS:,} the model check replays"
     if mode == "rate" and max_concurrency:
         return "--max-concurrency caps the open-loop schedule, which the model does not replay"
-    order = sorted(records, key=lambda r: r.i)
+    # the k-th request the model serves is the k-th sent: by schedule (open loop; with --workers the
+    # indices of different processes interleave) or by index (closed loop)
+    order = sorted(records, key=(lambda r: (r.scheduled, r.i)) if mode == "rate" else (lambda r: r.i))
     shapes: list[tuple[int, int]] = []
     for r in order:
         n_in = r.inputTokens or r.inputTokensExpected

@@ -132,3 +132,12 @@ def test_sim_run_writes_predictions_beside_the_measurement(capsys, tmp_path) -> 
     assert [p["i"] for p in predicted] == sorted(r["i"] for r in records)
     stage = summary["stages"][0]
     assert stage["model"]["predicted"]["outputTokensPerS"] > 0 and isinstance(stage["hostBound"], bool)
+
+
+def test_rate_replay_follows_the_schedule_when_indices_interleave(spec) -> None:
+    """--workers: indices of different processes interleave; each record keeps its own send time."""
+    recs = _records(6)
+    recs = [replace(r, i=k) for r, k in zip(recs, (0, 3, 1, 4, 2, 5), strict=True)]
+    pred = predicted_records(spec, "rate", 20.0, recs)
+    assert isinstance(pred, list)
+    assert {(p.i, p.sent) for p in pred} == {(r.i, r.scheduled) for r in recs}
