@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Collection
 
 from .catalog import Catalog, MachineType, ModelArch, ServerKind, load_catalog
 from .config import StackConfig
@@ -90,6 +91,10 @@ class _Resolver:
     def error(self, key: str, message: str, fix: str = "") -> None:
         self.errors.append(SpecError(key, message, fix))
 
+    def _unknown(self, key: str, what: str, name: str, known: Collection[str], hint: str = "") -> None:
+        """A name the catalog does not know: the closest match, and every name it does know."""
+        self.error(config_key(key), f'unknown {what} "{name}"{did_you_mean(name, known)}', one_of(name, known) + hint)
+
     # -- model -----------------------------------------------------------------------------------
     def model(self) -> ModelArch | None:
         m = self.c.model
@@ -111,11 +116,7 @@ class _Resolver:
                 self.error(config_key("model.hfId"), f'"{m.hf_id}" is the catalog\'s {other.alias}, not {m.name}',
                            f"use `name: {other.alias}`, or an hfId that is a variant of {found.hf_id}")
             if found is None:
-                self.error(
-                    config_key("model.name"),
-                    f'unknown model "{m.name}"{did_you_mean(m.name, self.cat.models)}',
-                    one_of(m.name, self.cat.models) + "; or use `hfId` with `architecture`",
-                )
+                self._unknown("model.name", "model", m.name, self.cat.models, "; or use `hfId` with `architecture`")
             return found
         assert m.hf_id is not None
         if m.architecture is not None:
@@ -157,21 +158,14 @@ class _Resolver:
     def precision(self) -> Precision | None:
         w = self.c.precision.weights
         if w not in PRECISIONS:
-            self.error(
-                config_key("precision.weights"),
-                f'unknown precision "{w}"{did_you_mean(w, PRECISIONS)}', one_of(w, PRECISIONS)
-            )
+            self._unknown("precision.weights", "precision", w, PRECISIONS)
             return None
         return PRECISIONS[w]
 
     def kv_dtype(self) -> str | None:
         kv = self.c.precision.kv_cache
         if kv not in KV_CACHE_BYTES:
-            self.error(
-                config_key("precision.kvCache"),
-                f'unknown KV-cache dtype "{kv}"{did_you_mean(kv, KV_CACHE_BYTES)}',
-                one_of(kv, KV_CACHE_BYTES),
-            )
+            self._unknown("precision.kvCache", "KV-cache dtype", kv, KV_CACHE_BYTES)
             return None
         return kv
 
@@ -179,11 +173,7 @@ class _Resolver:
         kind = self.c.server.kind
         found = self.cat.servers.get(kind)
         if found is None:
-            self.error(
-                config_key("server.kind"),
-                f'unknown server kind "{kind}"{did_you_mean(kind, self.cat.servers)}',
-                one_of(kind, self.cat.servers),
-            )
+            self._unknown("server.kind", "server kind", kind, self.cat.servers)
         return found
 
     # -- accelerator -----------------------------------------------------------------------------
@@ -243,10 +233,7 @@ class _Resolver:
             return None
         if a.gpu not in self.cat.chips or self.cat.chips[a.gpu].kind != "gpu":
             gpus = [k for k, c in self.cat.chips.items() if c.kind == "gpu"]
-            self.error(
-                config_key("accelerator.gpu"),
-                f'unknown GPU type "{a.gpu}"{did_you_mean(a.gpu, gpus)}', one_of(a.gpu, gpus)
-            )
+            self._unknown("accelerator.gpu", "GPU type", a.gpu, gpus)
             return None
         candidates = [m for m in self.cat.machines_for(a.gpu) if a.spot or a.queued_provisioning or m.on_demand]
         if a.gpus_per_node:
@@ -272,11 +259,7 @@ class _Resolver:
     def _known_machine(self, name: str) -> MachineType | None:
         machine = self.cat.machines.get(name)
         if machine is None:
-            self.error(
-                config_key("accelerator.machineType"),
-                f'unknown machine type "{name}"{did_you_mean(name, self.cat.machines)}',
-                one_of(name, self.cat.machines),
-            )
+            self._unknown("accelerator.machineType", "machine type", name, self.cat.machines)
         return machine
 
     def _counts_fix(self, chip_key: str) -> str:

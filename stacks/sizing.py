@@ -179,7 +179,7 @@ def size(
         weight_bytes=weights,
         group_memory_gb=group_gb,
         fits=ok,
-        weight_share=weights / (group_gb * GB),
+        weight_share=share,
         usable_bytes=usable,
         memory_utilization=memory_utilization,
         activation_bytes=activations,
