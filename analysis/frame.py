@@ -134,15 +134,13 @@ def _run_stats(requests: pd.DataFrame, run_id: str, slo: Slo | None) -> pd.DataF
     return stats
 
 
-def _model_check(run: Run, slo: Slo | None) -> pd.DataFrame:
+def _model_check(run: Run, measured: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
     """Per stage: the measured and predicted figures side by side, the model's error and ``basis``.
 
     ``basis`` says which of the two the stage's other columns hold (``Run.predicted_stages``).
     """
-    measured = _run_stats(run.requests, run.run_id, slo)
     cols = ["stage", "completed", "e2e_p50", *CHECK_FIGURES]
     out = measured[[c for c in cols if c in measured]].rename(columns=lambda c: c if c == "stage" else f"measured_{c}")
-    predicted = _run_stats(run.predicted, run.run_id, slo) if not run.predicted.empty else pd.DataFrame()
     if predicted.empty:
         for c in CHECK_FIGURES:
             out[f"predicted_{c}"] = np.nan
@@ -192,14 +190,21 @@ def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, 
     warnings: list[str] = [w for run in runs for w in run.warnings]
     frames: list[pd.DataFrame] = []
     for run in runs:
-        stats = _run_stats(run.deciding_requests(), run.run_id, slo)
+        # statistics are per stage, so the deciding ones (Run.deciding_requests) are the replay's rows
+        # for the replayed stages and the measurement's for the rest: each set is computed once
+        measured = _run_stats(run.requests, run.run_id, slo)
+        predicted = _run_stats(run.predicted, run.run_id, slo) if not run.predicted.empty else pd.DataFrame()
+        replayed = run.predicted_stages
+        stats = pd.concat([predicted.loc[predicted["stage"].isin(replayed)] if replayed else None,
+                           measured.loc[~measured["stage"].isin(replayed)]], ignore_index=True)
         if stats.empty:
             warnings.append(f"{run.path}: no completed non-warmup request; the run is left out")
             continue
         order = stats.sort_values("start")["stage"].astype(str).tolist()
         ident = _stage_identity(run, order)
         ident["stage"] = ident["stage"].astype(str)
-        df = stats.merge(ident, on="stage", how="left").merge(_model_check(run, slo), on="stage", how="left")
+        df = stats.merge(ident, on="stage", how="left").merge(_model_check(run, measured, predicted), on="stage",
+                                                                 how="left")
         server = server_stage_stats(run.server_metrics)
         server["stage"] = server["stage"].astype(str)
         df = df.merge(server, on="stage", how="left")
