@@ -126,7 +126,7 @@ def summarize_stage(
         "scheduledRate": scheduled_rate,
         "achievedRate": achieved,
         "requestThroughput": len(ok) / duration if duration else 0.0,
-        "sendWindowThroughput": _send_window_throughput(sent_times, ok, col("e2e")),
+        "completionRate": _completion_rate(ok),
         "inputTokens": in_tok,
         "outputTokens": out_tok,
         "inputTokensPerS": in_tok / duration if duration else 0.0,
@@ -168,22 +168,16 @@ def summarize_stage(
     return summary
 
 
-def _send_window_throughput(sent_times: list[float], ok: list[RequestRecord], e2e: list[float]) -> float | None:
-    """Completions per second over the sending window, shifted by the median e2e latency.
+def _completion_rate(ok: list[RequestRecord]) -> float | None:
+    """Completions per second between the first and the last completion: (n - 1) / (last end - first end).
 
-    ``requestThroughput`` divides by a window that includes draining the last requests, so a short
-    stage that the server kept up with reads low. A server that keeps pace completes, in
-    [first send + L, last send + L] (L: median e2e), as many requests as were sent in [first, last
-    send]; one that falls behind completes fewer, and the shortfall grows with its queue.
+    ``requestThroughput`` divides by a window that includes the wait for the first answer and the
+    drain of the last, so a short stage that the server kept up with reads low. A server that keeps
+    pace completes requests as fast as they were sent; one that falls behind spreads them over a
+    longer span. Latency jitter moves only the two ends, not the count.
     """
-    if len(sent_times) < 2 or not e2e:
-        return None
-    lag = float(np.median(e2e))
-    lo, hi = sent_times[0] + lag, sent_times[-1] + lag
-    if hi <= lo:
-        return None
-    done = sum(1 for r in ok if r.end is not None and lo <= r.end <= hi)
-    return max(0, done - 1) / (hi - lo)
+    ends = sorted(r.end for r in ok if r.end is not None)
+    return _rate(ends)
 
 
 def _rate(times: list[float]) -> float | None:

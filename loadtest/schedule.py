@@ -238,8 +238,8 @@ class SweepPlanner:
     """``--mode sweep``: levels rise until the server falls short or an SLO breaks.
 
     Given levels are tried in order; without them, rates double from 1 req/s (batch sizes from 1).
-    A level is *good* when the server kept pace with the schedule — completions over the sending
-    window (``sendWindowThroughput``, not a window that includes the final drain) >= 90 % of the
+    A level is *good* when the server kept pace with the schedule — completions from first to
+    last (``completionRate``, not a window that includes the final drain) >= 90 % of the
     scheduled rate (rate sweep) — or output tokens/s grew by >= 10 % over the previous level (batch
     sweep), the error rate is <= 5 %, and every SLO holds. The knee is the last good level; after
     the first bad one, one bisection stage between the knee and it refines the answer.
@@ -268,12 +268,12 @@ class SweepPlanner:
         if self.of == "rate":
             # this sample's own rate (a Poisson draw of a short stage can differ from the level by 20 %)
             scheduled = stage.get("scheduledRate") or level
-            kept = stage.get("sendWindowThroughput")
+            kept = stage.get("completionRate")
             if kept is None:
                 kept = stage.get("requestThroughput") or 0.0
             if kept < 0.9 * scheduled:
-                return False, (f"completions kept pace with {kept:.2f} req/s over the sending window, < 90 % of "
-                               f"the {scheduled:.2f} req/s scheduled (level {level:g})")
+                return False, (f"completions kept pace with {kept:.2f} req/s (first to last), < 90 % of the "
+                               f"{scheduled:.2f} req/s scheduled (level {level:g})")
             return True, "ok"
         if self._last_tput:
             # throughput in tokens/s must still grow meaningfully with the batch size
