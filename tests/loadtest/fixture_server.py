@@ -16,7 +16,7 @@ Behaviours (``/ok/<itl_ms>`` streams normally with that inter-token gap):
   flaky/<n>          /tokenize drops the connection n times, then answers (generation streams normally)
   down/0             /tokenize always answers 503
   cap/<n>            like ok/5 but at most n requests generate at once (the rest queue): a server
-                     that saturates at n / (tokens x 5 ms) requests per second
+                     that saturates at n / (tokens x 5 ms) requests per second, tokens on a fixed schedule
 Wire formats, per dialect, built by the protocol modules the load tester reads them with
 (``loadtest.protocols``):
   OpenAI  POST /v1/completions, /v1/chat/completions: SSE ``data: {json}``, usage chunk, ``data: [DONE]``
@@ -72,12 +72,16 @@ async def _stream(request: web.Request, n_tokens: int, event, end_events: list[b
     if behaviour == "cap":
         sem = CAPS.setdefault(int(arg), asyncio.Semaphore(int(arg)))
         async with sem:
-            return await _generate(request, n_tokens, event, end_events, error_event, framing, "ok", 5.0)
+            # on schedule: each token is due at start + (k+1) x 5 ms, so a late wake-up on a busy
+            # machine delays one token, not every later one, and the capacity stays exact under load
+            return await _generate(request, n_tokens, event, end_events, error_event, framing, "ok", 5.0,
+                                   on_schedule=True)
     return await _generate(request, n_tokens, event, end_events, error_event, framing, behaviour, arg)
 
 
 async def _generate(request: web.Request, n_tokens: int, event, end_events: list[bytes],
-                    error_event: bytes, framing: str, behaviour: str, arg: float) -> web.StreamResponse:
+                    error_event: bytes, framing: str, behaviour: str, arg: float,
+                    on_schedule: bool = False) -> web.StreamResponse:
     STATE["running"] += 1
     try:
         if framing == "sse":
@@ -87,8 +91,12 @@ async def _generate(request: web.Request, n_tokens: int, event, end_events: list
             await resp.prepare(request)
         gap = arg / 1000.0 if behaviour in ("ok", "slow") else 0.0
         stop_after = int(arg) if behaviour in ("reset", "truncated", "badjson", "error") else n_tokens
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         for k in range(min(n_tokens, stop_after)):
-            if gap:
+            if gap and on_schedule:
+                await asyncio.sleep(max(0.0, start + (k + 1) * gap - loop.time()))
+            elif gap:
                 await asyncio.sleep(gap)
             await resp.write(event(k))
         if behaviour == "reset":

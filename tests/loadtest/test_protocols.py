@@ -89,12 +89,13 @@ def test_rate_sweep_reports_the_knee_of_a_saturating_server(capsys, tmp_path, fi
 
 def test_batch_sweep_stops_when_throughput_stops_growing(capsys, tmp_path, fixture_url):
     # cap/2: at most two requests generate at once, so batch sizes beyond 2 add no throughput. Each
-    # request holds its slot for 64 tokens x 5 ms = 320 ms, so the client's turnaround between
-    # requests (which a deeper queue hides, and which grows on a busy machine) stays ~1 % of it, far
-    # below the sweep's 10 % growth rule.
+    # request holds its slot for 160 tokens x 5 ms = 0.8 s. At batch 2 the client's turnaround between
+    # a completion and its next request leaves the slot idle (a deeper queue hides it); it grows on a
+    # busy machine (tens of ms beside two CPU-bound processes), so the slot is long enough to keep it
+    # a few per cent, well below the sweep's 10 % growth rule.
     code, out, _ = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/cap/2"), "--mode", "sweep",
-                           "--sweep-of", "batch", "--levels", "1,2,4,8", "--requests-per-level", "8",
-                           "--output-len", "64", "--results-dir", str(tmp_path))
+                           "--sweep-of", "batch", "--levels", "1,2,4,8", "--requests-per-level", "4",
+                           "--output-len", "160", "--results-dir", str(tmp_path))
     assert code == 0
     summary, _ = load_run(results_dir_from(out))
     sweep = summary["sweep"]
