@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import AnalysisError
 from .loader import load_runs
-from .report import analyse, headline, write_report
+from .report import analyse, print_summary, write_report
 from .slo import DEFAULT_SLO, parse_slo
 
 EXIT_BAD_INPUT = 2
@@ -66,11 +66,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if not any(w in r.warnings for r in runs):
             print(f"warning: {w}", file=sys.stderr)
     path = write_report(analysis, args.out, plots=not args.no_plots)
-    print(analysis.table.to_string(index=False, max_colwidth=24))
-    print()
-    for line in headline(analysis):
-        print(line.replace("**", "").replace("*", ""))
-    print(f"report: {path}")
+    print_summary(analysis)
+    print(f"every stage: {args.out / 'comparison.csv'} (and stages.csv beside it)")
+    print(f"report: {path} (and report.html)")
     return 0
 
 

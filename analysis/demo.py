@@ -34,7 +34,7 @@ from pathlib import Path
 
 from .demo_attempt import LEDGER, Attempt
 from .loader import load_runs
-from .report import analyse, headline, write_report
+from .report import analyse, print_summary, write_report
 from .slo import parse_slo
 
 EXIT_FAILED = 1
@@ -465,8 +465,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if attempt.failed:
         _append_missing(path, attempt, resume)
     print()
-    for line in headline(analysis):
-        print("  " + line.replace("**", "").replace("*", ""))
+    print_summary(analysis)
     for f in analysis.findings:
         print(f"  [{f.verdict}] {f.claim}: guide {f.guide}, here {f.measured}")
     print()

@@ -221,8 +221,9 @@ def stage_frame(runs: list[Run], slo: Slo | None = None) -> tuple[pd.DataFrame, 
             df[mine] = df[mine].fillna(pd.to_numeric(df[f"summary_sm_{theirs}"], errors="coerce"))
     df["level"] = pd.to_numeric(df["level"], errors="coerce")
     df["mode"] = df["mode"].fillna("unknown")
-    mean_in = df.groupby("run_id")["mean_input_tokens"].transform("mean")
-    mean_out = df.groupby("run_id")["mean_output_tokens"].transform("mean")
+    # per run directory: a run id is unique within its stack only (the demo names every stack's runs alike)
+    mean_in = df.groupby("run_dir")["mean_input_tokens"].transform("mean")
+    mean_out = df.groupby("run_dir")["mean_output_tokens"].transform("mean")
     df["workload"] = [workload_class(a, b) for a, b in zip(mean_in, mean_out, strict=True)]
     df["workload_label"] = (mean_in.round().astype("Int64").astype(str) + "→"
                             + mean_out.round().astype("Int64").astype(str))

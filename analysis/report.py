@@ -17,6 +17,7 @@ import pandas as pd
 from loadtest.model_check import TOLERANCE, TTFT_FLOOR_S
 
 from . import __version__
+from .answer import Answer, answer_table, answers, console_lines
 from .compare import comparison_table, slo_verdicts
 from .cost import add_cost
 from .findings import Finding
@@ -49,6 +50,7 @@ class Analysis:
     cheapest: pd.DataFrame
     recommendations: list[Verdict]
     findings: list[Finding]
+    answers: list[Answer] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     baseline: str | None = None
     price: str = "pool"
@@ -70,7 +72,8 @@ def analyse(runs: list[Run], slo: Slo, baseline: str | None = None, price: str =
     series, cheapest = slo_verdicts(deciding, slo)
     return Analysis(runs=runs, slo=slo, stages=stages, table=comparison_table(stages, slo), series=series,
                     cheapest=cheapest, recommendations=evaluate_recommendations(deciding, slo),
-                    findings=evaluate_findings(deciding), warnings=warnings, baseline=baseline, price=price)
+                    findings=evaluate_findings(deciding), answers=answers(stages, runs, slo), warnings=warnings,
+                    baseline=baseline, price=price)
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -111,12 +114,21 @@ def md_table(df: pd.DataFrame) -> str:
 def headline(a: Analysis) -> list[str]:
     """The few lines a reader (and the demo's last output) needs: cheapest per SLO, verdicts, findings."""
     lines = []
-    for _, c in a.cheapest.iterrows():
-        tag = " *(modelled)*" if c["source"] == "modelled" else ""
-        lines.append(f"Cheapest meeting the SLO for {c['model']} ({c['workload_label']} tokens, {c['mode']}): "
-                     f"**{c['stack']}** at {c['mode']} level {c['best_level']:g}: "
-                     f"${c['usd_per_m_tokens']:.3f} per million {c['cost_basis']} tokens, "
-                     f"{c[c['cost_basis'] + '_tok_s']:,.0f} {c['cost_basis']} tok/s{tag}")
+    for ans in a.answers:
+        tag = " *(modelled)*" if ans.source == "modelled" else ""
+        w = ans.winner
+        if w is None:
+            lines.append(f"{ans.model}, {ans.workload_label} tokens: no stack meets the SLO{tag}")
+            continue
+        lines.append(f"{ans.model}, {ans.workload_label} tokens: **{w.stack}** at "
+                     f"{'≤ ' if w.lower_bound else ''}${w.usd_per_m:.3f} per million {ans.cost_basis} tokens "
+                     f"({w.load}, n={w.n}): {ans.verdict}{tag}")
+    return lines + verdict_lines(a)
+
+
+def verdict_lines(a: Analysis) -> list[str]:
+    """The guide's recommendations and findings, a line each (the headline's second half)."""
+    lines = []
     for v in a.recommendations:
         tag = " *(modelled)*" if v.source == "modelled" else ""
         lines.append(f"Recommendation {v.number} ({SHORT_TITLES[v.number]}): **{v.verdict}**{tag}")
@@ -135,6 +147,7 @@ def write_report(a: Analysis, out: Path, *, plots: bool = True) -> Path:
     a.stages.to_csv(out / "stages.csv", index=False)
     a.series.to_csv(out / "slo.csv", index=False)
     figures = all_plots(a.runs, a.stages, out) if plots else {}
+    answer_table(a.answers).to_csv(out / "answer.csv", index=False)
     (out / "verdicts.json").write_text(json.dumps(_verdicts_doc(a), indent=1, default=_json_default))
     path = out / "report.md"
     path.write_text(_markdown(a, figures, out))
@@ -150,6 +163,7 @@ def _json_default(v: Any) -> Any:
 def _verdicts_doc(a: Analysis) -> dict[str, Any]:
     return {
         "slo": str(a.slo), "sources": a.sources,
+        "answer": answer_table(a.answers).to_dict(orient="records"),
         "cheapest": a.cheapest.to_dict(orient="records"),
         "recommendations": [{"number": v.number, "title": v.title, "source": v.source, "verdict": v.verdict,
                              "summary": v.summary, "evidence": v.evidence.to_dict(orient="records")}
@@ -199,6 +213,45 @@ def _model_check_section(a: Analysis) -> list[str]:
     return s
 
 
+def _answer_section(a: Analysis) -> list[str]:
+    """The first screen: per model and workload, the cheapest stack meeting the SLO (``answer.py``)."""
+    s = [f"## The answer: cheapest stack meeting the SLO ({a.slo})\n"]
+    s.append("Per model and workload, each stack's cheapest load level that meets every SLO term, in any mode "
+             "(static batch or request rate), ranked by $ per million tokens (output tokens; prompt tokens for "
+             "input-heavy work). The 95 % interval is a bootstrap over the stage's `n` requests (across the runs "
+             "when a level was run several times); a winner whose interval overlaps the runner-up's is a **tie**. "
+             "`≥` marks the highest level tested: the stack may do better (its $/M is an upper bound), and the "
+             "next runs below say how to find out. `margin`: how much more the runner-up's tokens cost. The "
+             "closest SLO term is shown with its own interval (*marginal* when it crosses the limit).\n")
+    table = answer_table(a.answers)
+    shown = table.drop(columns=["next run"] + (["source"] if table["source"].nunique() == 1 else []))
+    s.append(md_table(shown))
+    nexts = [f"- {row['model']} {row['in→out']}: {row['next run']}" for _, row in table.iterrows() if row["next run"]]
+    if nexts:
+        s.append("Next runs for the `≥` answers:\n")
+        s += [*nexts, ""]
+    never = [f"- {ans.model} {ans.workload_label}: **{stack}** never meets it ({why})"
+             for ans in a.answers for stack, why in ans.never.items()]
+    if never:
+        s.append("Stacks that meet the SLO at no tested level:\n")
+        s += [*never, ""]
+    return s
+
+
+def print_summary(a: Analysis, width: int = 100) -> None:
+    """What ``compare`` and ``demo`` print: the answer, then the guide's verdicts, wrapped to ``width``
+    (a pipe gets the same short lines as a terminal; the wide table is in comparison.csv)."""
+    import textwrap
+
+    print(f"Cheapest stack meeting the SLO ({a.slo}):")
+    for line in console_lines(a.answers, width):
+        print(line)
+    print("The guide's recommendations and findings:")
+    for line in verdict_lines(a):
+        print(textwrap.fill(line.replace("**", "").replace("*", ""), width=width, initial_indent="  ",
+                            subsequent_indent="    "))
+
+
 def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
     modelled = "modelled" in a.sources
     measured = "measured" in a.sources
@@ -218,6 +271,7 @@ def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
         s.append("> This report holds both *modelled* (simulated endpoint) and *measured* runs. They are kept "
                  "apart: every table has a `source` column, and comparisons, baselines and verdicts are made "
                  "within one source only.\n")
+    s += _answer_section(a)
     s.append("## Headline\n")
     s += [f"- {line}" for line in headline(a)]
     s.append("")
