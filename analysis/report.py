@@ -146,7 +146,7 @@ def write_report(a: Analysis, out: Path, *, plots: bool = True) -> Path:
     a.table.to_csv(out / "comparison.csv", index=False)
     a.stages.to_csv(out / "stages.csv", index=False)
     a.series.to_csv(out / "slo.csv", index=False)
-    figures = all_plots(a.runs, a.stages, out) if plots else {}
+    figures = all_plots(a.runs, a.stages, out, a.slo, a.answers) if plots else {}
     answer_table(a.answers).to_csv(out / "answer.csv", index=False)
     (out / "verdicts.json").write_text(json.dumps(_verdicts_doc(a), indent=1, default=_json_default))
     path = out / "report.md"
@@ -306,12 +306,15 @@ def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
         s.append("_No stack meets the SLO at any tested level._\n")
     s.append("## Figures\n")
     captions = {
+        "cost_latency": ("Cost against latency: $ per million tokens against each SLO term, one line per stack "
+                         "through its load levels (labelled), the SLO limit dotted red, the Pareto front grey"),
+        "per_dollar": "Output tokens per dollar at each stack's best load meeting the SLO (the answer table's points)",
         "latency_throughput": "Latency–throughput curves (TTFT p99 and TPOT p50 against output tokens/s)",
-        "per_dollar": "Output tokens/s per dollar at the largest common batch, normalized to the baseline",
         "batch_effect": ("Batch-size effect: throughput and mean latency per output token (NTPOT, the guide's latency) "
                          "against static batch size"),
         "prefill": "Prefill throughput and prefill tokens per dollar on the input-heavy workload",
-        "server_timeline": "Server running batch and queue over time (the server's own metrics)",
+        "server_timeline": ("Server running batch, queue and KV-cache usage over time, per batch size (the server's "
+                            "own metrics)"),
     }
     for key, caption in captions.items():
         p = figures.get(key)
