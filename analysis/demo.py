@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .demo_attempt import LEDGER, Attempt
+from .html import write_html
 from .loader import load_runs
 from .report import analyse, print_summary, write_report
 from .slo import parse_slo
@@ -464,6 +465,7 @@ def run_demo(args: argparse.Namespace) -> int:
     _append_plans(path, plans)
     if attempt.failed:
         _append_missing(path, attempt, resume)
+    write_html(path)  # again: the plans and the missing runs were appended to report.md
     print()
     print_summary(analysis)
     for f in analysis.findings:

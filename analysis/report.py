@@ -23,6 +23,7 @@ from .cost import add_cost
 from .findings import Finding
 from .findings import evaluate as evaluate_findings
 from .frame import stage_frame
+from .html import write_html
 from .loader import Run
 from .plots import all_plots
 from .recommendations import Verdict
@@ -141,7 +142,8 @@ def verdict_lines(a: Analysis) -> list[str]:
 
 
 def write_report(a: Analysis, out: Path, *, plots: bool = True) -> Path:
-    """Write report.md, comparison.csv, stages.csv, slo.csv, verdicts.json (+ PNGs) under ``out``."""
+    """Write report.md, report.html, answer.csv, comparison.csv, stages.csv, slo.csv, verdicts.json (+ PNGs)
+    under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     a.table.to_csv(out / "comparison.csv", index=False)
     a.stages.to_csv(out / "stages.csv", index=False)
@@ -151,6 +153,7 @@ def write_report(a: Analysis, out: Path, *, plots: bool = True) -> Path:
     (out / "verdicts.json").write_text(json.dumps(_verdicts_doc(a), indent=1, default=_json_default))
     path = out / "report.md"
     path.write_text(_markdown(a, figures, out))
+    write_html(path)
     return path
 
 
