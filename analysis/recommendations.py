@@ -83,7 +83,7 @@ def quantization(d: pd.DataFrame, source: str, slo: Slo) -> Verdict:
         for _, lo in stacks.iloc[1:].iterrows():
             w = _decode_workload(d, hi["stack"], lo["stack"])
             top = common_top(sweep(d, hi["stack"], w), sweep(d, lo["stack"], w)) if w else None
-            if top is None:
+            if top is None or w is None:
                 continue
             a, b = top
             best_a = _best_under_slo(sweep(d, hi["stack"], w), slo)

@@ -13,6 +13,7 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from .bench import RunState, execute, run_meta
 from .clock import Clock
@@ -27,6 +28,7 @@ from .config import (
     parse_slo,
 )
 from .errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, LoadTestError
+from .helpfmt import DefaultsHelpFormatter
 from .http import TRANSPORTS
 from .progress import Progress
 from .protocols import DIALECTS
@@ -35,7 +37,7 @@ from .targets import Target, gke_target, sim_target, url_target
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit 2 with the usage, as argparse does, but our wording
+    def error(self, message: str) -> NoReturn:  # exit 2 with the usage, as argparse does, but our wording
         self.print_usage(sys.stderr)
         self.exit(2, f"error: {message}\n")
 
@@ -43,16 +45,23 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m loadtest", description="Benchmark an LLM serving endpoint.")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a load test against a stack's endpoint")
+    r = sub.add_parser("run", help="run a load test against a stack's endpoint", formatter_class=DefaultsHelpFormatter,
+                       epilog="examples:\n"
+                              "  python -m loadtest run --stack llama2-7b-g2 --target sim --mode batch "
+                              "--levels 16,32,64\n"
+                              "  python -m loadtest run --stack llama2-7b-g2 --outputs out.json --mode sweep "
+                              "--slo ttft_p99=2s,tpot_p50=100ms")
     r.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml) or its file")
     r.add_argument("--target", choices=("gke", "sim"), default="gke",
                    help="gke: the deployed endpoint from the stack outputs; sim: a local simulated endpoint")
     r.add_argument("--outputs", help="stack outputs saved from `pulumi stack output --json`")
     r.add_argument("--endpoint", help="any base URL instead of the stack outputs (needs --dialect, --model)")
-    r.add_argument("--dialect", choices=sorted(DIALECTS))
+    r.add_argument("--dialect", choices=sorted(DIALECTS), help="--endpoint: the server's wire protocol")
     r.add_argument("--model", help="model name the server answers to")
-    r.add_argument("--mode", required=True, choices=MODES)
-    r.add_argument("--levels", help="batch: concurrencies N; rate: req/s; sweep: optional levels to try in order")
+    r.add_argument("--mode", required=True, choices=MODES,
+                   help="batch: N concurrent clients; rate: open-loop arrivals; sweep: raise the load to the knee")
+    r.add_argument("--levels", help="batch: concurrencies N (e.g. 16,32,64); rate: req/s (e.g. 1,2,4); sweep: optional "
+                                    "levels to try in order (default: doubling from 1)")
     r.add_argument("--arrival", choices=ARRIVALS, default="constant",
                    help="rate mode: constant spacing, poisson, or gamma (shape --burstiness) (default: constant)")
     r.add_argument("--burstiness", type=float, default=1.0,
@@ -75,18 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", help="ShareGPT-format JSON file of prompts")
     r.add_argument("--prefix-len", type=int, default=0, help="shared-prefix workload: tokens shared per group")
     r.add_argument("--prefix-groups", type=int, default=1, help="shared-prefix workload: number of prefixes")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="seed of the workload's lengths, prompts and arrivals")
     r.add_argument("--slo", help="goodput and sweep limits, e.g. ttft_p99=2s,tpot_p50=100ms,error_rate=1%% "
                                  "(metrics: ttft tpot ntpot itl e2e e2e_sched; stats: mean p50 p90 p95 p99 max; "
                                  "the grammar of analysis --slo)")
-    r.add_argument("--results-dir", default="results")
-    r.add_argument("--run-id")
+    r.add_argument("--results-dir", default="results", help="runs are written to <dir>/<stack>/<run-id>/")
+    r.add_argument("--run-id", help="the run's directory name (default: a UTC timestamp, e.g. 20261202T120000Z)")
     r.add_argument("--api", choices=("completions", "chat"), default="completions")
     r.add_argument("--export", choices=("vllm",), help="also write vllm-bench-serve-style JSON per stage")
     r.add_argument("--metrics-url", help="server Prometheus metrics URL (default: from the outputs / dialect)")
     r.add_argument("--no-metrics", action="store_true", help="do not scrape server metrics")
-    r.add_argument("--scrape-interval", type=float, default=1.0)
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--scrape-interval", type=float, default=1.0, help="seconds between server-metrics scrapes")
+    r.add_argument("--no-progress", action="store_true", help="no live progress line (e.g. in CI logs)")
     r.add_argument("--no-ignore-eos", action="store_true", help="let the model stop at EOS (lengths may be shorter)")
     r.add_argument("--temperature", type=float, help="sampling temperature (default: the server's)")
     r.add_argument("--top-p", type=float, help="nucleus sampling (default: the server's)")
@@ -106,11 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not replay each stage on the stack's performance model (by default every stage gets "
                         "the model's figures, its error and, on --target sim, a hostBound verdict)")
     r.add_argument("--grace", type=float, default=5.0, help="seconds in-flight requests get after Ctrl-C")
-    r.add_argument("--http-client", choices=sorted(TRANSPORTS), default="aiohttp")
+    r.add_argument("--http-client", choices=sorted(TRANSPORTS), default="aiohttp",
+                   help="the HTTP client library that sends the load")
     r.add_argument("--workers", type=int, default=1,
                    help="load-generating processes per stage (1: one process; e.g. 2 on a 2-core machine)")
     r.add_argument("--sweep-of", choices=("rate", "batch"), default="rate", help="what --mode sweep raises")
-    r.add_argument("--sweep-max-stages", type=int, default=8)
+    r.add_argument("--sweep-max-stages", type=int, default=8, help="--mode sweep: most stages, bisection included")
     s = sub.add_parser("simulate", help="serve the stack's simulated endpoint (foreground)", add_help=False)
     s.add_argument("rest", nargs=argparse.REMAINDER)
     return p
@@ -217,7 +227,7 @@ def cmd_simulate(rest: list[str]) -> int:
     except ImportError as exc:
         print(f"error: the simulated endpoint is not available: {exc}", file=sys.stderr)
         return 2
-    return int(simulator_main(["serve", *rest]) or 0)
+    return int(simulator_main(["serve", *rest], serve_prog="python -m loadtest simulate") or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

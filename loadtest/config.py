@@ -84,7 +84,7 @@ def parse_extra_body(text: str | None) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise BadInput(f"--extra-body is not valid JSON ({exc.msg} at character {exc.pos})",
                        """write a JSON object, e.g. --extra-body '{"repetition_penalty": 1.1}'""") from None
     if not isinstance(value, dict):

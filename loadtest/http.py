@@ -50,6 +50,8 @@ class Response(ABC):
 class Transport(ABC):
     """``read_timeout``: longest silence from the server before the request is declared stalled."""
 
+    name: str  # the --http-client value that selects it
+
     def __init__(self, connect_timeout: float = 10.0, read_timeout: float = 120.0):
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -144,7 +146,7 @@ class HttpxTransport(Transport):
 
 
 # -- aiohttp -------------------------------------------------------------------------------------
-class _StampedDeque(collections.deque):  # type: ignore[type-arg]
+class _StampedDeque(collections.deque):
     """aiohttp's response buffer, stamping each piece with its arrival time as it is appended.
 
     aiohttp appends each received piece of the body to ``StreamReader._buffer`` in its protocol

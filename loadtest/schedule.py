@@ -24,6 +24,7 @@ cancelled and recorded as ``cancelled``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -34,6 +35,11 @@ from .clock import Clock
 from .records import RequestRecord
 from .runner import Runner
 from .workloads import Workload
+
+
+def _release(slots: asyncio.Semaphore, _task: asyncio.Task[Any]) -> None:
+    """A finished request frees its --max-concurrency slot."""
+    slots.release()
 
 
 @dataclass(frozen=True)
@@ -196,7 +202,7 @@ class Scheduler:
                     break
                 task = asyncio.create_task(one(self._record(spec, scheduled, warmup=not verdict)))
                 if slots is not None:
-                    task.add_done_callback(lambda _t, s=slots: s.release())
+                    task.add_done_callback(functools.partial(_release, slots))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             run.dispatch_end = self.clock.now()

@@ -46,7 +46,7 @@ class Target:
     metrics_url: str | None
     outputs: dict[str, Any] | None  # public outputs only (no secrets)
     api_key: str | None = field(default=None, repr=False)
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    process: subprocess.Popen[str] | None = field(default=None, repr=False)
 
     @property
     def modelled(self) -> bool:
@@ -68,7 +68,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+def stop_process(proc: subprocess.Popen[str] | subprocess.Popen[bytes], grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after ``grace`` seconds; by PID only."""
     if proc.poll() is not None:
         return

@@ -123,6 +123,10 @@ def _mocks(project: str, records: dict[str, dict[str, Any]]):
     class Monitor(mocks.MockMonitor):
         """Records what MockResourceArgs leaves out: parent, timeouts, ignore_changes, dependencies."""
 
+        def __init__(self, m: Mocks) -> None:
+            super().__init__(m)
+            self.recorder = m  # the base class keeps it typed as the plain Mocks interface
+
         def RegisterResource(self, request):
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
@@ -135,7 +139,7 @@ def _mocks(project: str, records: dict[str, dict[str, Any]]):
                     "ignore_changes": list(request.ignoreChanges),
                     "dependencies": list(request.dependencies),
                     "provider": request.provider,
-                    "inputs": self.mocks.inputs.get((request.type, request.name)),
+                    "inputs": self.recorder.inputs.get((request.type, request.name)),
                 }
             return response
 
@@ -164,8 +168,8 @@ def _config_for_runtime(flat: Mapping[str, Any], spec: StackSpec) -> tuple[dict[
     for full_key, value in flat.items():
         key = full_key if ":" in str(full_key) else f"{PROJECT}:{full_key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            short = key.split(":", 1)[1]
-            placeholders[short] = config[key] = placeholder(short)
+            name = key.split(":", 1)[1]
+            placeholders[name] = config[key] = placeholder(name)
             secret_keys.append(key)
         elif isinstance(value, str):
             config[key] = value
@@ -186,8 +190,8 @@ def _unwrap(value: Any) -> tuple[Any, Any]:
         pairs = {k: _unwrap(v) for k, v in value.items()}
         return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
     if isinstance(value, list):
-        pairs = [_unwrap(v) for v in value]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+        items = [_unwrap(v) for v in value]
+        return [p[0] for p in items], [p[1] for p in items]
     if isinstance(value, float) and value.is_integer():
         return int(value), int(value)
     return value, value

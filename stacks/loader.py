@@ -139,10 +139,14 @@ def _semantic_errors_despite(
     for err in exc.errors():
         if err["type"] == "missing":
             return []
-        *parents, leaf = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        loc: list[Any] = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        *parents, leaf = loc
         holder: Any = pruned
         for part in parents:
-            holder = holder[part] if isinstance(holder, (dict, list)) else None
+            if isinstance(holder, dict) or (isinstance(holder, list) and isinstance(part, int)):
+                holder = holder[part]
+            else:
+                holder = None
         if isinstance(holder, dict):
             holder.pop(leaf, None)
         elif isinstance(holder, list) and isinstance(leaf, int) and leaf < len(holder):

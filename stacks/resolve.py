@@ -112,7 +112,7 @@ class _Resolver:
         if m.name is not None:
             found = self.cat.models.get(m.name)
             other = self.cat.model_by_hf_id(m.hf_id) if m.hf_id and found is not None else None
-            if other is not None and other.alias != found.alias:
+            if other is not None and found is not None and other.alias != found.alias:
                 self.error(config_key("model.hfId"), f'"{m.hf_id}" is the catalog\'s {other.alias}, not {m.name}',
                            f"use `name: {other.alias}`, or an hfId that is a variant of {found.hf_id}")
             if found is None:
@@ -300,7 +300,7 @@ class _Resolver:
                 f"give {server.name} {want}, or pick a server for {machine.kind.upper()}s "
                 f"({', '.join(n for n, k in self.cat.servers.items() if k.accelerator == machine.kind)})",
             )
-        if not supported:
+        if not supported and server and precision:
             self.error(
                 config_key("precision.weights"),
                 f"{server.name} does not serve {precision.name}",
@@ -313,11 +313,11 @@ class _Resolver:
                 f"use auto or one of {', '.join(server.kv_cache_dtypes)}",
             )
         if server and model and model.family not in server.families:
-            supported = [n for n, k in self.cat.servers.items() if model.family in k.families]
+            runs_it = [n for n, k in self.cat.servers.items() if model.family in k.families]
             self.error(
                 config_key("server.kind"),
                 f"{server.name} does not run {model.family} models ({model.hf_id})",
-                f"use {', '.join(supported) or 'another model'}",
+                f"use {', '.join(runs_it) or 'another model'}",
             )
         if (
             server

@@ -247,5 +247,5 @@ def _tp_for_machine(model: ModelArch, precision: Precision, machine: MachineType
     if machine.kind == "tpu":  # JetStream shards across every chip of the host
         tp = machine.count
         return tp if fits(model, precision, machine.chip, tp) else None
-    tp = default_tp(model, precision, machine.chip, machine.count)
-    return tp if tp is not None and tp <= machine.count and math.log2(tp).is_integer() else None
+    shards = default_tp(model, precision, machine.chip, machine.count)
+    return shards if shards is not None and shards <= machine.count and math.log2(shards).is_integer() else None

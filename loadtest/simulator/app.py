@@ -12,6 +12,7 @@ port (Triton 8000 -> 8002, JetStream 8000 -> 9100) unless ``metrics_port`` is gi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -74,7 +75,7 @@ class SimulatedEndpoint:
         await site.start()
         self._runners.append(runner)
         server = site._server  # the bound asyncio server: the only way to learn the port chosen for 0
-        assert server is not None and server.sockets
+        assert isinstance(server, asyncio.Server) and server.sockets
         return int(server.sockets[0].getsockname()[1])
 
     async def start(self) -> SimulatedEndpoint:

@@ -24,6 +24,7 @@ from stacks.errors import SpecErrors
 from stacks.loader import load_stack_file, resolve_stack_arg
 from stacks.spec import StackSpec
 
+from ..helpfmt import DefaultsHelpFormatter
 from .app import SimulatedEndpoint
 from .efficiency import EfficiencyError
 from .engine import EngineError
@@ -31,18 +32,23 @@ from .faults import FaultSpecError, parse_faults
 from .predict import Workload, predict
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(serve_prog: str | None = None) -> argparse.ArgumentParser:
+    """``serve_prog``: the usage line of ``serve`` when another command hands over to it
+    (``python -m loadtest simulate`` is ``serve``)."""
     p = argparse.ArgumentParser(prog="python -m loadtest.simulator",
                                 description="Serve a stack's simulated endpoint, timed by the performance model.")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("serve", help="serve the stack's API on 127.0.0.1 (foreground)")
+    s = sub.add_parser("serve", help="serve the stack's API on 127.0.0.1 (foreground)",
+                       description="Serve the stack's simulated endpoint on 127.0.0.1, in the foreground, until "
+                                   "interrupted. Example: --stack llama2-7b-g2 --port 0",
+                       formatter_class=DefaultsHelpFormatter, prog=serve_prog)
     s.add_argument("--stack", required=True, help="a committed stack name or a path to a Pulumi.<stack>.yaml")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (keep it loopback: no TLS)")
     s.add_argument("--port", type=int, default=None,
                    help="HTTP port (default: the server's real port from the catalog; 0: pick a free one)")
     s.add_argument("--metrics-port", type=int, default=None,
                    help="metrics port for servers that serve metrics apart (Triton, JetStream)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the simulated token streams and fault draws")
     s.add_argument("--faults", default=None,
                    help="e.g. error_rate=0.05,statuses=429+500+503,disconnect_rate=0.01,slow_start=5,"
                         "stall_rate=0.001,stall_s=2")
@@ -134,8 +140,8 @@ async def _serve(args: argparse.Namespace, spec: StackSpec) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, serve_prog: str | None = None) -> int:
+    args = _parser(serve_prog).parse_args(argv)
     try:
         spec = _load(args.stack)
         if args.command == "serve":

@@ -218,7 +218,7 @@ def predict(spec: StackSpec, workload: Workload, *, perf: PerfModel | None = Non
 def _summarise(spec: StackSpec, w: Workload, engine: Engine, seqs: list[Sequence], running_sum: float) -> Prediction:
     done = [s for s in seqs if s.finished_at is not None]
     start = min(s.arrival for s in seqs)
-    end = max(s.finished_at for s in done)  # type: ignore[type-var]
+    end = max(s.finished_at for s in done if s.finished_at is not None)
     duration = end - start
     ttft = [s.first_token_at - s.arrival for s in done]  # type: ignore[operator]
     e2e = [s.finished_at - s.arrival for s in done]  # type: ignore[operator]

@@ -59,7 +59,7 @@ MODELS = {  # the point's model → the catalog's (same architecture)
 }
 SERVERS = {"vllm": "vllm", "tgi": "tgi", "jetstream-pytorch": "jetstream", "jetstream": "jetstream"}
 # what a source states about the server that the point's fields do not carry
-SOURCE_SERVER = {
+SOURCE_SERVER: dict[str, dict[str, float]] = {
     "s1": {"max_batch": 256, "max_model_len": 32768, "requests": 150},
     "s2": {"max_batch": 128, "max_model_len": 512, "stage_s": 60.0},
     "s5": {"max_batch": 128, "stage_s": 90.0},
@@ -215,7 +215,7 @@ def represent(p: Point) -> Case | str:
         notes.append(f"server batch {p.batch}, {n} prompts queued at once")
     else:
         return "the workload has neither a concurrency, a rate nor a batch"
-    cap = src.get("cap")
+    cap = int(src["cap"]) if "cap" in src else None
     seed = sum(map(ord, "|".join(map(str, p.setup))))
     try:
         ins, how_in = lengths(p.input, n, seed, cap)
@@ -252,7 +252,7 @@ def case_metrics(case: Case, data: dict[str, Any] | None = None) -> dict[str, fl
     sim = simulate(case.spec, case.workload, perf=PerfModel(case.spec, eff), with_tokens=True)
     done = [s for s in sim.seqs if s.finished_at is not None and s.first_token_at is not None]
     start = min(s.arrival for s in sim.seqs)
-    dur = max(s.finished_at for s in done) - start  # type: ignore[type-var]
+    dur = max(s.finished_at for s in done if s.finished_at is not None) - start
     out_tokens = sum(s.generated for s in done)
     r = case.replicas
     values: dict[str, float] = {

@@ -91,3 +91,16 @@ def vllm_url(tmp_path_factory) -> str:
                          f"http://127.0.0.1:{port}/health", timeout=240, env=env, log=log)
     yield f"http://127.0.0.1:{port}"
     stop_process(proc, grace=20)
+
+
+def written_files(run_dir: Path) -> dict[Path, str]:
+    """Every file a run wrote, as text: Parquet (the columnar copy, compressed) decoded to its rows, so
+    a check for a leaked secret reads what the file holds, not its compressed bytes."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for p in sorted(run_dir.rglob("*")):
+        if p.is_file():
+            out[p] = json.dumps(pq.read_table(p).to_pylist()) if p.suffix == ".parquet" else p.read_text()
+    return out
+

@@ -8,7 +8,7 @@ import pytest
 
 from loadtest.targets import free_port
 
-from .conftest import endpoint_args, load_run, results_dir_from, run_cli
+from .conftest import endpoint_args, load_run, results_dir_from, run_cli, written_files
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -86,10 +86,8 @@ def test_outputs_file_run_carries_outputs_and_never_the_api_key(capsys, tmp_path
     assert summary["spec"]["cost"]["usdPerHour"] == 0.85
     assert summary["outputs"]["servedModel"] == "fixture" and "apiKey" not in summary["outputs"]
     assert len(records) == 4 and all(r["error"] is None for r in records)
-    for f in run_dir.rglob("*"):
-        if f.is_file():
-            text = f.read_text()
-            assert secret not in text and "secret-kubeconfig" not in text, f
+    for f, text in written_files(run_dir).items():
+        assert secret not in text and "secret-kubeconfig" not in text, f
 
 
 def test_summary_is_consistent_with_requests_and_config(capsys, tmp_path, fixture_url):
@@ -121,12 +119,34 @@ def test_simulate_hands_arguments_to_the_simulator(monkeypatch):
 
     seen = {}
     fake = types.ModuleType("loadtest.simulator.cli")
-    fake.main = lambda argv: seen.setdefault("argv", argv) and 0
+    fake.main = lambda argv, serve_prog=None: seen.update(argv=argv, prog=serve_prog) or 0
     monkeypatch.setitem(sys.modules, "loadtest.simulator.cli", fake)
     from loadtest.cli import main
 
     assert main(["simulate", "--stack", "llama2-7b-g2", "--port", "9"]) == 0
-    assert seen["argv"] == ["serve", "--stack", "llama2-7b-g2", "--port", "9"]
+    assert seen == {"argv": ["serve", "--stack", "llama2-7b-g2", "--port", "9"], "prog": "python -m loadtest simulate"}
+
+
+def test_simulate_help_is_its_own_usage(capsys, monkeypatch):
+    from loadtest.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # one line per flag
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m loadtest simulate") and "(default: 127.0.0.1)" in out
+
+
+def test_run_help_shows_defaults_and_examples(capsys, monkeypatch):
+    from loadtest.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: aiohttp)" in out and "(default: None)" not in out
+    assert "python -m loadtest run --stack llama2-7b-g2 --target sim --mode batch --levels 16,32,64" in out
 
 
 def test_outputs_of_another_stack_are_refused_naming_both(capsys, tmp_path):

@@ -146,7 +146,7 @@ async def serve(request: web.Request, ctx: SimContext, stream: TokenStream | lis
         await resp.prepare(request)
     seqs = []
     for s in streams:
-        s.transport = request.transport  # type: ignore[assignment]
+        s.transport = request.transport
         seq = runtime.submit(prompt_len, max_new, s)
         s.choices.seqs.append(seq)
         seqs.append(seq)

@@ -35,7 +35,8 @@ LATENCY_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.
 
 def _token_buckets(max_model_len: int) -> list[float]:
     """vLLM's build_1_2_5_buckets(max_model_len)."""
-    out, mantissa, exp = [], [1, 2, 5], 0
+    out: list[int] = []
+    mantissa, exp = [1, 2, 5], 0
     while True:
         for m in mantissa:
             v = m * 10**exp
@@ -272,8 +273,9 @@ def build(ctx: SimContext) -> Dialect:
         encoder = oa.ChunkEncoder(request_id("chatcmpl-" if chat else "cmpl-"), ctx.created, ctx.model, chat,
                                   token_ids=with_ids)
         choices = Choices(n)
-        streams = [CompletionStream(ctx, streaming, encoder, i, choices, include_usage,
-                                    bool(opts.get("continuous_usage_stats", False)), finish_reason) for i in range(n)]
+        streams: list[TokenStream] = [
+            CompletionStream(ctx, streaming, encoder, i, choices, include_usage,
+                             bool(opts.get("continuous_usage_stats", False)), finish_reason) for i in range(n)]
 
         def respond(seq: Sequence, reason: str) -> web.Response:
             out_choices = []
