@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loadtest.columnar import FIELDS, read_covered
 from loadtest.metrics_scrape import metric_role
 from loadtest.results import PREDICTED_FILE, REQUESTS_FILE
 
@@ -30,9 +31,8 @@ SUPPORTED_FORMAT_VERSIONS = (1, 2)
 
 # The scalar request fields the statistics need; ``chunks`` is not loaded (it is by far the largest
 # field, and the table's latency metrics are defined on the timestamps alone).
-REQUEST_FIELDS = ("stage", "i", "scheduled", "sent", "first", "end", "inputTokens", "outputTokens",
-                  "status", "error", "warmup")
-_FLOAT_FIELDS = ("scheduled", "sent", "first", "end", "inputTokens", "outputTokens")
+REQUEST_FIELDS = FIELDS  # the scalar fields of a request record (one list: loadtest/columnar.py)
+_FLOAT_FIELDS = ("scheduled", "sent", "first", "end", "inputTokens", "outputTokens", "status")  # NaN when absent
 # ``"chunks":[[t,n],[t,n],...]``: a list of number pairs, nothing nested deeper, no strings.
 _CHUNKS = re.compile(r'"chunks"\s*:\s*\[(?:\s*\[[^\[\]]*\]\s*,?)*\s*\]')
 
@@ -135,27 +135,46 @@ def _check_version(path: Path, doc: dict[str, Any]) -> int:
 
 
 def read_requests(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Parse ``requests.jsonl`` into a DataFrame of the scalar fields; drop a truncated last line.
+    """Read ``requests.jsonl`` (or ``predicted.jsonl``) into a DataFrame of the scalar fields.
 
-    Speed matters (a long run holds millions of requests): the per-chunk timestamps, by far the
+    The stages the load tester also stored column by column (``loadtest/columnar.py``) are read from
+    Parquet; only the JSONL beyond them (a stage a crash interrupted, or a run written before the
+    columnar copy existed) is parsed. A truncated last line is dropped with a warning.
+    """
+    if not path.is_file():
+        return _empty_requests(), [f"{path}: missing (no request finished)"]
+    covered, offset = read_covered(path.parent, path.name)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8").rstrip()
+    tail, warnings = _parse_jsonl(text, path, offset)
+    if covered is None:
+        if tail is None:
+            return _empty_requests(), [*warnings, f"{path}: empty (no request finished)"]
+        return tail, warnings
+    covered = _typed_requests(covered[list(REQUEST_FIELDS)], path)
+    return (covered if tail is None else pd.concat([covered, tail], ignore_index=True)), warnings
+
+
+def _parse_jsonl(text: str, path: Path, offset: int) -> tuple[pd.DataFrame | None, list[str]]:
+    """Records of JSONL text, typed; None when it holds none.
+
+    Speed matters (a crash can leave a long stage uncovered): the per-chunk timestamps, by far the
     largest field and not used by the statistics, are cut out with one regular-expression pass, and
     the rest is parsed by one C-level ``json.loads`` over the joined lines (no per-line Python). Only
     when that fails do we look line by line, to tell a truncated tail (a killed run: warn and drop
     it) from damage in the middle (refuse, naming the line).
     """
     warnings: list[str] = []
-    if not path.is_file():
-        return _empty_requests(), [f"{path}: missing (no request finished)"]
-    text = path.read_text().rstrip()
+    where = "" if not offset else f" after byte {offset:,}, the part without a columnar copy"
     if not text:
-        return _empty_requests(), [f"{path}: empty (no request finished)"]
+        return None, warnings
     cut = text.rfind("\n")
     last = text[cut + 1:]
     try:
         json.loads(last)
     except json.JSONDecodeError:
-        n_lines = text.count("\n") + 1
-        warnings.append(f"{path}: last line (line {n_lines}) is truncated and was dropped "
+        warnings.append(f"{path}: last line (line {text.count(chr(10)) + 1}{where}) is truncated and was dropped "
                         "(the run was interrupted while writing it)")
         text = text[:cut] if cut >= 0 else ""
     body = _CHUNKS.sub('"chunks":null', text).replace("\r\n", "\n").replace("\n", ",")
@@ -169,10 +188,10 @@ def read_requests(path: Path) -> tuple[pd.DataFrame, list[str]]:
             try:
                 records.append(json.loads(_CHUNKS.sub('"chunks":null', line)))
             except json.JSONDecodeError as exc:
-                raise AnalysisError(f"{path}:{n}", f"is not valid JSON ({exc.msg})",
+                raise AnalysisError(f"{path}:{n}{where}", f"is not valid JSON ({exc.msg})",
                                     "the file is damaged in the middle; re-run the load test") from exc
     if not records:
-        return _empty_requests(), warnings
+        return None, warnings
     df = pd.DataFrame.from_records(records, columns=list(REQUEST_FIELDS))
     return _typed_requests(df, path), warnings
 

@@ -31,7 +31,7 @@ from .metrics_scrape import summarize as summarize_server
 from .model_check import check_stage
 from .progress import Progress
 from .protocols import Dialect, make_dialect
-from .results import FORMAT_VERSION, ResultsWriter, public_outputs, redact_url
+from .results import FORMAT_VERSION, PREDICTED_FILE, REQUESTS_FILE, ResultsWriter, public_outputs, redact_url
 from .runner import Runner
 from .schedule import Scheduler, StageSpec, SweepPlanner
 from .setup_calls import DEFAULT_SETUP_TIMEOUT_S, call_with_retry
@@ -291,6 +291,8 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                                         slo=cfg.slo, max_concurrency=cfg.max_concurrency)
                 if predicted:
                     writer.write_predicted(predicted)
+                    writer.write_columns(PREDICTED_FILE, spec.id, predicted)
+            writer.write_columns(REQUESTS_FILE, spec.id, run.records or [])
             state.stages.append(summary)
             if planner is not None:
                 planner.record(summary, all(v is not False for v in (summary["sloMet"] or {}).values()))

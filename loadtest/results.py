@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from stacks.secret_values import REDACTED, SECRET_FIELD, looks_like_secret
 
+from .columnar import stage_table, write_stage
 from .records import RequestRecord
 
 FORMAT_VERSION = 2
@@ -86,6 +87,13 @@ class ResultsWriter:
             self._predicted = open(self.dir / PREDICTED_FILE, "a", encoding="utf-8")  # noqa: SIM115
         self._predicted.writelines(_dump(r.as_dict()) + "\n" for r in records)
         self._predicted.flush()
+
+    def write_columns(self, jsonl_name: str, stage: str, records: list[RequestRecord]) -> None:
+        """After a stage: its records' columnar copy (``columnar.py``), covering the JSONL written so far."""
+        handle = self._predicted if jsonl_name == PREDICTED_FILE else self._requests
+        if handle is not None:
+            handle.flush()
+        write_stage(self.dir, jsonl_name, stage, stage_table(records))
 
     def write_scrape(self, entry: dict[str, Any]) -> None:
         self._metrics.write(_dump(entry) + "\n")

@@ -13,7 +13,7 @@ from loadtest.protocols import Prompt, Sampling, make_dialect
 from loadtest.protocols.framing import JSONSeqFramer, ProtocolError, SSEFramer
 from loadtest.schedule import arrival_offsets
 
-from .conftest import endpoint_args, load_run, results_dir_from, run_cli
+from .conftest import endpoint_args, load_run, results_dir_from, run_cli, written_files
 
 PROMPT = Prompt("hello there", 3, 8)
 
@@ -89,7 +89,7 @@ def test_run_json_records_sampling_and_only_header_names(capsys, tmp_path, fixtu
     config = json.loads((run_dir / "run.json").read_text())["config"]
     assert config["sampling"] == {"temperature": 0.5} and config["extraBody"] == {"repetition_penalty": 1.05}
     assert config["headers"] == {"X-Token": "<redacted>"}
-    assert not any("canary-0451" in p.read_text() for p in run_dir.rglob("*") if p.is_file())
+    assert not any("canary-0451" in text for text in written_files(run_dir).values())
 
 
 @pytest.mark.parametrize(("flag", "value", "fix"), [

@@ -6,13 +6,13 @@ import json
 
 from loadtest.results import redact_url
 
-from .conftest import endpoint_args, results_dir_from, run_cli
+from .conftest import endpoint_args, results_dir_from, run_cli, written_files
 
 CANARY = "sk-canary" + "Q9x" * 10  # key-shaped, never a real one
 
 
 def _everything_written(run_dir) -> str:
-    return "\n".join(p.read_text() for p in run_dir.rglob("*") if p.is_file())
+    return "\n".join(written_files(run_dir).values())
 
 
 def test_a_keyed_simulated_server_gets_the_key_and_no_file_holds_it(capsys, tmp_path, monkeypatch):
