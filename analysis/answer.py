@@ -7,7 +7,8 @@ both loads the stack served within the latency target, so the one that delivered
 dollar is what the stack can do. The stacks are then ranked by that price.
 
 How sure: a 95 % interval on each $/M figure.
-- One run at that level: a bootstrap over its requests. Throughput is the stage's tokens over its
+- One run at that level: a bootstrap over its requests (above 5,000 requests, its normal
+  approximation: the resampling would cost more than the comparison). Throughput is the stage's tokens over its
   window, which does not resample well (the window is set by the last request to end), so the bootstrap
   resamples the per-request token rate Σ tokens / Σ latency and keeps the stage's mean concurrency
   (Little's law: throughput = concurrency × tokens per second of request time), which the load level fixes.
@@ -36,6 +37,8 @@ from .stats import QUANTILES, request_metrics
 
 RESAMPLES = 1000
 CONFIDENCE = 0.95
+Z95 = 1.959964
+LARGE_N = 5_000  # above this many requests, normal approximations instead of resampling (see _bootstrap_price)
 # two-sided 95 % Student t quantiles by degrees of freedom (repeats − 1); beyond the table, the normal 1.96
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 GROUP = ["source", "model", "workload", "workload_label"]
@@ -189,12 +192,22 @@ def _usd_per_m(usd_h: float, tok_s: np.ndarray | float) -> np.ndarray | float:
 
 
 def _bootstrap_price(usd_h: float, tok_s: float, r: pd.DataFrame, basis: str, seed: int) -> Interval:
-    """$/M interval from resampling the requests' token rate Σ tokens / Σ latency (module docstring)."""
+    """$/M interval from resampling the requests' token rate Σ tokens / Σ latency (module docstring).
+
+    Above ``LARGE_N`` requests the resampling (RESAMPLES × n draws) would cost more than the whole
+    comparison, and the central limit theorem has long taken over: the interval is then the ratio
+    estimator's normal approximation (delta method), which the bootstrap converges to.
+    """
     if len(r) < 2:
         return Interval(math.nan, math.nan, "none")
     tokens = r["inputTokens" if basis == "input" else "outputTokens"].to_numpy(dtype=float)
     busy = r["e2e"].to_numpy(dtype=float)
     rate = tokens.sum() / busy.sum()
+    if len(r) > LARGE_N:
+        se = float(np.std(tokens - rate * busy, ddof=1) / (busy.mean() * math.sqrt(len(r))))
+        lo, hi = tok_s * (rate - Z95 * se) / rate, tok_s * (rate + Z95 * se) / rate
+        return Interval(float(_usd_per_m(usd_h, hi)), float(_usd_per_m(usd_h, lo)) if lo > 0 else math.inf,
+                        f"normal approximation over {len(r):,} requests")
     idx = np.random.default_rng(seed).integers(0, len(r), size=(RESAMPLES, len(r)))
     tput = tok_s * (tokens[idx].sum(axis=1) / busy[idx].sum(axis=1)) / rate
     lo, hi = np.quantile(tput, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
@@ -221,6 +234,22 @@ def _statistic(values: np.ndarray, stat: str) -> np.ndarray:
     return np.quantile(values, QUANTILES[stat], axis=-1)
 
 
+def _large_sample_interval(values: np.ndarray, stat: str) -> tuple[float, float]:
+    """A statistic's 95 % interval for a large sample: the order statistics around a percentile's rank
+    (the binomial interval for a quantile), the normal interval for a mean; a max has none."""
+    n = len(values)
+    if stat == "mean":
+        half = Z95 * float(values.std(ddof=1)) / math.sqrt(n)
+        return float(values.mean()) - half, float(values.mean()) + half
+    if stat == "max":
+        return float(values.max()), float(values.max())
+    q = QUANTILES[stat]
+    half = Z95 * math.sqrt(n * q * (1 - q))
+    ranks = [max(0, math.floor(n * q - half)), min(n - 1, math.ceil(n * q + half))]
+    lo, hi = np.partition(values, ranks)[ranks]
+    return float(lo), float(hi)
+
+
 def _binding_term(row: pd.Series, r: pd.DataFrame, slo: Slo, seed: int) -> tuple[str, bool]:
     """The term nearest its limit, as "ttft p99 1.53 s (1.20–1.91) ≤ 2 s", and whether its interval crosses it."""
     worst: tuple[float, SloTerm] | None = None
@@ -236,8 +265,11 @@ def _binding_term(row: pd.Series, r: pd.DataFrame, slo: Slo, seed: int) -> tuple
     if not term.per_request or term.metric not in r or r[term.metric].notna().sum() < 2:
         return f"{text} ≤ {_fmt(term, term.limit)}", False
     values = r[term.metric].dropna().to_numpy(dtype=float)
-    idx = np.random.default_rng(seed + 1).integers(0, len(values), size=(RESAMPLES, len(values)))
-    lo, hi = np.quantile(_statistic(values[idx], term.stat), [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+    if len(values) > LARGE_N:
+        lo, hi = _large_sample_interval(values, term.stat)
+    else:
+        idx = np.random.default_rng(seed + 1).integers(0, len(values), size=(RESAMPLES, len(values)))
+        lo, hi = np.quantile(_statistic(values[idx], term.stat), [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
     return f"{text} ({_fmt(term, lo)}–{_fmt(term, hi)}) ≤ {_fmt(term, term.limit)}", bool(hi > term.limit)
 
 

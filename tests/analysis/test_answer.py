@@ -113,3 +113,19 @@ def test_a_term_whose_interval_crosses_its_limit_is_marginal() -> None:
     assert text.startswith("ttft p90") and marginal
     text, marginal = _binding_term(pd.Series({"ttft_p90": 0.5}), pd.DataFrame({"ttft": np.full(100, 0.5)}), slo, 3)
     assert not marginal and text == "ttft p90 500 ms (500 ms–500 ms) ≤ 1.00 s"
+
+
+def test_large_samples_use_normal_intervals_that_agree_with_the_bootstrap() -> None:
+    rng = np.random.default_rng(5)
+    n = 20_000
+    frame = pd.DataFrame({"outputTokens": rng.integers(20, 200, n), "e2e": rng.uniform(1.0, 5.0, n)})
+    normal = _bootstrap_price(2.0, 500.0, frame, "output", seed=1)
+    assert normal.method.startswith("normal approximation")
+    boot = _bootstrap_price(2.0, 500.0, frame.iloc[:5_000], "output", seed=1)  # the resampling, at the limit
+    # the same estimator: widths scale as 1/√n between the two sample sizes
+    assert (normal.high - normal.low) == pytest.approx((boot.high - boot.low) * (5_000 / n) ** 0.5, rel=0.15)
+    ttft = rng.exponential(0.5, n)
+    text, marginal = _binding_term(pd.Series({"ttft_p99": float(np.quantile(ttft, 0.99))}),
+                                   pd.DataFrame({"ttft": ttft}), parse_slo("ttft_p99=10s"), seed=0)
+    lo, hi = (float(x.split()[0]) for x in text.split("(")[1].split(")")[0].split("–"))
+    assert lo < np.quantile(ttft, 0.99) < hi and not marginal
