@@ -32,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtest.progress import stage_line
+
 from .demo_attempt import LEDGER, Attempt
 from .html import write_html
 from .loader import load_runs
@@ -241,7 +243,8 @@ class LoadRunner:
         with open(log, "w") as f:
             f.write("$ " + " ".join(cmd) + "\n")
             f.flush()
-            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, text=True)
+            # its own process group: the load tester and the simulated endpoint it starts stop together
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, text=True, start_new_session=True)
             while proc.poll() is None:
                 if self.stop.wait(0.5):
                     _stop_tree(proc)  # the load tester writes a partial summary when stopped
@@ -250,17 +253,19 @@ class LoadRunner:
                     _stop_tree(proc)
                     raise DemoFailed(f"{self.stack}: `{' '.join(cmd[1:])}` ran over {RUN_TIMEOUT_S:.0f} s and "
                                      f"was stopped; log {log}")
-        text = log.read_text()
         took = time.monotonic() - t0
+        path = self.progress.run_dir  # --results-dir and --run-id name it: nothing to parse from the output
         if proc.returncode != 0:
             raise DemoFailed(f"{self.stack}: `{' '.join(cmd[1:])}` exited {proc.returncode}; log {log}:\n"
-                             + "\n".join(text.splitlines()[-25:]))
-        lines = [ln for ln in text.splitlines() if ln.startswith("results: ")]
-        path = Path(lines[-1].split(": ", 1)[1]) if lines else self.progress.run_dir
+                             + "\n".join(log.read_text().splitlines()[-25:]))
+        try:
+            stages = json.loads((path / "summary.json").read_text())["stages"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise DemoFailed(f"{self.stack}: `{' '.join(cmd[1:])}` exited 0 but {path} holds no summary ({exc}); "
+                             f"log {log}") from None
         self.progress.runs.append(path)
         self.attempt.record(self.stack, name, path)
-        stage_lines = [ln for ln in text.splitlines() if ln.startswith("stage ")]
-        detail = stage_lines[-1].split(": ", 1)[-1] if stage_lines else f"{_count_lines(path)} requests"
+        detail = stage_line(stages[-1]) if stages else f"{_count_lines(path)} requests"
         _say(f"{self.stack}: {name} done in {took:.0f} s: {detail}")
         return path
 
@@ -308,31 +313,16 @@ class LoadRunner:
         return self.progress.runs
 
 
-def _descendants(pid: int) -> list[int]:
-    """PIDs of a process's descendants (Linux /proc), deepest last: the simulated endpoint it started."""
-    out: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                out += [int(child), *_descendants(int(child))]
-    except OSError:
-        pass
-    return out
-
-
 def _stop_tree(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the load tester (it stops its own simulated endpoint); after ``grace`` s, SIGKILL it and
-    whatever it started, by PID."""
+    """SIGTERM the load tester (it stops its own simulated endpoint and writes a partial summary); after
+    ``grace`` s, SIGKILL its whole process group (``start_new_session``): everything it started."""
     proc.terminate()
     try:
         proc.wait(grace)
-        return
     except subprocess.TimeoutExpired:
-        pass
-    for pid in [*_descendants(proc.pid), proc.pid]:  # still alive: its children are still its children
         with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    proc.wait(5)
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def rate_levels(batch_runs: list[Path], fractions: tuple[float, ...]) -> list[float]:

@@ -49,6 +49,14 @@ class StageCounters:
                 f"{self.out_tokens / elapsed:,.0f}"]
 
 
+def stage_line(summary: dict[str, Any]) -> str:
+    """A finished stage in one line, from its entry in summary.json (the run log and the demo print it)."""
+    ttft = summary.get("ttft") or {}
+    return (f"{summary['mode']} {summary['level']:g}: {summary['completed']}/{summary['requests']} ok, "
+            f"{summary['requestThroughput']:.2f} req/s, {summary['outputTokensPerS']:.0f} out tok/s, TTFT p50 "
+            f"{1000 * ttft['p50'] if ttft else float('nan'):.1f} ms")
+
+
 HEADERS = ["stage", "sent", "done", "errors", "in flight", "TTFT p50 ms", "out tok/s"]
 
 
@@ -80,11 +88,7 @@ class Progress:
             self._live.stop()
             self._live = None
         # one line per stage even without the live display: it is the run's log
-        ttft = summary.get("ttft") or {}
-        print(f"stage {summary['id']}: {summary['mode']} {summary['level']:g}: {summary['completed']}/"
-              f"{summary['requests']} ok, {summary['requestThroughput']:.2f} req/s, "
-              f"{summary['outputTokensPerS']:.0f} out tok/s, TTFT p50 "
-              f"{1000 * ttft['p50'] if ttft else float('nan'):.1f} ms", file=sys.stderr)
+        print(f"stage {summary['id']}: {stage_line(summary)}", file=sys.stderr)
         for reason in summary.get("clientBottleneckReasons") or ():
             self.console.print(f"[bold red]WARNING: the load generator is the bottleneck: {reason}[/]")
 
