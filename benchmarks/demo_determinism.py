@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/demo_determinism.py [--hogs 2] [--stacks A,B] [--out DIR] [-- demo flags]
 
 Runs ``python -m analysis demo`` twice into DIR/idle and DIR/busy — the second time with ``--hogs``
-CPU-bound processes beside it — then compares the two ``verdicts.json``: every "cheapest stack"
-winner, and every series' best level, $/M tokens and throughput (within 5 %); the recommendations'
+CPU-bound processes beside it — then compares the two ``verdicts.json``: the answer table as printed
+(winner, load, $/M, interval, runner-up, verdict), every per-mode "cheapest stack" winner, and every
+series' best level, $/M tokens and throughput (within 5 %); the recommendations'
 verdicts; the findings' verdicts. Prints each difference, both wall times and how many stages each
 run found host-bound. Exit status 0 when the answers agree, 1 otherwise.
 """
@@ -68,6 +69,17 @@ def compare(idle: dict[str, Any], busy: dict[str, Any]) -> list[str]:
         for field in ("stack", "best_level", "usd_per_m_tokens", "output_tok_s"):
             if not _close(x.get(field), y.get(field)):
                 diffs.append(f"{' / '.join(key)}: {field} {x.get(field)} (idle) vs {y.get(field)} (busy)")
+    answers = {(r["source"], r["model"], r["in→out"]): r for r in idle.get("answer", [])}
+    for r in busy.get("answer", []):
+        x = answers.pop((r["source"], r["model"], r["in→out"]), None)
+        if x is None:
+            diffs.append(f"{r['model']} {r['in→out']}: an answer only busy")
+            continue
+        for field in ("cheapest meeting the SLO", "load", "$/M tokens", "95 % interval", "runner-up", "verdict"):
+            if x.get(field) != r.get(field):
+                diffs.append(f"answer {r['model']} {r['in→out']}: {field} {x.get(field)} (idle) vs "
+                             f"{r.get(field)} (busy)")
+    diffs += [f"{k[1]} {k[2]}: an answer only idle" for k in answers]
     for x, y in zip(idle["recommendations"], busy["recommendations"], strict=False):
         if x["verdict"] != y["verdict"]:
             diffs.append(f"recommendation {x['number']}: {x['verdict']} (idle) vs {y['verdict']} (busy)")
@@ -110,8 +122,9 @@ def main() -> int:
         print(f"DIFFERENT answers ({len(diffs)} difference(s)):")
         print("\n".join(f"  - {d}" for d in diffs))
         return 1
-    print(f"SAME answer: {n} cheapest-stack winners, their levels, $/M tokens and throughputs within "
-          f"{RATIO_TOLERANCE:.0%}, and every recommendation and finding verdict")
+    print(f"SAME answer: the answer table ({len(docs['idle'].get('answer', []))} rows: winner, load, $/M tokens, "
+          f"interval, runner-up, verdict, as printed), {n} per-mode cheapest-stack winners with their levels, $/M "
+          f"tokens and throughputs within {RATIO_TOLERANCE:.0%}, and every recommendation and finding verdict")
     return 0
 
 
