@@ -14,6 +14,7 @@ from pathlib import Path
 
 from loadtest.helpfmt import DefaultsHelpFormatter
 
+from .cost import PRICE_BASES
 from .errors import AnalysisError
 from .loader import load_runs
 from .report import analyse, print_summary, write_report
@@ -38,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "stats: mean p50 p90 p95 p99 max; also error_rate=1%%)")
     c.add_argument("--baseline", default=None, metavar="STACK",
                    help="stack whose throughput per $ is 1 (default: per model, its first G2 stack)")
-    c.add_argument("--price", choices=("pool", "replicas"), default="pool",
-                   help="what a stack costs: its whole accelerator pool (default) or only the chips its replicas use")
+    c.add_argument("--price", choices=PRICE_BASES, default="all-in",
+                   help="what a stack costs: all-in (its accelerator pool, a GKE cluster's fee and system pool), "
+                        "pool (the accelerators only: the guide's basis) or replicas (only the chips its replicas use)")
     c.add_argument("--out", default="reports/compare", type=Path, help="output directory (default reports/compare)")
     c.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     d = sub.add_parser("demo", help="the main job on the embedded default: plan, simulate, load-test, compare",

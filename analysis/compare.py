@@ -19,7 +19,8 @@ SERIES = ["source", "model", "workload", "workload_label", "mode", "stack"]
 # (column in the stage frame, header in the table)
 TABLE_COLUMNS: list[tuple[str, str]] = [
     ("source", "source"), ("stack", "stack"), ("accel", "accelerator × count"), ("machine", "machine"),
-    ("precision", "precision"), ("server", "server"), ("usd_per_hour", "$/h"), ("workload_label", "in→out"),
+    ("precision", "precision"), ("server", "server"), ("usd_per_hour", "$/h"),
+    ("usd_per_hour_pool", "$/h accelerators"), ("workload_label", "in→out"),
     ("mode", "mode"), ("level", "level"), ("achieved_rate", "achieved req/s"), ("output_tok_s", "output tok/s"),
     ("ttft_p50", "TTFT p50 s"), ("ttft_p99", "TTFT p99 s"), ("tpot_p50", "TPOT p50 s"), ("tpot_p99", "TPOT p99 s"),
     ("e2e_p50", "e2e p50 s"), ("e2e_p99", "e2e p99 s"), ("goodput", "goodput req/s"), ("errors", "errors"),

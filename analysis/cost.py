@@ -1,11 +1,16 @@
 """What the throughput costs: $ per million output tokens and tokens/s per dollar, normalized.
 
-The price is the stack's ``spec.cost.usdPerHour`` (the accelerator pool the measured endpoint ran
-on, spot price if spot), carried in every run directory. Per-dollar throughput is normalized the way
-the guide's chart is: a baseline stack = 1, others relative to it at the same model, workload, mode
-and load level. By default the baseline is, for each model, its first G2 stack (the guide sets G2
-to 1); ``--baseline`` names one stack for all. Modelled and measured rows are normalized separately:
-a simulated number is never divided by a measured one.
+The price is all-in by default: the stack's ``spec.cost.usdPerHourAllIn`` — the accelerator pool the
+measured endpoint ran on (spot price if spot) plus a whole GKE cluster's management fee and CPU
+system pool (``stacks/catalog/cluster.yaml``; every stack is charged one, as it would run alone) —
+carried in every run directory. ``pool`` prices the accelerators only (``usdPerHour``, the basis of
+the guide's own per-dollar charts); runs written before the all-in price existed fall back to it.
+
+Per-dollar throughput is normalized the way the guide's chart is: a baseline stack = 1, others
+relative to it at the same model, workload, mode and load level. By default the baseline is, for
+each model, its first G2 stack (the guide sets G2 to 1); ``--baseline`` names one stack for all.
+Modelled and measured rows are normalized separately: a simulated number is never divided by a
+measured one.
 """
 
 from __future__ import annotations
@@ -19,23 +24,27 @@ SECONDS_PER_HOUR = 3600.0
 MATCH = ["source", "model", "workload_label", "mode", "level"]
 
 
-PRICE_BASES = ("pool", "replicas")
+PRICE_BASES = ("all-in", "pool", "replicas")
 
 
-def add_cost(df: pd.DataFrame, baseline: str | None = None, price: str = "pool") -> pd.DataFrame:
+def add_cost(df: pd.DataFrame, baseline: str | None = None, price: str = "all-in") -> pd.DataFrame:
     """Add ``usd_per_m_output`` / ``_input`` / ``_tokens`` (+ ``cost_basis``), ``output_tok_per_usd``,
     ``input_tok_per_usd``, ``norm_per_usd``, ``norm_input_per_usd`` and ``baseline``.
 
-    ``price`` ``pool`` (default) charges the whole accelerator pool (``usdPerHour``: what you pay for the
-    endpoint measured); ``replicas`` charges only the chips the server's replicas occupy
-    (``usdPerReplicaHour`` × replicas: the price if the rest of the node served something else).
-    ``usd_per_hour`` is replaced by the chosen price; the pool price stays in ``usd_per_hour_pool``.
+    ``price`` ``all-in`` (default) charges the accelerator pool and a cluster's own cost
+    (``usdPerHourAllIn``); ``pool`` the whole accelerator pool only (``usdPerHour``: the guide's
+    basis); ``replicas`` only the chips the server's replicas occupy (``usdPerReplicaHour`` ×
+    replicas: the price if the rest of the node served something else). ``usd_per_hour`` is replaced
+    by the chosen price; the accelerator pool's price stays in ``usd_per_hour_pool``.
     """
     if price not in PRICE_BASES:
         raise AnalysisError("--price", f'unknown price basis "{price}"', f"use one of: {', '.join(PRICE_BASES)}")
     df = df.copy()
     df["usd_per_hour_pool"] = df["usd_per_hour"]
-    if price == "replicas":
+    if price == "all-in":
+        all_in = pd.to_numeric(df.get("usd_per_hour_all_in", pd.Series(np.nan, index=df.index)), errors="coerce")
+        df["usd_per_hour"] = all_in.fillna(df["usd_per_hour"])
+    elif price == "replicas":
         per_replica = pd.to_numeric(df["usd_per_replica_hour"], errors="coerce")
         replicas = pd.to_numeric(df["replicas"], errors="coerce").fillna(1)
         df["usd_per_hour"] = (per_replica * replicas).fillna(df["usd_per_hour"])

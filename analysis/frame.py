@@ -71,6 +71,7 @@ def run_columns(run: Run) -> dict[str, Any]:
         "tp": _get(s, "server", "tensorParallel"), "replicas": _get(s, "server", "replicas"),
         "max_batch": _get(s, "server", "maxBatch"),
         "usd_per_hour": _get(s, "cost", "usdPerHour"), "usd_per_replica_hour": _get(s, "cost", "usdPerReplicaHour"),
+        "usd_per_hour_all_in": _get(s, "cost", "usdPerHourAllIn"),
         "spot": _get(s, "cost", "spot"),
         "weight_gb": sizing.get("weightGB"), "weight_share": sizing.get("weightShare"),
         "kv_share": sizing.get("kvShare"), "kv_gib": sizing.get("kvCacheGiB"), "kv_tokens": sizing.get("kvTokens"),

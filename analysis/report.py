@@ -34,7 +34,11 @@ SHORT_TITLES = {1: "quantize", 2: "weights ≤ 80 % of memory", 3: "G2 for ≤ 7
                 4: "A3 for input-heavy work", 5: "batch up to the latency limit"}
 
 
-PRICE_TEXT = {"pool": "each stack's $/h for its whole accelerator pool (`spec.cost.usdPerHour`)",
+PRICE_TEXT = {"all-in": "each stack's all-in $/h: its accelerator pool plus a GKE cluster's management fee and CPU "
+                        "system pool (`spec.cost.usdPerHourAllIn`; every stack is charged a whole cluster, as it "
+                        "would run alone)",
+              "pool": "each stack's $/h for its whole accelerator pool only (`spec.cost.usdPerHour`, the guide's "
+                      "basis)",
               "replicas": "the $/h of the chips the server's replicas occupy (`spec.cost.usdPerReplicaHour` × "
                           "replicas)"}
 
@@ -52,28 +56,34 @@ class Analysis:
     recommendations: list[Verdict]
     findings: list[Finding]
     answers: list[Answer] = field(default_factory=list)
+    # the guide's findings on the other price basis (accelerators only when the report is all-in, and
+    # the reverse): the guide's per-$ ratios are accelerator prices, so both readings are shown
+    findings_other: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     baseline: str | None = None
-    price: str = "pool"
+    price: str = "all-in"
 
     @property
     def sources(self) -> list[str]:
         return sorted(set(self.stages["source"]))
 
 
-def analyse(runs: list[Run], slo: Slo, baseline: str | None = None, price: str = "pool") -> Analysis:
+def analyse(runs: list[Run], slo: Slo, baseline: str | None = None, price: str = "all-in") -> Analysis:
     """Runs → stage table → cost → table, SLO verdicts, recommendations and findings."""
     stages, warnings = stage_frame(runs, slo)
     if stages.empty:
         from .errors import AnalysisError
 
         raise AnalysisError("RESULTS", "no run holds a completed request", "run a load test first")
+    other = "pool" if price != "pool" else "all-in"
+    other_stages = add_cost(stages, baseline, other)
     stages = add_cost(stages, baseline, price)
     deciding = stages.loc[stages["decides"]]  # frame.py: no host- or client-bound measurement decides
     series, cheapest = slo_verdicts(deciding, slo)
     return Analysis(runs=runs, slo=slo, stages=stages, table=comparison_table(stages, slo), series=series,
                     cheapest=cheapest, recommendations=evaluate_recommendations(deciding, slo),
-                    findings=evaluate_findings(deciding), answers=answers(stages, runs, slo), warnings=warnings,
+                    findings=evaluate_findings(deciding), answers=answers(stages, runs, slo),
+                    findings_other=evaluate_findings(other_stages.loc[other_stages["decides"]]), warnings=warnings,
                     baseline=baseline, price=price)
 
 
@@ -279,10 +289,22 @@ def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
     s += [f"- {line}" for line in headline(a)]
     s.append("")
     s.append("## The guide's findings, reproduced?\n")
+    other = "accelerators only" if a.price != "pool" else "all-in"
     s.append("A finding is *reproduced* when the direction holds and the magnitude is within 2× of the guide's "
-             "figure, *direction only* when only the direction holds.\n")
+             f"figure, *direction only* when only the direction holds. Verdicts use {a.price} prices (this "
+             f"report's basis); the guide's per-$ figures price the accelerators alone, so each finding is also "
+             f"read with {other} prices in the last column.\n")
+    others = {(f.source, f.key, f.claim.split(":")[0]): f for f in a.findings_other}
+
+    def reread(f: Finding) -> str:
+        o = others.get((f.source, f.key, f.claim.split(":")[0]))
+        if o is None:
+            return "–"
+        return "same" if (o.measured, o.verdict) == (f.measured, f.verdict) else f"{o.measured} → {o.verdict}"
+
     s.append(md_table(pd.DataFrame([{"source": f.source, "finding": f.claim, "guide": f.guide,
-                                     "this data": f.measured, "verdict": f.verdict} for f in a.findings])))
+                                     "this data": f.measured, "verdict": f.verdict, f"with {other} prices": reread(f)}
+                                    for f in a.findings])))
     s.append("## The guide's five recommendations, on this data\n")
     for v in a.recommendations:
         tag = " *(modelled)*" if v.source == "modelled" else ""

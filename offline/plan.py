@@ -170,8 +170,9 @@ def sizing_lines(run: ProgramRun) -> list[str]:
         "(limit 80 %); "
         f"KV cache {z.kv_gib:.1f} GiB ({z.kv_share:.0%}) = {z.kv_tokens:,} tokens, "
         f"{z.max_seqs_at_max_len} sequences at {z.max_model_len}",
-        f"cost: ${s.usd_per_hour:,.2f}/h, ${s.usd_per_hour * HOURS_PER_MONTH:,.0f}/month ({HOURS_PER_MONTH} h)"
-        f"{' spot' if s.spot else ''}; source: {s.price_source}",
+        f"cost: ${s.usd_per_hour_all_in:,.2f}/h all-in, ${s.usd_per_hour_all_in * HOURS_PER_MONTH:,.0f}/month "
+        f"({HOURS_PER_MONTH} h): accelerators ${s.usd_per_hour:,.2f}/h{' spot' if s.spot else ''} + cluster "
+        f"${s.usd_per_hour_cluster:,.2f}/h (GKE fee and system pool); source: {s.price_source}",
         *(f"warning: {w}" for w in s.warnings),
     ]
 
@@ -184,6 +185,9 @@ def plan_document(run: ProgramRun) -> dict[str, Any]:
         "source": s.source,
         "sizing": s.sizing.as_dict(),
         "cost": {"usdPerHour": round(s.usd_per_hour, 4), "usdPerMonth": round(s.usd_per_hour * HOURS_PER_MONTH, 2),
+                 "usdPerHourAllIn": round(s.usd_per_hour_all_in, 4),
+                 "usdPerMonthAllIn": round(s.usd_per_hour_all_in * HOURS_PER_MONTH, 2),
+                 "clusterUsdPerHour": round(s.usd_per_hour_cluster, 4),
                  "hoursPerMonth": HOURS_PER_MONTH, "spot": s.spot, "source": s.price_source},
         "warnings": list(s.warnings),
         "placeholderSecrets": sorted(run.placeholders),

@@ -125,6 +125,9 @@ class Catalog:
     machines: dict[str, MachineType]
     models: dict[str, ModelArch]
     servers: dict[str, ServerKind]
+    cluster_fee_usd_h: float = 0.0  # GKE's management fee per cluster (cluster.yaml)
+    system_machines: dict[str, float] = field(default_factory=dict)  # CPU system-pool machine → $/h per node
+    cluster_price_source: str = ""
 
     def model_by_hf_id(self, hf_id: str) -> ModelArch | None:
         for model in self.models.values():
@@ -197,4 +200,8 @@ def load_catalog() -> Catalog:
             families=tuple(raw.pop("families")),
             **raw,
         )
-    return Catalog(chips=chips, machines=machines, models=models, servers=servers)
+    cluster = _read("cluster.yaml")
+    return Catalog(chips=chips, machines=machines, models=models, servers=servers,
+                   cluster_fee_usd_h=float(cluster["management_fee_usd_h"]),
+                   system_machines={k: float(v) for k, v in cluster["system_machines"].items()},
+                   cluster_price_source=str(cluster["source"]))

@@ -43,8 +43,9 @@ def _accel(spec: StackSpec) -> str:
 def cmd_list(console: Console) -> int:
     specs, failures = _load_all([], require_secrets=False)
     table = Table(title="committed stacks", show_lines=False)
-    for col in ("stack", "model", "precision", "accelerator", "machine", "server", "TP", "$/h", "fits"):
-        table.add_column(col, justify="right" if col in ("TP", "$/h") else "left")
+    for col in ("stack", "model", "precision", "accelerator", "machine", "server", "TP", "$/h all-in", "$/h accel.",
+                "fits"):
+        table.add_column(col, justify="right" if col in ("TP", "$/h all-in", "$/h accel.") else "left")
     for s in specs:
         table.add_row(
             s.name,
@@ -54,6 +55,7 @@ def cmd_list(console: Console) -> int:
             s.machine.name,
             s.server.name,
             str(s.tensor_parallel),
+            f"{s.usd_per_hour_all_in:.2f}",
             f"{s.usd_per_hour:.2f}" + (" spot" if s.spot else ""),
             "yes" if s.sizing.fits else "NO",
         )
@@ -66,7 +68,8 @@ def cmd_list(console: Console) -> int:
 def cmd_check(console: Console, args: Sequence[str], require_secrets: bool) -> int:
     specs, failures = _load_all(args, require_secrets)
     table = Table(title="sizing (the guide's rules 1-3)")
-    cols = ("stack", "weights", "fit (≤80 %)", "KV cache", "KV tokens", "seqs @ max len", "TP", "$/h")
+    cols = ("stack", "weights", "fit (≤80 %)", "KV cache", "KV tokens", "seqs @ max len", "TP", "$/h all-in",
+            "$/h accel.")
     for col in cols:
         table.add_column(col, justify="left" if col == "stack" else "right")
     for s in specs:
@@ -79,6 +82,7 @@ def cmd_check(console: Console, args: Sequence[str], require_secrets: bool) -> i
             f"{z.kv_tokens:,}",
             f"{z.max_seqs_at_max_len} @ {z.max_model_len}",
             str(s.tensor_parallel),
+            f"{s.usd_per_hour_all_in:.2f}",
             f"{s.usd_per_hour:.2f}",
         )
     if specs:

@@ -46,5 +46,6 @@ def stack_outputs(spec: StackSpec) -> dict[str, Any]:
         "tensorParallel": spec.tensor_parallel,
         "precision": spec.precision.name,
         "costPerHour": round(spec.usd_per_hour, 4),
+        "costPerHourAllIn": round(spec.usd_per_hour_all_in, 4),
         "spec": spec.summary(),
     }

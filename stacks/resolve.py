@@ -391,6 +391,10 @@ class _Resolver:
                 "serving it (the guide's recommendation 1)"
             )
         price, price_source = self._price(machine)
+        system = c.cluster.system_machine_type
+        if system not in self.cat.system_machines:
+            self.warnings.append(f"cluster.systemMachineType: no catalog price for {system}, so the all-in $/h "
+                                 f"leaves the system pool out (priced: {', '.join(self.cat.system_machines)})")
         return StackSpec(
             name=name,
             source=source,
@@ -435,6 +439,8 @@ class _Resolver:
             maxtext=maxtext,
             usd_per_node_hour=price,
             price_source=price_source,
+            system_usd_per_node_hour=self.cat.system_machines.get(c.cluster.system_machine_type),
+            cluster_fee_usd_h=self.cat.cluster_fee_usd_h,
             sizing=sizing,
             warnings=tuple(self.warnings) + sizing.warnings,
         )

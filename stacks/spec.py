@@ -87,6 +87,9 @@ class StackSpec:
     sizing: Sizing
     warnings: tuple[str, ...] = field(default=())
     kaggle_key_key: str | None = None  # config key holding kaggle.json (a Pulumi secret), for JetStream Gemma
+    # the cluster's own cost (catalog/cluster.yaml): None when the system machine type has no catalog price
+    system_usd_per_node_hour: float | None = None
+    cluster_fee_usd_h: float = 0.0
     maxtext: MaxTextModel | None = None  # JetStream: how MaxText names the model and where its checkpoint goes
 
     @property
@@ -111,6 +114,23 @@ class StackSpec:
     def usd_per_hour(self) -> float:
         """What the accelerator pool costs per hour at ``node_count`` nodes in each zone it spans."""
         return self.usd_per_node_hour * self.node_count * self.zones_used
+
+    @property
+    def usd_per_hour_cluster(self) -> float:
+        """What a cluster for this stack costs per hour besides its accelerators: GKE's management fee
+        and the CPU system pool (``SYSTEM_POOL_NODES`` per zone).
+
+        Every stack is charged a whole cluster, also one that joins another stack's cluster
+        (``cluster.existing``) for a benchmark: the answer compares setups as they would run in
+        production, alone, and splitting one benchmark cluster's fee would make a stack cheaper for
+        having been measured beside others.
+        """
+        return self.cluster_fee_usd_h + (self.system_usd_per_node_hour or 0.0) * SYSTEM_POOL_NODES * self.zones_used
+
+    @property
+    def usd_per_hour_all_in(self) -> float:
+        """The accelerator pool plus the cluster's own cost: what running this stack costs per hour."""
+        return self.usd_per_hour + self.usd_per_hour_cluster
 
     @property
     def usd_per_replica_hour(self) -> float:

@@ -70,6 +70,10 @@ def spec_summary(self: StackSpec) -> dict[str, Any]:
             "usdPerHour": round(self.usd_per_hour, 4),
             "usdPerNodeHour": self.usd_per_node_hour,
             "usdPerReplicaHour": round(self.usd_per_replica_hour, 4),
+            # all-in: the accelerators plus a whole cluster's management fee and system pool (every stack
+            # is charged one: setups are compared as they would run alone)
+            "usdPerHourAllIn": round(self.usd_per_hour_all_in, 4),
+            "clusterUsdPerHour": round(self.usd_per_hour_cluster, 4),
             "spot": self.spot,
             "source": self.price_source,
         },

@@ -43,6 +43,8 @@ def spec_summary(stack: str, usd_per_hour: float | None = None) -> dict[str, Any
     spec = load_stack_file(stack_files()[stack], stack).summary()
     if usd_per_hour is not None:
         spec["cost"]["usdPerHour"] = usd_per_hour
+        spec["cost"]["usdPerHourAllIn"] = usd_per_hour  # a stated price is the whole price: no cluster cost
+        spec["cost"]["clusterUsdPerHour"] = 0.0
         spec["cost"]["usdPerReplicaHour"] = usd_per_hour
     return spec
 

@@ -69,8 +69,21 @@ def test_replica_price_charges_only_the_chips_in_use(tmp_path: Path) -> None:
     spec["server"]["replicas"] = 2
     write_run(tmp_path, "llama2-7b-g2", curve=G2, levels=(16,), spec=spec)
     df, _ = stage_frame(load_runs([str(tmp_path)]))
-    pool, replicas = add_cost(df).iloc[0], add_cost(df, price="replicas").iloc[0]
+    pool, replicas = add_cost(df, price="pool").iloc[0], add_cost(df, price="replicas").iloc[0]
     assert pool["usd_per_hour"] == 8.0 and replicas["usd_per_hour"] == 2.0 and replicas["usd_per_hour_pool"] == 8.0
     assert replicas["usd_per_m_output"] == pytest.approx(pool["usd_per_m_output"] / 4)
     with pytest.raises(AnalysisError, match="unknown price basis"):
         add_cost(df, price="spot")
+
+
+def test_all_in_price_adds_a_whole_cluster_and_is_the_default(tmp_path: Path) -> None:
+    spec = spec_summary("llama2-7b-g2")  # the committed stack's own prices: an L4 node and a cluster
+    write_run(tmp_path, "llama2-7b-g2", curve=G2, levels=(16,), spec=spec)
+    df, _ = stage_frame(load_runs([str(tmp_path)]))
+    all_in, pool = add_cost(df).iloc[0], add_cost(df, price="pool").iloc[0]
+    cluster = spec["cost"]["clusterUsdPerHour"]
+    assert cluster == pytest.approx(0.10 + 0.134012, abs=1e-4)  # GKE's fee + one e2-standard-4 system node
+    assert all_in["usd_per_hour"] == pytest.approx(spec["cost"]["usdPerHour"] + cluster, abs=1e-4)
+    assert all_in["usd_per_hour_pool"] == pool["usd_per_hour"] == spec["cost"]["usdPerHour"]
+    assert all_in["usd_per_m_output"] > pool["usd_per_m_output"]
+

@@ -20,7 +20,8 @@ def test_plan_shows_driver_taint_flags_cost_and_hides_secrets(capsys) -> None:
                      "nvidia.com/gpu=present:NO_SCHEDULE", "nvidia.com/gpu=present:NoSchedule",
                      "--tensor-parallel-size 1", "--max-num-seqs 256",
                      "args: meta-llama/Llama-2-7b-hf --revision main", "startup /health:8000",
-                     "sizing: fits", "$0.85/h", "$623/month", "kubeconfig: [secret]", "stringData: [secret]",
+                     "sizing: fits", "$1.09/h all-in", "$794/month", "accelerators $0.85/h", "cluster $0.23/h",
+                     "kubeconfig: [secret]", "stringData: [secret]",
                      "portForward: kubectl port-forward -n llm-llama2-7b-g2 svc/vllm-llama-2-7b 8000:80"):
         assert expected in flat, expected
     assert placeholder("hfToken") not in out
