@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
 
 from .records import RequestRecord
@@ -104,4 +105,11 @@ class Progress:
                       f"{s['requestThroughput']:.2f}", f"{s['outputTokensPerS']:.0f}", ms(s["ttft"], "p50"),
                       ms(s["ttft"], "p99"), ms(s["tpot"], "p50"), ms(s["itl"], "p99"), ms(s["e2e"], "p50"),
                       ", ".join(f"{k}={v}" for k, v in s["errors"].items()) or "0")
-        self.console.print(t)
+        for column in t.columns:
+            column.overflow = "fold"  # a narrow terminal wraps a cell; nothing is cut to "…"
+        # in a pipe or a log file there is no screen to fit: print the table at its natural width
+        if self.console.is_terminal:
+            self.console.print(t)
+        else:
+            natural = Measurement.get(self.console, self.console.options.update_width(1000), t).maximum
+            Console(stderr=True, width=natural).print(t)

@@ -155,3 +155,12 @@ def test_outputs_of_another_stack_are_refused_naming_both(capsys, tmp_path):
                            "--levels", "1", "--results-dir", str(tmp_path / "r"))
     assert code == 2 and "llama2-70b-a3" in err and "llama2-7b-g2" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_final_table_is_never_cut_in_a_pipe(capsys, tmp_path, fixture_url):
+    args = [a for a in endpoint_args(f"{fixture_url}/ok/1") if a != "--no-progress"]
+    code, _, err = run_cli(capsys, "run", *args, "--mode", "batch", "--levels", "2,4", "--requests-per-level", "4",
+                           "--output-len", "4", "--results-dir", str(tmp_path))
+    assert code == 0
+    table = err[err.index("load test summary"):]
+    assert "…" not in table and "0-batch-2" in table and "ok/sent" in table and "errors" in table
