@@ -103,13 +103,3 @@ class ResultsWriter:
         for f in (self._requests, self._metrics, self._predicted):
             if f is not None and not f.closed:
                 f.close()
-
-
-def read_requests(run_dir: Path, name: str = REQUESTS_FILE) -> list[RequestRecord]:
-    """Read back ``requests.jsonl`` (or ``predicted.jsonl``); a final line cut by a kill is ignored."""
-    out: list[RequestRecord] = []
-    with open(Path(run_dir) / name, encoding="utf-8") as f:
-        for line in f:
-            if line.endswith("\n"):
-                out.append(RequestRecord.from_dict(json.loads(line)))
-    return out

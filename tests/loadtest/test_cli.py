@@ -164,14 +164,3 @@ def test_final_table_is_never_cut_in_a_pipe(capsys, tmp_path, fixture_url):
     assert code == 0
     table = err[err.index("load test summary"):]
     assert "…" not in table and "0-batch-2" in table and "ok/sent" in table and "errors" in table
-
-
-def test_outputs_of_another_stack_are_refused_naming_both(capsys, tmp_path):
-    outputs = tmp_path / "a3.json"
-    outputs.write_text(json.dumps({"stack": "llama2-7b-a3", "dialect": "openai", "servedModel": "m",
-                                   "localUrl": "http://127.0.0.1:9"}))
-    code, _, err = run_cli(capsys, "run", "--stack", "llama2-7b-g2", "--outputs", str(outputs), "--mode", "batch",
-                           "--levels", "1", "--results-dir", str(tmp_path / "r"), "--no-progress")
-    assert code == 2
-    assert "llama2-7b-a3" in err and "llama2-7b-g2" in err and "--stack llama2-7b-a3" in err
-    assert not (tmp_path / "r").exists()  # nothing written for a refused run
