@@ -31,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from loadtest.progress import stage_line
 
@@ -203,9 +204,11 @@ def _plan_line(text: str) -> str:
     parts = []
     if isinstance(entry.get("resources"), list):
         parts.append(f"{len(entry['resources'])} resources")
-    usd = (entry.get("cost") or {}).get("usdPerHour") if isinstance(entry.get("cost"), dict) else None
-    if usd is not None:
-        parts.append(f"${usd:.2f}/h")
+    cost: dict[str, Any] = entry["cost"] if isinstance(entry.get("cost"), dict) else {}
+    if cost.get("usdPerHourAllIn") is not None:
+        parts.append(f"${cost['usdPerHourAllIn']:.2f}/h all-in (accelerators ${cost.get('usdPerHour', 0):.2f}/h)")
+    elif cost.get("usdPerHour") is not None:
+        parts.append(f"${cost['usdPerHour']:.2f}/h")
     return ", ".join(parts) or "ok"
 
 
