@@ -231,12 +231,15 @@ def _answer_section(a: Analysis) -> list[str]:
     s = [f"## The answer: cheapest stack meeting the SLO ({a.slo})\n"]
     s.append("Per model and workload, each stack's cheapest load level that meets every SLO term, in any mode "
              "(static batch or request rate), ranked by $ per million tokens (output tokens; prompt tokens for "
-             "input-heavy work). The 95 % interval is a bootstrap over the stage's `n` requests (across the runs "
-             "when a level was run several times); a winner whose interval overlaps the runner-up's is a **tie**. "
+             "input-heavy work). The 95 % interval is a bootstrap over the stage's `n` requests (its normal "
+             "approximation above 5,000; across the runs when a level was run several times); a winner whose "
+             "interval overlaps the runner-up's is a **tie**. "
              "`≥` marks the highest level tested: the stack may do better (its $/M is an upper bound), and the "
              "next runs below say how to find out. `margin`: how much more the runner-up's tokens cost. The "
              "closest SLO term is shown with its own interval (*marginal* when it crosses the limit).\n")
     table = answer_table(a.answers)
+    if table.empty:
+        return [*s, "_No stage has a load level to compare (run a batch or rate sweep)._\n"]
     shown = table.drop(columns=["next run"] + (["source"] if table["source"].nunique() == 1 else []))
     s.append(md_table(shown))
     nexts = [f"- {row['model']} {row['in→out']}: {row['next run']}" for _, row in table.iterrows() if row["next run"]]
