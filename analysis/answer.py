@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -332,8 +333,6 @@ def _interval(p: Point) -> str:
 
 def console_lines(items: list[Answer], width: int = 100) -> list[str]:
     """The answer as short lines for a terminal (never wider than ``width``, whatever the pipe)."""
-    import textwrap
-
     lines: list[str] = []
     for a in items:
         tag = " (modelled)" if a.source == "modelled" else ""

@@ -137,19 +137,22 @@ def _all_stats(frames: dict[str, pd.DataFrame], slo: Slo | None) -> dict[str, pd
     call, paid per run, was most of a 56-run comparison. A large run gets a pass of its own, since
     copying millions of records into one frame costs more time and memory than it saves.
     """
-    out: dict[str, pd.DataFrame] = {}
-    batch: dict[str, pd.DataFrame] = {}
+    batches: list[dict[str, pd.DataFrame]] = [{}]
     rows = 0
-    for key, frame in [*((k, f) for k, f in frames.items() if not f.empty), ("", pd.DataFrame())]:
-        if batch and (not key or rows + len(frame) > BATCH_ROWS):
-            req = request_metrics(pd.concat(batch.values(), keys=list(batch), names=["run_id", None]).reset_index(0))
-            stats = stage_stats(req, slo)
-            stats["stage"] = stats["stage"].astype(str)
-            out.update({str(k): g.reset_index(drop=True) for k, g in stats.groupby("run_id", sort=False)})
-            batch, rows = {}, 0
-        if key:
-            batch[key] = frame
-            rows += len(frame)
+    for key, frame in frames.items():
+        if frame.empty:
+            continue
+        if batches[-1] and rows + len(frame) > BATCH_ROWS:
+            batches.append({})
+            rows = 0
+        batches[-1][key] = frame
+        rows += len(frame)
+    out: dict[str, pd.DataFrame] = {}
+    for batch in filter(None, batches):
+        req = request_metrics(pd.concat(batch.values(), keys=list(batch), names=["run_id", None]).reset_index(0))
+        stats = stage_stats(req, slo)
+        stats["stage"] = stats["stage"].astype(str)
+        out.update({str(k): g.reset_index(drop=True) for k, g in stats.groupby("run_id", sort=False)})
     return out
 
 

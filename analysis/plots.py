@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from .answer import Answer
 from .loader import Run
@@ -52,9 +52,8 @@ def _levels_axis(ax, levels) -> None:
     """A log2 axis of load levels labelled as the levels themselves (16, 32 …), not 2⁴, 2⁵ …."""
     ticks = sorted({float(v) for v in levels if pd.notna(v) and v > 0})
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])  # fixed ticks at the levels, labelled as numbers
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
 
 
 def _plain_log(ax, which: str = "both") -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,8 +258,6 @@ def _answer_section(a: Analysis) -> list[str]:
 def print_summary(a: Analysis, width: int = 100) -> None:
     """What ``compare`` and ``demo`` print: the answer, then the guide's verdicts, wrapped to ``width``
     (a pipe gets the same short lines as a terminal; the wide table is in comparison.csv)."""
-    import textwrap
-
     print(f"Cheapest stack meeting the SLO ({a.slo}):")
     for line in console_lines(a.answers, width):
         print(line)

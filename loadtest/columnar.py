@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .records import RequestRecord
+from .records import RequestRecord, round_time
 
 COLUMNS_DIR = "columns"
 MANIFEST = "manifest.json"
@@ -41,17 +41,13 @@ SCHEMA = pa.schema([
 ])
 
 
-def _time(v: float | None) -> float | None:
-    return None if v is None else round(v, 6)  # as RequestRecord.as_dict writes it to the JSONL
-
-
 def stage_table(records: Iterable[RequestRecord]) -> pa.Table:
     """One stage's records as a typed table with the same values the JSONL holds."""
     recs = list(records)
     cols: dict[str, list[Any]] = {
         "stage": [r.stage for r in recs], "i": [r.i for r in recs],
-        "scheduled": [_time(r.scheduled) for r in recs], "sent": [_time(r.sent) for r in recs],
-        "first": [_time(r.first) for r in recs], "end": [_time(r.end) for r in recs],
+        "scheduled": [round_time(r.scheduled) for r in recs], "sent": [round_time(r.sent) for r in recs],
+        "first": [round_time(r.first) for r in recs], "end": [round_time(r.end) for r in recs],
         "inputTokens": [r.inputTokens for r in recs], "outputTokens": [r.outputTokens for r in recs],
         "status": [r.status for r in recs], "error": [r.error for r in recs], "warmup": [r.warmup for r in recs],
     }

@@ -34,6 +34,11 @@ def error_for_status(status: int) -> str:
     return "http_5xx"
 
 
+def round_time(t: float | None) -> float | None:
+    """A time as the results record it: to the microsecond (the JSONL and its columnar copy alike)."""
+    return None if t is None else round(t, 6)
+
+
 @dataclass
 class RequestRecord:
     stage: str
@@ -61,10 +66,9 @@ class RequestRecord:
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
-        d["chunks"] = [[round(t, 6), n] for t, n in self.chunks]
+        d["chunks"] = [[round_time(t), n] for t, n in self.chunks]
         for key in ("scheduled", "sent", "first", "end"):
-            if d[key] is not None:
-                d[key] = round(d[key], 6)
+            d[key] = round_time(d[key])
         return d
 
     @classmethod
