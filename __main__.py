@@ -46,8 +46,8 @@ kube = kubeconfig(cluster.name, cluster.endpoint, cluster.ca_certificate)
 k8s_provider = provider("gke", kube, depends_on=[pool, *cluster.ready])
 server = ModelServer(
     "server",
-    ModelServerArgs(spec=spec, hf_token=secret(spec.hf_token_key), api_key=secret(spec.api_key_key),
-                    kaggle_json=secret(spec.kaggle_key_key), project=spec.project),
+    ModelServerArgs.from_spec(spec, hf_token=secret(spec.hf_token_key), api_key=secret(spec.api_key_key),
+                              kaggle_json=secret(spec.kaggle_key_key)),
     opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
 )
 

@@ -1,8 +1,9 @@
-"""One small module per server kind: each turns a ``StackSpec`` into its pod's server-specific parts."""
+"""One small module per server kind: each turns ``ServerArgs`` into its pod's server-specific parts."""
 
 from . import jetstream, tgi, triton_trtllm, vllm
-from .base import PrepJob, SecretRefs, ServerWorkload
+from .base import PrepJob, SecretRefs, ServerArgs, ServerWorkload
 
 TRANSLATORS = {"vllm": vllm, "tgi": tgi, "triton-trtllm": triton_trtllm, "jetstream": jetstream}
 
-__all__ = ["TRANSLATORS", "PrepJob", "SecretRefs", "ServerWorkload", "jetstream", "tgi", "triton_trtllm", "vllm"]
+__all__ = ["TRANSLATORS", "PrepJob", "SecretRefs", "ServerArgs", "ServerWorkload", "jetstream", "tgi",
+           "triton_trtllm", "vllm"]

@@ -1,6 +1,7 @@
 """What every server translator returns: the pod's server-specific parts as Kubernetes-shaped dicts.
 
-A translator turns a ``StackSpec`` into containers, init containers, volumes and (for servers that
+A translator turns ``ServerArgs`` (the served model and the server's knobs, built from the
+``StackSpec``; nothing about the cluster) into containers, init containers, volumes and (for servers that
 need a preparation step) Jobs. The model-server component adds everything common to all servers
 (namespace, Secrets, probes, GPU limit, node selector, toleration, /dev/shm, the model cache, the
 Service and the PodMonitoring). Dicts use the Kubernetes API's own field names (camelCase), so
@@ -15,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stacks.catalog import ServerKind
+from stacks.serving import MaxTextModel, TgiLimits, tgi_limits
 from stacks.spec import StackSpec
 
 MODEL_CACHE_PATH = "/data"  # the model-cache volume's mount path in every server container
@@ -23,6 +26,47 @@ SHM_VOLUME = "dshm"
 HTTP_PORT_NAME = "http"
 METRICS_PORT_NAME = "metrics"
 GRPC_PORT_NAME = "grpc"
+
+
+@dataclass(frozen=True)
+class ServerArgs:
+    """What a server translator reads, and nothing else: the model it serves and the knobs it is
+    started with. Every value is decided by the spec (``stacks/``); a translator only spells it in
+    its server's flags, so a new knob shows up here first."""
+
+    kind: ServerKind  # the catalog's image, ports and paths for the server
+    image: str
+    checkpoint: str  # the Hugging Face repo the server (or its converter) downloads
+    revision: str
+    served_name: str
+    model_alias: str
+    model_family: str
+    precision: str  # weights: bf16 | fp16 | fp8 | int8 | awq | gptq
+    kv_cache_dtype: str
+    tensor_parallel: int
+    chips_per_node: int
+    max_batch: int
+    max_model_len: int
+    max_batched_tokens: int
+    gpu_memory_utilization: float
+    prefix_caching: bool
+    chunked_prefill: bool
+    extra_args: tuple[str, ...]
+    startup_budget_s: int
+    tgi: TgiLimits  # TGI's launcher limits (``stacks/serving.py``); the other servers ignore them
+    maxtext: MaxTextModel | None = None  # JetStream: how MaxText names the model
+
+    @classmethod
+    def from_spec(cls, spec: StackSpec) -> ServerArgs:
+        return cls(kind=spec.server, image=spec.image, checkpoint=spec.checkpoint, revision=spec.revision,
+                   served_name=spec.served_name, model_alias=spec.model.alias, model_family=spec.model.family,
+                   precision=spec.precision.name, kv_cache_dtype=spec.kv_cache_dtype,
+                   tensor_parallel=spec.tensor_parallel, chips_per_node=spec.chips_per_node,
+                   max_batch=spec.max_batch, max_model_len=spec.max_model_len,
+                   max_batched_tokens=spec.max_batched_tokens, gpu_memory_utilization=spec.gpu_memory_utilization,
+                   prefix_caching=spec.prefix_caching, chunked_prefill=spec.chunked_prefill,
+                   extra_args=spec.extra_args, startup_budget_s=spec.startup_budget_s, tgi=tgi_limits(spec),
+                   maxtext=spec.maxtext)
 
 
 @dataclass(frozen=True)
@@ -91,9 +135,8 @@ def container_port(name: str, port: int) -> dict[str, Any]:
     return {"name": name, "containerPort": port, "protocol": "TCP"}
 
 
-def spec_ports(spec: StackSpec) -> list[dict[str, Any]]:
+def server_ports(s: ServerKind) -> list[dict[str, Any]]:
     """The catalog's ports for the server (one place: stacks/catalog/servers.yaml)."""
-    s = spec.server
     ports = [container_port(HTTP_PORT_NAME, s.http_port)]
     if s.grpc_port:
         ports.append(container_port(GRPC_PORT_NAME, s.grpc_port))

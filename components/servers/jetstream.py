@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.spec import StackSpec
-
 from .base import (
     GRPC_PORT_NAME,
     HTTP_PORT_NAME,
     METRICS_PORT_NAME,
     PrepJob,
     SecretRefs,
+    ServerArgs,
     ServerWorkload,
     container_port,
 )
@@ -31,58 +30,58 @@ KAGGLE_SECRET_KEY = "kaggle.json"
 HF_TOKEN_FILE_KEY = "HUGGINGFACE_TOKEN"
 
 
-def server_args(spec: StackSpec, bucket: Any) -> list[Any]:
+def server_args(srv: ServerArgs, bucket: Any) -> list[Any]:
     """``maxengine-server`` key=value arguments; ``bucket`` may be a Pulumi Output (then the list holds one)."""
     import pulumi  # only when a program runs: keeps the flag logic importable without Pulumi
 
-    m = spec.maxtext
+    m = srv.maxtext
     assert m is not None  # resolve() refuses a JetStream stack without a recipe
-    chips = spec.chips_per_node
-    per_device_batch = max(1, spec.max_batch // chips)
-    quantized = spec.precision.name == "int8"
+    chips = srv.chips_per_node
+    per_device_batch = max(1, srv.max_batch // chips)
+    quantized = srv.precision == "int8"
     args: list[Any] = [
         f"model_name={m.model_name}",
         f"tokenizer_path={m.tokenizer}",
         f"per_device_batch_size={per_device_batch}",
-        f"max_prefill_predict_length={min(spec.max_batched_tokens, spec.max_model_len // 2)}",
-        f"max_target_length={spec.max_model_len}",
+        f"max_prefill_predict_length={min(srv.max_batched_tokens, srv.max_model_len // 2)}",
+        f"max_target_length={srv.max_model_len}",
         "async_checkpointing=false",
         "ici_fsdp_parallelism=1",
         "ici_autoregressive_parallelism=-1",
-        f"ici_tensor_parallelism={spec.tensor_parallel if spec.tensor_parallel > 1 else 1}",
+        f"ici_tensor_parallelism={srv.tensor_parallel if srv.tensor_parallel > 1 else 1}",
         "scan_layers=false",
         "weight_dtype=bfloat16",
         pulumi.Output.concat("load_parameters_path=gs://", bucket, "/", m.params_path),
-        f"prometheus_port={spec.server.metrics_port}",
+        f"prometheus_port={srv.kind.metrics_port}",
     ]
     if quantized:
         args += ["quantization=int8", "checkpoint_is_quantized=false"]
-    if spec.kv_cache_dtype == "int8":
+    if srv.kv_cache_dtype == "int8":
         args += ["quantize_kvcache=true"]
-    return args + list(spec.extra_args)
+    return args + list(srv.extra_args)
 
 
-def converter_args(spec: StackSpec, bucket: Any) -> list[Any]:
+def converter_args(srv: ServerArgs, bucket: Any) -> list[Any]:
     import pulumi
 
-    m = spec.maxtext
+    m = srv.maxtext
     assert m is not None  # resolve() refuses a JetStream stack without a recipe
     args: list[Any] = [pulumi.Output.concat("-b=", bucket), "-s=jetstream-maxtext", f"-m={m.path}"]
     if m.source == "huggingface":
-        args += ["-n=" + spec.model.alias.rsplit("-", 1)[0], "-h=True",
-                 pulumi.Output.concat("-o=gs://", bucket, "/", spec.model.alias)]
+        args += ["-n=" + srv.model_alias.rsplit("-", 1)[0], "-h=True",
+                 pulumi.Output.concat("-o=gs://", bucket, "/", srv.model_alias)]
     return args
 
 
-def workload(spec: StackSpec, secrets: SecretRefs, *, bucket: Any, kaggle: tuple[str, str] | None) -> ServerWorkload:
-    s = spec.server
-    m = spec.maxtext
+def workload(srv: ServerArgs, secrets: SecretRefs, *, bucket: Any, kaggle: tuple[str, str] | None) -> ServerWorkload:
+    s = srv.kind
+    m = srv.maxtext
     assert m is not None  # resolve() refuses a JetStream stack without a recipe
     assert s.grpc_port is not None
     engine = {
         "name": "maxengine-server",
-        "image": spec.image,
-        "args": server_args(spec, bucket),
+        "image": srv.image,
+        "args": server_args(srv, bucket),
         "ports": [container_port(GRPC_PORT_NAME, s.grpc_port), container_port(METRICS_PORT_NAME, s.metrics_port)],
     }
     http = {
@@ -106,10 +105,10 @@ def workload(spec: StackSpec, secrets: SecretRefs, *, bucket: Any, kaggle: tuple
         pod_spec={
             "restartPolicy": "Never",
             "containers": [{"name": "inference-checkpoint", "image": s.extra_images["checkpoint_image"],
-                            "args": converter_args(spec, bucket), "volumeMounts": mounts}],
+                            "args": converter_args(srv, bucket), "volumeMounts": mounts}],
             "volumes": volumes,
         },
-        timeout_s=spec.startup_budget_s + 1800,
+        timeout_s=srv.startup_budget_s + 1800,
     )
     return ServerWorkload(containers=[engine, http], http_port=s.http_port, health_path=s.health_path,
                           metrics_port=s.metrics_port, metrics_path=s.metrics_path, jobs=[convert],

@@ -14,25 +14,31 @@ TGI 3's prefix cache.
 
 from __future__ import annotations
 
-from stacks.serving import tgi_limits
-from stacks.spec import StackSpec
-
-from .base import MODEL_CACHE_PATH, SecretRefs, ServerWorkload, cache_mount, secret_env, shm_mount, spec_ports
+from .base import (
+    MODEL_CACHE_PATH,
+    SecretRefs,
+    ServerArgs,
+    ServerWorkload,
+    cache_mount,
+    secret_env,
+    server_ports,
+    shm_mount,
+)
 
 QUANTIZE_FLAG = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "int8": "eetq"}
 DTYPE_FLAG = {"bf16": "bfloat16", "fp16": "float16"}
 KV_DTYPE_FLAG = {"fp8": "fp8_e4m3fn"}
 
 
-def args(spec: StackSpec) -> list[str]:
-    """The exact launcher arguments for the spec."""
-    lim = tgi_limits(spec)
+def args(srv: ServerArgs) -> list[str]:
+    """The exact launcher arguments for the srv."""
+    lim = srv.tgi
     out = [
-        "--model-id", spec.checkpoint,
-        "--revision", spec.revision,
+        "--model-id", srv.checkpoint,
+        "--revision", srv.revision,
         "--hostname", "0.0.0.0",
-        "--port", str(spec.server.http_port),
-        "--num-shard", str(spec.tensor_parallel),
+        "--port", str(srv.kind.http_port),
+        "--num-shard", str(srv.tensor_parallel),
         "--max-input-tokens", str(lim.max_input_tokens),
         "--max-total-tokens", str(lim.max_total_tokens),
         "--max-batch-prefill-tokens", str(lim.max_batch_prefill_tokens),
@@ -40,30 +46,30 @@ def args(spec: StackSpec) -> list[str]:
         "--max-batch-size", str(lim.max_batch_size),
         "--max-concurrent-requests", str(lim.max_concurrent_requests),
     ]
-    p = spec.precision.name
+    p = srv.precision
     if p in QUANTIZE_FLAG:
         out += ["--quantize", QUANTIZE_FLAG[p]]
     elif p in DTYPE_FLAG:
         out += ["--dtype", DTYPE_FLAG[p]]
-    if spec.kv_cache_dtype in KV_DTYPE_FLAG:
-        out += ["--kv-cache-dtype", KV_DTYPE_FLAG[spec.kv_cache_dtype]]
-    return out + list(spec.extra_args)
+    if srv.kv_cache_dtype in KV_DTYPE_FLAG:
+        out += ["--kv-cache-dtype", KV_DTYPE_FLAG[srv.kv_cache_dtype]]
+    return out + list(srv.extra_args)
 
 
-def workload(spec: StackSpec, secrets: SecretRefs) -> ServerWorkload:
-    s = spec.server
+def workload(srv: ServerArgs, secrets: SecretRefs) -> ServerWorkload:
+    s = srv.kind
     container = {
         "name": "tgi",
-        "image": spec.image,
+        "image": srv.image,
         "command": ["text-generation-launcher"],
-        "args": args(spec),
+        "args": args(srv),
         "env": [
             *secret_env("HF_TOKEN", secrets.hf_token),
             *secret_env("API_KEY", secrets.api_key),
             {"name": "HF_HOME", "value": MODEL_CACHE_PATH},
-            {"name": "PREFIX_CACHING", "value": "1" if spec.prefix_caching else "0"},
+            {"name": "PREFIX_CACHING", "value": "1" if srv.prefix_caching else "0"},
         ],
-        "ports": spec_ports(spec),
+        "ports": server_ports(srv.kind),
         "volumeMounts": [shm_mount(), cache_mount()],
     }
     return ServerWorkload(containers=[container], http_port=s.http_port, health_path=s.health_path,

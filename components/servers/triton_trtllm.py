@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import shlex
 
-from stacks.spec import StackSpec
-
 from .base import (
     MODEL_CACHE_PATH,
     SecretRefs,
+    ServerArgs,
     ServerWorkload,
     cache_mount,
     secret_env,
+    server_ports,
     shm_mount,
-    spec_ports,
 )
 
 BACKEND_REF = "v0.17.0"  # tensorrtllm_backend tag matching nvcr.io/nvidia/tritonserver:25.01-trtllm-python-py3
@@ -53,49 +52,49 @@ DOWNLOAD_PATTERNS = ("*.safetensors", "*.json", "tokenizer.model")
 RESTRICTED_APIS = "inference,model-repository,shared-memory,trace,logging"
 
 
-def convert_command(spec: StackSpec) -> list[str]:
+def convert_command(srv: ServerArgs) -> list[str]:
     """Checkpoint conversion / quantization for the spec's precision and TP."""
     examples = f"{SRC_DIR}/tensorrt_llm/examples"
-    dtype = DTYPE.get(spec.precision.name, "bfloat16")
-    tp = str(spec.tensor_parallel)
-    p = spec.precision.name
+    dtype = DTYPE.get(srv.precision, "bfloat16")
+    tp = str(srv.tensor_parallel)
+    p = srv.precision
     if p in ("fp8", "awq"):
         cmd = ["python3", f"{examples}/quantization/quantize.py", "--model_dir", HF_DIR, "--dtype", dtype,
                "--qformat", "fp8" if p == "fp8" else "int4_awq", "--output_dir", CKPT_DIR, "--tp_size", tp]
-        if spec.kv_cache_dtype in ("fp8", "int8"):
-            cmd += ["--kv_cache_dtype", spec.kv_cache_dtype]
+        if srv.kv_cache_dtype in ("fp8", "int8"):
+            cmd += ["--kv_cache_dtype", srv.kv_cache_dtype]
         return cmd
-    cmd = ["python3", f"{examples}/{EXAMPLE_DIR.get(spec.model.family, 'llama')}/convert_checkpoint.py",
+    cmd = ["python3", f"{examples}/{EXAMPLE_DIR.get(srv.model_family, 'llama')}/convert_checkpoint.py",
            "--model_dir", HF_DIR, "--output_dir", CKPT_DIR, "--dtype", dtype, "--tp_size", tp]
     if p == "int8":
         cmd += ["--use_weight_only", "--weight_only_precision", "int8"]
     elif p == "gptq":
         cmd += ["--use_weight_only", "--weight_only_precision", "int4_gptq", "--per_group"]
-    if spec.kv_cache_dtype == "int8":
+    if srv.kv_cache_dtype == "int8":
         cmd += ["--int8_kv_cache"]
     return cmd
 
 
-def build_command(spec: StackSpec) -> list[str]:
+def build_command(srv: ServerArgs) -> list[str]:
     """``trtllm-build`` with the spec's limits (the engine refuses anything beyond them at run time)."""
     cmd = ["trtllm-build", "--checkpoint_dir", CKPT_DIR, "--output_dir", ENGINE_DIR, "--gemm_plugin", "auto",
-           "--max_batch_size", str(spec.max_batch), "--max_input_len", str(spec.max_model_len - 1),
-           "--max_seq_len", str(spec.max_model_len), "--max_num_tokens", str(spec.max_batched_tokens)]
-    if spec.chunked_prefill or spec.prefix_caching:  # chunked context and KV-cache reuse both need it
+           "--max_batch_size", str(srv.max_batch), "--max_input_len", str(srv.max_model_len - 1),
+           "--max_seq_len", str(srv.max_model_len), "--max_num_tokens", str(srv.max_batched_tokens)]
+    if srv.chunked_prefill or srv.prefix_caching:  # chunked context and KV-cache reuse both need it
         cmd += ["--use_paged_context_fmha", "enable"]
     return cmd
 
 
-def fill_template_commands(spec: StackSpec) -> list[list[str]]:
+def fill_template_commands(srv: ServerArgs) -> list[list[str]]:
     """Model-repository config for in-flight batching (values the templates name)."""
     tools = f"{SRC_DIR}/tools/fill_template.py"
-    bs = str(spec.max_batch)
+    bs = str(srv.max_batch)
     tokenizer = f"tokenizer_dir:{HF_DIR},triton_max_batch_size:{bs},preprocessing_instance_count:1"
     llm = (f"triton_backend:tensorrtllm,triton_max_batch_size:{bs},decoupled_mode:true,max_beam_width:1,"
            f"engine_dir:{ENGINE_DIR},batching_strategy:inflight_fused_batching,max_queue_delay_microseconds:0,"
-           f"kv_cache_free_gpu_mem_fraction:{spec.gpu_memory_utilization:g},"
-           f"enable_kv_cache_reuse:{'true' if spec.prefix_caching else 'false'},"
-           f"enable_chunked_context:{'true' if spec.chunked_prefill else 'false'},"
+           f"kv_cache_free_gpu_mem_fraction:{srv.gpu_memory_utilization:g},"
+           f"enable_kv_cache_reuse:{'true' if srv.prefix_caching else 'false'},"
+           f"enable_chunked_context:{'true' if srv.chunked_prefill else 'false'},"
            "exclude_input_in_output:true,encoder_input_features_data_type:TYPE_FP16,logits_datatype:TYPE_FP32")
     post = f"tokenizer_dir:{HF_DIR},triton_max_batch_size:{bs},postprocessing_instance_count:1"
     ens = f"triton_max_batch_size:{bs},logits_datatype:TYPE_FP32"
@@ -109,7 +108,7 @@ def fill_template_commands(spec: StackSpec) -> list[list[str]]:
     ]
 
 
-def build_script(spec: StackSpec) -> str:
+def build_script(srv: ServerArgs) -> str:
     """The init container's script: idempotent (skips the build when the engine is already there)."""
     q = shlex.join
     lines = [
@@ -118,32 +117,32 @@ def build_script(spec: StackSpec) -> str:
         "echo 'engine and model repository present'; exit 0; fi",
         f"rm -rf {SRC_DIR} && git clone --depth 1 --branch {BACKEND_REF} --recurse-submodules --shallow-submodules "
         f"{BACKEND_REPO} {SRC_DIR}",
-        q(["huggingface-cli", "download", spec.checkpoint, "--revision", spec.revision, "--local-dir", HF_DIR,
+        q(["huggingface-cli", "download", srv.checkpoint, "--revision", srv.revision, "--local-dir", HF_DIR,
            "--include", *DOWNLOAD_PATTERNS]),
-        q(convert_command(spec)),
-        q(build_command(spec)),
+        q(convert_command(srv)),
+        q(build_command(srv)),
         # the engine holds the weights now: free the cache volume of the intermediate copies (the
         # tokenizer files in HF_DIR stay, the pre/post-processing models read them)
         f"rm -rf {CKPT_DIR} && rm -f {HF_DIR}/*.safetensors",
         f"rm -rf {REPO_DIR} && cp -r {SRC_DIR}/all_models/inflight_batcher_llm {REPO_DIR}",
-        *(q(c) for c in fill_template_commands(spec)),
+        *(q(c) for c in fill_template_commands(srv)),
     ]
     return "\n".join(lines)
 
 
-def server_command(spec: StackSpec, restricted: bool) -> list[str]:
+def server_command(srv: ServerArgs, restricted: bool) -> list[str]:
     """``tritonserver`` (TP = 1) or one MPI rank per GPU (TP > 1), as launch_triton_server.py builds it."""
-    s = spec.server
+    s = srv.kind
     ports = [f"--http-port={s.http_port}", f"--grpc-port={s.grpc_port}", f"--metrics-port={s.metrics_port}"]
     if restricted:
         key = "authorization=Bearer $(API_KEY)"
         ports += [f"--http-restricted-api={RESTRICTED_APIS}:{key}",
                   f"--grpc-restricted-protocol={RESTRICTED_APIS}:{key}"]
-    ports += list(spec.extra_args)  # the serving rank's extra flags (checked against the managed ones)
-    if spec.tensor_parallel == 1:
+    ports += list(srv.extra_args)  # the serving rank's extra flags (checked against the managed ones)
+    if srv.tensor_parallel == 1:
         return ["tritonserver", f"--model-repository={REPO_DIR}", *ports]
     cmd = ["mpirun", "--allow-run-as-root"]
-    for rank in range(spec.tensor_parallel):
+    for rank in range(srv.tensor_parallel):
         cmd += ["-n", "1", "tritonserver", f"--model-repository={REPO_DIR}", "--disable-auto-complete-config",
                 f"--backend-config=python,shm-region-prefix-name=prefix{rank}_"]
         if rank == 0:
@@ -151,28 +150,28 @@ def server_command(spec: StackSpec, restricted: bool) -> list[str]:
         else:
             cmd += ["--model-control-mode=explicit", "--load-model=tensorrt_llm", "--allow-http=false",
                     "--allow-grpc=false", "--allow-metrics=false"]
-        if rank < spec.tensor_parallel - 1:
+        if rank < srv.tensor_parallel - 1:
             cmd.append(":")
     return cmd
 
 
-def workload(spec: StackSpec, secrets: SecretRefs) -> ServerWorkload:
-    s = spec.server
+def workload(srv: ServerArgs, secrets: SecretRefs) -> ServerWorkload:
+    s = srv.kind
     build = {
         "name": "engine-build",
-        "image": spec.image,
-        "command": ["bash", "-c", build_script(spec)],
+        "image": srv.image,
+        "command": ["bash", "-c", build_script(srv)],
         "env": [*secret_env("HF_TOKEN", secrets.hf_token), {"name": "HF_HOME", "value": f"{MODEL_CACHE_PATH}/hf"}],
         "volumeMounts": [shm_mount(), cache_mount()],
     }
-    cmd = server_command(spec, restricted=secrets.api_key is not None)
+    cmd = server_command(srv, restricted=secrets.api_key is not None)
     server = {
         "name": "triton",
-        "image": spec.image,
+        "image": srv.image,
         "command": cmd[:1],
         "args": cmd[1:],
         "env": [*secret_env("API_KEY", secrets.api_key)],
-        "ports": spec_ports(spec),
+        "ports": server_ports(srv.kind),
         "volumeMounts": [shm_mount(), cache_mount()],
     }
     return ServerWorkload(containers=[server], init_containers=[build], http_port=s.http_port,

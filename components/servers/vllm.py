@@ -11,9 +11,16 @@ The API key comes from ``VLLM_API_KEY`` (a Secret); it guards ``/v1/*`` only, so
 
 from __future__ import annotations
 
-from stacks.spec import StackSpec
-
-from .base import MODEL_CACHE_PATH, SecretRefs, ServerWorkload, cache_mount, secret_env, shm_mount, spec_ports
+from .base import (
+    MODEL_CACHE_PATH,
+    SecretRefs,
+    ServerArgs,
+    ServerWorkload,
+    cache_mount,
+    secret_env,
+    server_ports,
+    shm_mount,
+)
 
 # int8 has no flag: vLLM serves int8 (W8A8) only from a pre-quantized checkpoint (`model.hfId`) and
 # reads the method from the checkpoint's quantization config.
@@ -21,45 +28,45 @@ QUANTIZATION_FLAG = {"fp8": "fp8", "awq": "awq_marlin", "gptq": "gptq_marlin"}
 DTYPE_FLAG = {"bf16": "bfloat16", "fp16": "float16"}
 
 
-def args(spec: StackSpec) -> list[str]:
+def args(srv: ServerArgs) -> list[str]:
     """The exact ``vllm serve`` arguments for the spec (the plan and the tests read these)."""
     out = [
-        spec.checkpoint,  # `vllm serve <model>`: the positional model tag (`--model` is deprecated there)
-        "--revision", spec.revision,
-        "--served-model-name", spec.served_name,
+        srv.checkpoint,  # `vllm serve <model>`: the positional model tag (`--model` is deprecated there)
+        "--revision", srv.revision,
+        "--served-model-name", srv.served_name,
         "--host", "0.0.0.0",
-        "--port", str(spec.server.http_port),
+        "--port", str(srv.kind.http_port),
         "--download-dir", f"{MODEL_CACHE_PATH}/hf",
-        "--tensor-parallel-size", str(spec.tensor_parallel),
-        "--max-num-seqs", str(spec.max_batch),
-        "--max-model-len", str(spec.max_model_len),
-        "--max-num-batched-tokens", str(spec.max_batched_tokens),
-        "--gpu-memory-utilization", f"{spec.gpu_memory_utilization:g}",
+        "--tensor-parallel-size", str(srv.tensor_parallel),
+        "--max-num-seqs", str(srv.max_batch),
+        "--max-model-len", str(srv.max_model_len),
+        "--max-num-batched-tokens", str(srv.max_batched_tokens),
+        "--gpu-memory-utilization", f"{srv.gpu_memory_utilization:g}",
     ]
-    p = spec.precision.name
+    p = srv.precision
     if p in DTYPE_FLAG:
         out += ["--dtype", DTYPE_FLAG[p]]
     if p in QUANTIZATION_FLAG:
         out += ["--quantization", QUANTIZATION_FLAG[p]]
-    if spec.kv_cache_dtype not in ("auto", "bf16", "fp16"):
-        out += ["--kv-cache-dtype", spec.kv_cache_dtype]
-    out.append("--enable-prefix-caching" if spec.prefix_caching else "--no-enable-prefix-caching")
-    out.append("--enable-chunked-prefill" if spec.chunked_prefill else "--no-enable-chunked-prefill")
-    return out + list(spec.extra_args)
+    if srv.kv_cache_dtype not in ("auto", "bf16", "fp16"):
+        out += ["--kv-cache-dtype", srv.kv_cache_dtype]
+    out.append("--enable-prefix-caching" if srv.prefix_caching else "--no-enable-prefix-caching")
+    out.append("--enable-chunked-prefill" if srv.chunked_prefill else "--no-enable-chunked-prefill")
+    return out + list(srv.extra_args)
 
 
-def workload(spec: StackSpec, secrets: SecretRefs) -> ServerWorkload:
-    s = spec.server
+def workload(srv: ServerArgs, secrets: SecretRefs) -> ServerWorkload:
+    s = srv.kind
     container = {
         "name": "vllm",
-        "image": spec.image,
-        "args": args(spec),
+        "image": srv.image,
+        "args": args(srv),
         "env": [
             *secret_env("HF_TOKEN", secrets.hf_token),
             *secret_env("VLLM_API_KEY", secrets.api_key),
             {"name": "HF_HOME", "value": f"{MODEL_CACHE_PATH}/hf"},
         ],
-        "ports": spec_ports(spec),
+        "ports": server_ports(srv.kind),
         "volumeMounts": [shm_mount(), cache_mount()],
     }
     return ServerWorkload(containers=[container], http_port=s.http_port, health_path=s.health_path,

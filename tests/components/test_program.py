@@ -10,7 +10,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from components.servers import TRANSLATORS
+from components.servers import TRANSLATORS, ServerArgs
 from offline.program_run import ProgramRun, plaintext, shown
 from stacks.spec import StackSpec
 
@@ -139,7 +139,7 @@ def test_server_flags_match_spec(run: ProgramRun) -> None:
     args = server.get("args", [])
     kind = spec.server.name
     if kind == "vllm":
-        assert args == TRANSLATORS["vllm"].args(spec)
+        assert args == TRANSLATORS["vllm"].args(ServerArgs.from_spec(spec))
         assert args[0] == spec.checkpoint and "--model" not in args  # `vllm serve <model>`
         assert _flag(args, "--tensor-parallel-size") == str(spec.tensor_parallel)
         assert _flag(args, "--max-num-seqs") == str(spec.max_batch)
@@ -150,7 +150,7 @@ def test_server_flags_match_spec(run: ProgramRun) -> None:
         if spec.kv_cache_dtype == "fp8":
             assert _flag(args, "--kv-cache-dtype") == "fp8"
     elif kind == "tgi":
-        assert args == TRANSLATORS["tgi"].args(spec)
+        assert args == TRANSLATORS["tgi"].args(ServerArgs.from_spec(spec))
         assert _flag(args, "--model-id") == spec.checkpoint
         assert _flag(args, "--num-shard") == str(spec.tensor_parallel)
         assert int(_flag(args, "--max-total-tokens")) == spec.max_model_len

@@ -10,7 +10,7 @@ import yaml
 
 from components.config_source import SECRET_MARKER, flat_config
 from components.kubeconfig import kubeconfig_yaml
-from components.servers import SecretRefs, tgi, triton_trtllm, vllm
+from components.servers import SecretRefs, ServerArgs, tgi, triton_trtllm, vllm
 from offline.program_run import ProgramError, plaintext, run_program, run_stack_file
 from stacks import load_stack_file
 from stacks.loader import stack_files
@@ -24,8 +24,13 @@ def spec_of(tmp_path: Path, changes: dict[str, Any]):
     return load_stack_file(write(tmp_path, changes))
 
 
+def server_of(tmp_path: Path, changes: dict[str, Any]) -> ServerArgs:
+    """What a translator is given for a stack file with ``changes``."""
+    return ServerArgs.from_spec(spec_of(tmp_path, changes))
+
+
 def test_vllm_quantization_and_kv_flags(tmp_path: Path) -> None:
-    args = vllm.args(spec_of(tmp_path, {"gke-llm-bench:precision": {"weights": "awq", "kvCache": "fp8"}}))
+    args = vllm.args(server_of(tmp_path, {"gke-llm-bench:precision": {"weights": "awq", "kvCache": "fp8"}}))
     assert args[0] == "TheBloke/Llama-2-7B-AWQ"
     assert args[args.index("--quantization") + 1] == "awq_marlin"
     assert args[args.index("--kv-cache-dtype") + 1] == "fp8"
@@ -33,18 +38,18 @@ def test_vllm_quantization_and_kv_flags(tmp_path: Path) -> None:
 
 
 def test_vllm_api_key_only_through_the_environment(tmp_path: Path) -> None:
-    spec = spec_of(tmp_path, {"gke-llm-bench:exposure": {"mode": "external", "allowlist": ["203.0.113.0/24"]}})
-    w = vllm.workload(spec, SecretRefs(hf_token=("s-hf", "token"), api_key=("s-key", "key")))
+    srv = server_of(tmp_path, {"gke-llm-bench:exposure": {"mode": "external", "allowlist": ["203.0.113.0/24"]}})
+    w = vllm.workload(srv, SecretRefs(hf_token=("s-hf", "token"), api_key=("s-key", "key")))
     env = {e["name"]: e for e in w.server["env"]}
     assert env["VLLM_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "s-key", "key": "key"}
     assert "--api-key" not in w.server["args"]
 
 
 def test_tgi_flags_for_fp8_kv_and_prefill_budget(tmp_path: Path) -> None:
-    spec = spec_of(tmp_path, {"gke-llm-bench:accelerator": {"machineType": "g2-standard-24"},
-                              "gke-llm-bench:precision": {"weights": "fp8", "kvCache": "fp8"},
-                              "gke-llm-bench:server": {"kind": "tgi", "maxModelLen": 4096, "tensorParallel": 2}})
-    args = tgi.args(spec)
+    srv = server_of(tmp_path, {"gke-llm-bench:accelerator": {"machineType": "g2-standard-24"},
+                               "gke-llm-bench:precision": {"weights": "fp8", "kvCache": "fp8"},
+                               "gke-llm-bench:server": {"kind": "tgi", "maxModelLen": 4096, "tensorParallel": 2}})
+    args = tgi.args(srv)
     assert args[args.index("--quantize") + 1] == "fp8"
     assert args[args.index("--kv-cache-dtype") + 1] == "fp8_e4m3fn"
     assert args[args.index("--num-shard") + 1] == "2"
@@ -52,14 +57,14 @@ def test_tgi_flags_for_fp8_kv_and_prefill_budget(tmp_path: Path) -> None:
 
 
 def test_triton_multi_gpu_runs_one_mpi_rank_per_gpu(tmp_path: Path) -> None:
-    spec = spec_of(tmp_path, {"gke-llm-bench:accelerator": {"machineType": "g2-standard-24"},
-                              "gke-llm-bench:server": {"kind": "triton-trtllm", "maxModelLen": 4096,
-                                                       "tensorParallel": 2, "maxBatch": 32}})
-    cmd = triton_trtllm.server_command(spec, restricted=True)
+    srv = server_of(tmp_path, {"gke-llm-bench:accelerator": {"machineType": "g2-standard-24"},
+                               "gke-llm-bench:server": {"kind": "triton-trtllm", "maxModelLen": 4096,
+                                                        "tensorParallel": 2, "maxBatch": 32}})
+    cmd = triton_trtllm.server_command(srv, restricted=True)
     assert cmd[0] == "mpirun" and cmd.count("tritonserver") == 2 and cmd.count(":") == 1
     restricted = "inference,model-repository,shared-memory,trace,logging:authorization=Bearer $(API_KEY)"
     assert f"--http-restricted-api={restricted}" in cmd and f"--grpc-restricted-protocol={restricted}" in cmd
-    script = triton_trtllm.build_script(spec)
+    script = triton_trtllm.build_script(srv)
     assert "--tp_size 2" in script
     # only what the conversion needs is downloaded, and the intermediate copies are deleted after the build
     assert "--include '*.safetensors' '*.json' tokenizer.model" in script
