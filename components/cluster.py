@@ -10,7 +10,9 @@ Why each setting (all values from ``spec.cluster`` / ``spec``):
 - Google Managed Prometheus on (PodMonitoring objects are scraped), DCGM GPU metrics optional;
 - private nodes optional, with Cloud NAT so nodes without public IPs still pull images and weights;
 - shielded nodes, a release channel, and ``deletion_protection`` from the spec.
-With ``cluster.existing`` nothing is created: the cluster is looked up and the pools join it.
+With ``cluster.existing`` nothing of the cluster is created: it is looked up and the pools join it.
+A serving stack with ``cluster.fromStack`` declares no cluster at all: ``ClusterReference`` reads
+the cluster stack's outputs (``components/cluster_reference.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from dataclasses import dataclass
 
 import pulumi
 
+from stacks.cluster_spec import SYSTEM_POOL_NODES, ClusterSpec
 from stacks.config import ClusterConfig
 from stacks.names import ResourceNames
-from stacks.spec import SYSTEM_POOL_NODES, StackSpec
 
 from .gcp import gcp
 from .pool_config import CLOUD_PLATFORM_SCOPE
@@ -47,7 +49,8 @@ class ClusterArgs:
     names: ResourceNames
 
     @classmethod
-    def from_spec(cls, spec: StackSpec) -> ClusterArgs:
+    def from_spec(cls, spec: ClusterSpec) -> ClusterArgs:
+        """From a cluster stack's spec, or a serving stack's own cluster (``StackSpec.cluster_spec``)."""
         return cls(project=spec.project, region=spec.region, location=spec.location,
                    node_locations=tuple(z for z in spec.node_locations if z != spec.zone),
                    cluster=spec.cluster, stack=spec.name, names=spec.names)
@@ -136,6 +139,7 @@ class Cluster(pulumi.ComponentResource):
                 opts=child,
             )
             self.ready = [self.cluster, self.system_pool]
+        self.node_service_account_email = self.node_service_account.email
         self.register_outputs({"name": self.name, "location": self.location, "endpoint": self.endpoint,
                                "nodeServiceAccount": self.node_service_account.email})
 

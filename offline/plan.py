@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
 
+from stacks.cluster_spec import ClusterSpec
 from stacks.errors import SpecErrors
-from stacks.loader import resolve_stack_arg, stack_files
+from stacks.loader import all_stack_files, resolve_stack_arg
 
 from .program_run import ProgramError, ProgramRun, Registered, run_stack_file, shown
 
@@ -136,6 +137,7 @@ PROPERTIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "kubernetes:batch/v1:Job": lambda i: _pod(_get(i, "spec.template.spec") or {}),
     "kubernetes:core/v1:Service": _service,
     "kubernetes:core/v1:Secret": _secret,
+    "pulumi:pulumi:StackReference": lambda i: {"reads": i.get("name")},
     "kubernetes:monitoring.googleapis.com/v1:PodMonitoring": lambda i: {"endpoints": _get(i, "spec.endpoints")},
     "gcp:projects/iAMMember:IAMMember": lambda i: {"role": i.get("role")},
     "gcp:storage/bucketIAMMember:BucketIAMMember": lambda i: {"role": i.get("role")},
@@ -159,7 +161,19 @@ def key_properties(r: Registered) -> dict[str, Any]:
     return props
 
 
+def cluster_lines(s: ClusterSpec) -> list[str]:
+    return [
+        f"cluster stack: {s.names.cluster} in {s.project}/{s.location}; serving stacks join it with "
+        f"`gke-llm-bench:cluster: {{fromStack: <organization>/gke-llm-bench/{s.name}}}`",
+        f"cost: ${s.usd_per_hour:,.2f}/h, ${s.usd_per_hour * HOURS_PER_MONTH:,.0f}/month ({HOURS_PER_MONTH} h): "
+        f"GKE fee and system pool ({s.cluster.system_machine_type}); every serving stack is charged it too",
+        *(f"warning: {w}" for w in s.warnings),
+    ]
+
+
 def sizing_lines(run: ProgramRun) -> list[str]:
+    if isinstance(run.spec, ClusterSpec):
+        return cluster_lines(run.spec)
     s, z = run.spec, run.spec.sizing
     verdict = "fits" if z.fits else "DOES NOT FIT"
     return [
@@ -180,9 +194,22 @@ def sizing_lines(run: ProgramRun) -> list[str]:
 def plan_document(run: ProgramRun) -> dict[str, Any]:
     """Everything the plan shows, as JSON-ready data."""
     s = run.spec
+    resources = [
+        {"type": r.type, "name": r.name, "urn": r.urn, "parent": r.parent or None,
+         "component": r.is_component, "properties": key_properties(r), "inputs": shown(r.inputs),
+         "customTimeouts": r.custom_timeouts or None}
+        for r in run.resources
+    ]
+    if isinstance(s, ClusterSpec):
+        return {"stack": run.stack, "source": s.source, "role": "cluster",
+                "cost": {"usdPerHour": round(s.usd_per_hour, 4),
+                         "usdPerMonth": round(s.usd_per_hour * HOURS_PER_MONTH, 2), "hoursPerMonth": HOURS_PER_MONTH},
+                "warnings": list(s.warnings), "placeholderSecrets": sorted(run.placeholders),
+                "resources": resources, "outputs": run.outputs, "seconds": round(run.seconds, 3)}
     return {
         "stack": run.stack,
         "source": s.source,
+        "role": "serving",
         "sizing": s.sizing.as_dict(),
         "cost": {"usdPerHour": round(s.usd_per_hour, 4), "usdPerMonth": round(s.usd_per_hour * HOURS_PER_MONTH, 2),
                  "usdPerHourAllIn": round(s.usd_per_hour_all_in, 4),
@@ -191,12 +218,7 @@ def plan_document(run: ProgramRun) -> dict[str, Any]:
                  "hoursPerMonth": HOURS_PER_MONTH, "spot": s.spot, "source": s.price_source},
         "warnings": list(s.warnings),
         "placeholderSecrets": sorted(run.placeholders),
-        "resources": [
-            {"type": r.type, "name": r.name, "urn": r.urn, "parent": r.parent or None,
-             "component": r.is_component, "properties": key_properties(r), "inputs": shown(r.inputs),
-             "customTimeouts": r.custom_timeouts or None}
-            for r in run.resources
-        ],
+        "resources": resources,
         "outputs": run.outputs,
         "seconds": round(run.seconds, 3),
     }
@@ -244,7 +266,7 @@ def render(run: ProgramRun, console: Console) -> None:
     out = Tree("[bold]outputs[/bold]")
     for key, value in run.outputs.items():
         if key == "spec":
-            out.add("spec: (StackSpec.summary(); see --json)")
+            out.add("spec: (the spec's summary; see --json)")
         else:
             text = value if isinstance(value, str) else json.dumps(value)
             out.add(f"{key}: {escape(text)}", highlight=False)
@@ -253,7 +275,7 @@ def render(run: ProgramRun, console: Console) -> None:
 
 def run_named(args: Sequence[str], all_stacks: bool) -> tuple[list[ProgramRun], list[str]]:
     """Run the program for each named stack (or every committed one); errors as rendered text."""
-    targets = list(stack_files()) if all_stacks or not args else list(args)
+    targets = list(all_stack_files()) if all_stacks or not args else list(args)
     runs, errors = [], []
     for arg in targets:
         try:

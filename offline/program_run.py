@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stacks.cluster_spec import ClusterSpec, cluster_outputs
 from stacks.config import PROJECT
-from stacks.loader import spec_from_config
+from stacks.loader import any_spec_from_config, joined_cluster
 from stacks.spec import StackSpec
 from stacks.stack_yaml import read_stack_document
 
@@ -68,7 +69,7 @@ class Registered:
 @dataclass
 class ProgramRun:
     stack: str
-    spec: StackSpec
+    spec: StackSpec | ClusterSpec  # a serving stack, or a cluster stack (role: cluster)
     resources: list[Registered]
     outputs: dict[str, Any]  # secret outputs hold SECRET_SHOWN
     secret_outputs: set[str]
@@ -101,7 +102,26 @@ def _computed_state(typ: str, name: str, inputs: dict[str, Any], project: str) -
     return state
 
 
-def _mocks(project: str, records: dict[str, dict[str, Any]]):
+#: what the mocks say a deployed cluster stack's endpoint and CA are (documentation range, RFC 5737)
+MOCK_ENDPOINT, MOCK_CA = "203.0.113.12", "TU9DSy1DQQ=="
+
+
+def referenced_outputs(spec: StackSpec | ClusterSpec) -> dict[str, Any] | None:
+    """What the cluster stack that ``cluster.fromStack`` names would export, for the mocked
+    StackReference: from its stack file when it is beside this one, else from this stack's own view."""
+    if not isinstance(spec, StackSpec) or spec.shared_cluster is None:
+        return None
+    joined = joined_cluster(spec.shared_cluster, spec.source)
+    if joined is not None:
+        out = cluster_outputs(joined)
+        account = f"{joined.names.node_service_account}@{joined.project}.iam.gserviceaccount.com"
+    else:
+        out = {"clusterName": spec.names.cluster, "clusterLocation": spec.location, "project": spec.project}
+        account = f"nodes-cluster@{spec.project}.iam.gserviceaccount.com"
+    return {**out, "endpoint": MOCK_ENDPOINT, "caCertificate": MOCK_CA, "nodeServiceAccount": account}
+
+
+def _mocks(project: str, records: dict[str, dict[str, Any]], reference: dict[str, Any] | None = None):
     import pulumi
     from pulumi.runtime import mocks
 
@@ -112,6 +132,9 @@ def _mocks(project: str, records: dict[str, dict[str, Any]]):
 
         def new_resource(self, args: mocks.MockResourceArgs):
             self.inputs[(args.typ, args.name)] = args.inputs
+            if args.typ == "pulumi:pulumi:StackReference":
+                return f"{args.inputs.get('name')}", {"name": args.inputs.get("name"), "outputs": reference or {},
+                                                     "secretOutputNames": []}
             return f"{args.name}-id", _computed_state(args.typ, args.name, args.inputs, project)
 
         def call(self, args: mocks.MockCallArgs):
@@ -126,6 +149,15 @@ def _mocks(project: str, records: dict[str, dict[str, Any]]):
         def __init__(self, m: Mocks) -> None:
             super().__init__(m)
             self.recorder = m  # the base class keeps it typed as the plain Mocks interface
+
+        def ReadResource(self, request):
+            """A read (a StackReference): recorded like a registration, so the plan shows what it reads."""
+            response = super().ReadResource(request)
+            records[response.urn] = {"parent": request.parent, "custom": True, "custom_timeouts": {},
+                                     "ignore_changes": [], "dependencies": list(request.dependencies),
+                                     "provider": request.provider,
+                                     "inputs": self.recorder.inputs.get((request.type, request.name))}
+            return response
 
         def RegisterResource(self, request):
             response = super().RegisterResource(request)
@@ -160,7 +192,8 @@ def _env(key: str, value: str) -> Iterator[None]:
             os.environ[key] = old
 
 
-def _config_for_runtime(flat: Mapping[str, Any], spec: StackSpec) -> tuple[dict[str, str], list[str], dict[str, str]]:
+def _config_for_runtime(flat: Mapping[str, Any],
+                        spec: StackSpec | ClusterSpec) -> tuple[dict[str, str], list[str], dict[str, str]]:
     """Config as the Pulumi CLI hands it to a program (strings; objects as JSON) plus placeholder secrets."""
     config: dict[str, str] = {}
     secret_keys: list[str] = []
@@ -175,7 +208,8 @@ def _config_for_runtime(flat: Mapping[str, Any], spec: StackSpec) -> tuple[dict[
             config[key] = value
         else:
             config[key] = json.dumps(value)
-    for short in (spec.hf_token_key, spec.api_key_key, spec.kaggle_key_key):
+    needed = (spec.hf_token_key, spec.api_key_key, spec.kaggle_key_key) if isinstance(spec, StackSpec) else ()
+    for short in needed:
         if short and f"{PROJECT}:{short}" not in config:
             placeholders[short] = config[f"{PROJECT}:{short}"] = placeholder(short)
             secret_keys.append(f"{PROJECT}:{short}")
@@ -208,7 +242,7 @@ def load_config(path: Path) -> dict[str, Any]:
 def run_stack_file(path: Path, name: str) -> ProgramRun:
     """Validate the stack file, then run ``__main__.py`` for it under mocks."""
     flat = load_config(path)
-    spec = spec_from_config(flat, name, source=str(path))
+    spec = any_spec_from_config(flat, name, source=str(path))
     return run_program(name, flat, spec)
 
 
@@ -225,7 +259,7 @@ def _ensure_event_loop() -> None:
         policy.set_event_loop(policy.new_event_loop())
 
 
-def run_program(name: str, flat: Mapping[str, Any], spec: StackSpec) -> ProgramRun:
+def run_program(name: str, flat: Mapping[str, Any], spec: StackSpec | ClusterSpec) -> ProgramRun:
     import pulumi
     from pulumi.runtime import settings
     from pulumi.runtime.config import set_all_config
@@ -235,7 +269,7 @@ def run_program(name: str, flat: Mapping[str, Any], spec: StackSpec) -> ProgramR
     started = time.perf_counter()
     config, secret_keys, placeholders = _config_for_runtime(flat, spec)
     records: dict[str, dict[str, Any]] = {}
-    mocks, monitor = _mocks(spec.project, records)
+    mocks, monitor = _mocks(spec.project, records, referenced_outputs(spec))
     logs: list[str] = []
 
     class Capture(logging.Handler):

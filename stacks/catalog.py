@@ -120,6 +120,18 @@ class ServerKind:
 
 
 @dataclass(frozen=True)
+class Regions:
+    """Google Cloud's regions, and the zones that offer an accelerator where a table was read
+    (``catalog/regions.yaml``)."""
+
+    names: tuple[str, ...] = ()
+    accelerator_zones: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    accelerator_zones_regions: tuple[str, ...] = ()  # regions the accelerator tables cover
+    source: str = ""
+    accelerator_zones_source: str = ""
+
+
+@dataclass(frozen=True)
 class Catalog:
     chips: dict[str, Chip]
     machines: dict[str, MachineType]
@@ -128,6 +140,7 @@ class Catalog:
     cluster_fee_usd_h: float = 0.0  # GKE's management fee per cluster (cluster.yaml)
     system_machines: dict[str, float] = field(default_factory=dict)  # CPU system-pool machine → $/h per node
     cluster_price_source: str = ""
+    regions: Regions = field(default_factory=Regions)
 
     def model_by_hf_id(self, hf_id: str) -> ModelArch | None:
         for model in self.models.values():
@@ -201,7 +214,13 @@ def load_catalog() -> Catalog:
             **raw,
         )
     cluster = _read("cluster.yaml")
-    return Catalog(chips=chips, machines=machines, models=models, servers=servers,
+    where = _read("regions.yaml")
+    regions = Regions(names=tuple(where["regions"]),
+                      accelerator_zones={k: tuple(v) for k, v in where["accelerator_zones"].items()},
+                      accelerator_zones_regions=tuple(where["accelerator_zones_regions"]),
+                      source=str(where["regions_source"]),
+                      accelerator_zones_source=str(where["accelerator_zones_source"]))
+    return Catalog(chips=chips, machines=machines, models=models, servers=servers, regions=regions,
                    cluster_fee_usd_h=float(cluster["management_fee_usd_h"]),
                    system_machines={k: float(v) for k, v in cluster["system_machines"].items()},
                    cluster_price_source=str(cluster["source"]))

@@ -15,23 +15,50 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .cluster_spec import ClusterSpec
 from .errors import SpecErrors
-from .loader import load_stack_file, resolve_stack_arg, stack_files
+from .loader import all_stack_files, load_any_stack_file, resolve_stack_arg
 from .spec import StackSpec
 
 EXIT_INVALID = 2
 
 
-def _load_all(args: Sequence[str], require_secrets: bool) -> tuple[list[StackSpec], list[SpecErrors]]:
-    targets = list(args) or list(stack_files())
-    specs, failures = [], []
+def _load_all(args: Sequence[str],
+              require_secrets: bool) -> tuple[list[StackSpec], list[ClusterSpec], list[SpecErrors]]:
+    """Serving stacks, cluster stacks, and the files that failed (every problem listed)."""
+    targets = list(args) or list(all_stack_files())
+    specs: list[StackSpec] = []
+    clusters: list[ClusterSpec] = []
+    failures: list[SpecErrors] = []
     for arg in targets:
         try:
             name, path = resolve_stack_arg(arg)
-            specs.append(load_stack_file(Path(path), name, require_secrets=require_secrets))
+            spec = load_any_stack_file(Path(path), name, require_secrets=require_secrets)
         except SpecErrors as exc:
             failures.append(exc)
-    return specs, failures
+            continue
+        if isinstance(spec, ClusterSpec):
+            clusters.append(spec)
+        else:
+            specs.append(spec)
+    return specs, clusters, failures
+
+
+def _print_clusters(console: Console, clusters: list[ClusterSpec], specs: list[StackSpec]) -> None:
+    """Cluster stacks, and the serving stacks that join each one."""
+    if not clusters:
+        return
+    table = Table(title="cluster stacks (role: cluster)")
+    for col in ("stack", "cluster", "location", "system pool", "$/h", "joined by"):
+        table.add_column(col, justify="right" if col == "$/h" else "left")
+    for c in clusters:
+        joiners = [s.name for s in specs if (s.shared_cluster or "").rsplit("/", 1)[-1] == c.name]
+        table.add_row(c.name, c.names.cluster, f"{c.project}/{c.location}", c.cluster.system_machine_type,
+                      f"{c.usd_per_hour:.2f}", ", ".join(joiners) or "-")
+    console.print(table)
+    for c in clusters:
+        for warning in c.warnings:
+            console.print(f"[yellow]warning[/yellow] {c.name}: {warning}", highlight=False)
 
 
 def _accel(spec: StackSpec) -> str:
@@ -41,7 +68,7 @@ def _accel(spec: StackSpec) -> str:
 
 
 def cmd_list(console: Console) -> int:
-    specs, failures = _load_all([], require_secrets=False)
+    specs, clusters, failures = _load_all([], require_secrets=False)
     table = Table(title="committed stacks", show_lines=False)
     for col in ("stack", "model", "precision", "accelerator", "machine", "server", "TP", "$/h all-in", "$/h accel.",
                 "fits"):
@@ -60,13 +87,14 @@ def cmd_list(console: Console) -> int:
             "yes" if s.sizing.fits else "NO",
         )
     console.print(table)
+    _print_clusters(console, clusters, specs)
     for exc in failures:
         console.print(f"[red]invalid[/red] {exc.render()}", highlight=False)
     return EXIT_INVALID if failures else 0
 
 
 def cmd_check(console: Console, args: Sequence[str], require_secrets: bool) -> int:
-    specs, failures = _load_all(args, require_secrets)
+    specs, clusters, failures = _load_all(args, require_secrets)
     table = Table(title="sizing (the guide's rules 1-3)")
     cols = ("stack", "weights", "fit (≤80 %)", "KV cache", "KV tokens", "seqs @ max len", "TP", "$/h all-in",
             "$/h accel.")
@@ -87,6 +115,7 @@ def cmd_check(console: Console, args: Sequence[str], require_secrets: bool) -> i
         )
     if specs:
         console.print(table)
+    _print_clusters(console, clusters, specs)
     for s in specs:
         for warning in s.warnings:
             console.print(f"[yellow]warning[/yellow] {s.name}: {warning}", highlight=False)
@@ -95,7 +124,7 @@ def cmd_check(console: Console, args: Sequence[str], require_secrets: bool) -> i
     if failures:
         console.print(f"{len(failures)} invalid stack(s)", style="bold red")
         return EXIT_INVALID
-    console.print(f"{len(specs)} stack(s) valid", style="bold green")
+    console.print(f"{len(specs) + len(clusters)} stack(s) valid", style="bold green")
     return 0
 
 

@@ -43,6 +43,9 @@ class ExistingCluster(_Section):
 
 class ClusterConfig(_Section):
     name: str | None = None  # default: derived from the stack (stacks/names.py), so stacks coexist
+    #: a cluster stack (``role: cluster``) to join, by its fully qualified Pulumi name
+    #: (``<org>/gke-llm-bench/<stack>``): read through a StackReference, nothing of the cluster is declared
+    from_stack: str | None = None
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
     private_nodes: bool = False
     deletion_protection: bool = True
@@ -159,6 +162,7 @@ class SizingConfig(_Section):
 class StackConfig(_Section):
     """The whole stack file: `gcp:*` keys plus the project's `gke-llm-bench:*` keys."""
 
+    role: Literal["serving"] = "serving"
     gcp: GcpConfig
     cluster: ClusterConfig = ClusterConfig()
     accelerator: AcceleratorConfig
@@ -176,6 +180,18 @@ class StackConfig(_Section):
         # `gke-llm-bench:precision: fp8` is shorthand for `{weights: fp8}`.
         return {"weights": value} if isinstance(value, str) else value
 
+
+class ClusterStackConfig(_Section):
+    """A cluster stack (``gke-llm-bench:role: cluster``): only the cluster, which serving stacks join
+    with ``cluster.fromStack``. It serves no model, so it has no accelerator, model or server."""
+
+    role: Literal["cluster"]
+    gcp: GcpConfig
+    cluster: ClusterConfig = ClusterConfig()
+
+
+#: the ``gke-llm-bench:role`` values: what a stack file declares
+ROLES = ("serving", "cluster")
 
 # Config keys outside the project namespace that a stack file may carry (provider settings).
 PROVIDER_NAMESPACES = ("gcp", "kubernetes", "pulumi")

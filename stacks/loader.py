@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
-from .config import PROJECT, PROVIDER_NAMESPACES, SecretsConfig, StackConfig
+from .cluster_spec import ClusterSpec
+from .config import PROJECT, PROVIDER_NAMESPACES, ROLES, ClusterStackConfig, SecretsConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean
-from .resolve import resolve
+from .resolve import resolve, resolve_cluster
 from .secret_values import CONFIG_KEY_NAME, REDACTED, looks_like_secret, shown
 from .spec import StackSpec
 from .stack_yaml import read_stack_document
@@ -25,19 +27,39 @@ from .stack_yaml import read_stack_document
 STACKS_DIR = Path(__file__).parent
 
 
-def stack_files(directory: Path = STACKS_DIR) -> dict[str, Path]:
-    """Committed stacks: name -> path of ``Pulumi.<name>.yaml``."""
+def all_stack_files(directory: Path = STACKS_DIR) -> dict[str, Path]:
+    """Every committed stack file, serving and cluster stacks: name -> path of ``Pulumi.<name>.yaml``."""
     return {p.name[len("Pulumi.") : -len(".yaml")]: p for p in sorted(directory.glob("Pulumi.*.yaml"))}
 
 
+def stack_role(path: Path) -> str:
+    """``gke-llm-bench:role`` of a stack file (``serving`` unless it says ``cluster``); a file that
+    cannot be read counts as serving, so loading it reports what is wrong with it."""
+    try:
+        role = yaml.safe_load(path.read_text(encoding="utf-8")).get("config", {}).get(f"{PROJECT}:role")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return "serving"
+    return "cluster" if role == "cluster" else "serving"
+
+
+def stack_files(directory: Path = STACKS_DIR) -> dict[str, Path]:
+    """Committed serving stacks (what the load tester, the demo and analysis iterate)."""
+    return {n: p for n, p in all_stack_files(directory).items() if stack_role(p) == "serving"}
+
+
+def cluster_stack_files(directory: Path = STACKS_DIR) -> dict[str, Path]:
+    """Committed cluster stacks (``role: cluster``): a cluster for serving stacks to join."""
+    return {n: p for n, p in all_stack_files(directory).items() if stack_role(p) == "cluster"}
+
+
 def resolve_stack_arg(arg: str) -> tuple[str, Path]:
-    """A stack name (committed) or a path to a stack file."""
+    """A stack name (committed, of either role) or a path to a stack file."""
     path = Path(arg)
     if path.suffix in (".yaml", ".yml") and path.exists():
         name = path.name
         name = name[len("Pulumi.") :] if name.startswith("Pulumi.") else name
         return name.rsplit(".", 1)[0], path
-    files = stack_files()
+    files = all_stack_files()
     if arg in files:
         return arg, files[arg]
     raise SpecErrors(
@@ -53,16 +75,36 @@ def resolve_stack_arg(arg: str) -> tuple[str, Path]:
 
 
 def load_stack_file(path: Path, name: str | None = None, *, require_secrets: bool = False) -> StackSpec:
-    """Parse and validate one stack file. Raises ``SpecErrors`` listing every problem."""
+    """Parse and validate one serving stack file. Raises ``SpecErrors`` listing every problem."""
     name = name or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
     config = read_stack_document(path)
     return spec_from_config(config, name, source=str(path), require_secrets=require_secrets)
 
 
+def load_any_stack_file(path: Path, name: str | None = None, *,
+                        require_secrets: bool = False) -> StackSpec | ClusterSpec:
+    """A serving stack's ``StackSpec`` or a cluster stack's ``ClusterSpec`` (``check``, ``plan``, ``diff``)."""
+    name = name or path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    return any_spec_from_config(read_stack_document(path), name, source=str(path), require_secrets=require_secrets)
+
+
 def spec_from_config(
     flat: Mapping[str, Any], name: str, *, source: str | None = None, require_secrets: bool = False
 ) -> StackSpec:
-    """Validate a flat Pulumi config mapping (``"ns:key" -> value``) into a ``StackSpec``.
+    """Validate a flat Pulumi config mapping (``"ns:key" -> value``) of a serving stack into a ``StackSpec``."""
+    spec = any_spec_from_config(flat, name, source=source, require_secrets=require_secrets)
+    if isinstance(spec, ClusterSpec):
+        raise SpecErrors(source or name, [SpecError(
+            f"{PROJECT}:role", f"{name} is a cluster stack: it serves no model",
+            "benchmark a serving stack that joins it (cluster.fromStack); `python -m offline plan` and "
+            "`python -m stacks check` take cluster stacks too")])
+    return spec
+
+
+def any_spec_from_config(
+    flat: Mapping[str, Any], name: str, *, source: str | None = None, require_secrets: bool = False
+) -> StackSpec | ClusterSpec:
+    """Validate a flat Pulumi config mapping (``"ns:key" -> value``) into the spec its role says.
 
     Secret values are never read: a secret key only counts as *present* (``{secure: ...}`` in a
     file, or any value handed over by the Pulumi runtime, which keeps it a secret).
@@ -90,6 +132,13 @@ def spec_from_config(
                     f"project keys are written `{PROJECT}:<key>`",
                 )
             )
+    role = nested.get("role", "serving")
+    if role not in ROLES:
+        errors.append(SpecError(f"{PROJECT}:role", f"{shown(role, 'role')} is not a stack role",
+                                f"use one of: {', '.join(ROLES)} (serving is the default)"))
+        raise SpecErrors(source, errors)
+    if role == "cluster":
+        return _cluster_spec(nested, name, source, errors)
     # A token pasted where a key *name* belongs: refuse it without repeating it, and never use it as a name.
     errors += _pasted_secrets(nested.get("secrets"))
     # Secret keys named by the `secrets` section are taken out before schema validation.
@@ -117,7 +166,50 @@ def spec_from_config(
         raise SpecErrors(source, errors) from None
     if errors:
         raise SpecErrors(source, errors)
-    return resolve(config, name, secrets_present, source=source, require_secrets=require_secrets)
+    return resolve(config, name, secrets_present, source=source, require_secrets=require_secrets,
+                   joined=joined_cluster(config.cluster.from_stack, source))
+
+
+def _cluster_spec(nested: dict[str, Any], name: str, source: str, errors: list[SpecError]) -> ClusterSpec:
+    """A cluster stack: ``gcp:*`` and ``gke-llm-bench:cluster`` only."""
+    allowed = {"role", "gcp", "cluster"}
+    for key in sorted(set(nested) - allowed):
+        errors.append(SpecError(f"{PROJECT}:{key}", "a cluster stack (role: cluster) serves no model",
+                                "move it to a serving stack that joins this one with cluster.fromStack"))
+    try:
+        config = ClusterStackConfig.model_validate({k: v for k, v in nested.items() if k in allowed})
+    except ValidationError as exc:
+        raise SpecErrors(source, errors + _translate(exc)) from None
+    try:
+        spec = resolve_cluster(config, name, source=source)
+    except SpecErrors as exc:
+        raise SpecErrors(source, errors + exc.errors) from None
+    if errors:
+        raise SpecErrors(source, errors)
+    return spec
+
+
+def joined_cluster(reference: str | None, source: str) -> ClusterSpec | None:
+    """The cluster stack ``cluster.fromStack`` names, read from its file beside this one (or among
+    the committed stacks); None when there is no such file (then ``pulumi up`` checks it)."""
+    if reference is None:
+        return None
+    stack = reference.rsplit("/", 1)[-1]
+    here = Path(source).parent if Path(source).is_file() else STACKS_DIR
+    path = here / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        return None
+    try:
+        spec = load_any_stack_file(path, stack)
+    except SpecErrors as exc:
+        raise SpecErrors(source, [SpecError(f"{PROJECT}:cluster.fromStack", f"{reference}: its stack file "
+                                            f"{path.name} is invalid ({len(exc.errors)} problem(s))",
+                                            f"fix it first: python -m stacks check {path}")]) from None
+    if not isinstance(spec, ClusterSpec):
+        raise SpecErrors(source, [SpecError(f"{PROJECT}:cluster.fromStack", f"{reference} is a serving stack, "
+                                            "not a cluster stack", f"join a stack with `{PROJECT}:role: cluster`, or "
+                                            "use cluster.existing to join another stack's cluster by name")])
+    return spec
 
 
 def _semantic_errors_despite(

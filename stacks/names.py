@@ -31,6 +31,11 @@ def resource_suffix(stack: str, limit: int) -> str:
     return f"{clean[: limit - 7].rstrip('-')}-{digest}"
 
 
+def cluster_name(stack: str) -> str:
+    """The cluster a stack creates unless ``cluster.name`` says otherwise."""
+    return f"llmb-{resource_suffix(stack, 35)}"
+
+
 @dataclass(frozen=True)
 class ResourceNames:
     """The names one stack's resources get (the components use these, never their own)."""
@@ -46,7 +51,7 @@ class ResourceNames:
     @classmethod
     def derive(cls, stack: str, accelerator_kind: str, cluster: str | None = None,
                namespace: str | None = None, project: str = "") -> ResourceNames:
-        return cls(cluster=cluster or f"llmb-{resource_suffix(stack, 35)}",
+        return cls(cluster=cluster or cluster_name(stack),
                    namespace=namespace or f"llm-{resource_suffix(stack, 59)}",
                    node_pool=f"{'tpu' if accelerator_kind == 'tpu' else 'gpu'}-{resource_suffix(stack, 36)}",
                    node_service_account=f"nodes-{resource_suffix(stack, 24)}",

@@ -14,9 +14,11 @@ import re
 from collections.abc import Collection
 
 from .catalog import Catalog, MachineType, ModelArch, ServerKind, load_catalog
-from .config import StackConfig
+from .cluster_spec import ClusterSpec
+from .config import ClusterConfig, ClusterStackConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean, one_of
-from .names import CLUSTER_NAME, NAMESPACE, ResourceNames
+from .location import location_errors
+from .names import CLUSTER_NAME, NAMESPACE, ResourceNames, cluster_name
 from .precision import KV_CACHE_BYTES, PRECISIONS, Precision
 from .secret_values import looks_like_secret
 from .serving import MANAGED_FLAGS, MAXTEXT_RECIPES, SECRET_FLAGS, MaxTextModel, flag_name
@@ -25,8 +27,8 @@ from .spec import DEFAULT_BATCHED_TOKENS, DEFAULT_MAX_MODEL_LEN_CAP, StackSpec, 
 
 #: (server kind, the model name it serves whatever the checkpoint)
 TRITON_SERVED_NAME = ("triton-trtllm", "ensemble")
-#: Google Cloud project ids: 6-30 characters, lowercase letters, digits and hyphens, a letter first
-PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+#: a StackReference name: ``<stack>``, ``<project>/<stack>`` or ``<organization>/<project>/<stack>``
+STACK_REFERENCE = re.compile(r"^(?:[A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
 
 
 class _Resolver:
@@ -55,14 +57,13 @@ class _Resolver:
                 self.error(key, f"{flag_name(arg)} is set from the stack spec already",
                            "set it through its config key (see docs/config.md) instead of extraArgs")
 
-    def _names(self, stack: str, accelerator_kind: str) -> ResourceNames:
+    def _names(self, stack: str, accelerator_kind: str, joined: ClusterSpec | None) -> ResourceNames:
         """Names derived from the stack unless given; a given one is checked against the naming rules."""
         c = self.c
         cluster = c.cluster.existing.name if c.cluster.existing else c.cluster.name
-        if c.cluster.name and not CLUSTER_NAME.match(c.cluster.name):
-            self.error(config_key("cluster.name"), f'"{c.cluster.name}" is not a GKE cluster name',
-                       "1-40 characters: lowercase letters, digits and hyphens, starting with a letter and not "
-                       "ending with a hyphen; or leave it out to derive one from the stack name")
+        if c.cluster.from_stack:  # the cluster stack's cluster, as that stack names it
+            cluster = joined.names.cluster if joined else cluster_name(c.cluster.from_stack.rsplit("/", 1)[-1])
+        self.errors += _cluster_name_errors(c.cluster)
         if c.server.namespace and not NAMESPACE.match(c.server.namespace):
             self.error(config_key("server.namespace"), f'"{c.server.namespace}" is not a Kubernetes namespace name',
                        "at most 63 lowercase letters, digits and hyphens, starting and ending with a letter or "
@@ -267,13 +268,15 @@ class _Resolver:
         return f"use a GPU count one machine type offers: {shapes}"
 
     # -- the whole thing -------------------------------------------------------------------------
-    def resolve(self, name: str, secrets_present: set[str], source: str, require_secrets: bool) -> StackSpec:
+    def resolve(self, name: str, secrets_present: set[str], source: str, require_secrets: bool,
+                joined: ClusterSpec | None = None) -> StackSpec:
         c = self.c
         model, precision, kv_dtype, server = self.model(), self.precision(), self.kv_dtype(), self.server()
         machine = self.machine(model, precision)
         a, s = c.accelerator, c.server
 
-        self._location()
+        self._location(machine)
+        cluster = self._shared_cluster(joined)
         node_count, autoscaling = self._node_count()
         if a.spot and a.reservation not in ("none", "any"):
             self.error(
@@ -356,7 +359,7 @@ class _Resolver:
         kaggle_key = self._kaggle_secret(model, server, secrets_present, require_secrets)
         self._exposure(api_key)
         self._extra_args(server.name if server else None)
-        names = self._names(name, machine.kind if machine else "gpu")
+        names = self._names(name, machine.kind if machine else "gpu", joined)
         maxtext = self._maxtext(model, server)
 
         if self.errors:
@@ -391,10 +394,7 @@ class _Resolver:
                 "serving it (the guide's recommendation 1)"
             )
         price, price_source = self._price(machine)
-        system = c.cluster.system_machine_type
-        if system not in self.cat.system_machines:
-            self.warnings.append(f"cluster.systemMachineType: no catalog price for {system}, so the all-in $/h "
-                                 f"leaves the system pool out (priced: {', '.join(self.cat.system_machines)})")
+        self._system_price(cluster)
         return StackSpec(
             name=name,
             source=source,
@@ -402,7 +402,7 @@ class _Resolver:
             region=c.gcp.region,
             zone=c.gcp.zone,
             node_locations=tuple(c.gcp.zones or ([c.gcp.zone] if c.gcp.zone else [])),
-            cluster=c.cluster,
+            cluster=cluster,
             names=names,
             machine=machine,
             node_count=node_count,
@@ -439,25 +439,41 @@ class _Resolver:
             maxtext=maxtext,
             usd_per_node_hour=price,
             price_source=price_source,
-            system_usd_per_node_hour=self.cat.system_machines.get(c.cluster.system_machine_type),
+            system_usd_per_node_hour=self.cat.system_machines.get(cluster.system_machine_type),
             cluster_fee_usd_h=self.cat.cluster_fee_usd_h,
             sizing=sizing,
             warnings=tuple(self.warnings) + sizing.warnings,
         )
 
-    def _location(self) -> None:
+    def _location(self, machine: MachineType | None) -> None:
+        self.errors += location_errors(self.c.gcp, self.cat.regions, machine.chip.key if machine else None)
+
+    def _shared_cluster(self, joined: ClusterSpec | None) -> ClusterConfig:
+        """``cluster.fromStack``: the cluster stack's settings apply, and this stack may set none of them."""
+        c, ref = self.c.cluster, self.c.cluster.from_stack
+        if ref is None:
+            return c
+        if not STACK_REFERENCE.match(ref):
+            self.error(config_key("cluster.fromStack"), f'"{ref}" is not a Pulumi stack name',
+                       "write the cluster stack's fully qualified name: <organization>/gke-llm-bench/<stack>")
+        for field_name in sorted(c.model_fields_set - {"from_stack"}):
+            key = ClusterConfig.model_fields[field_name].alias or field_name
+            self.error(config_key(f"cluster.{key}"), f"is the cluster stack's to set ({ref} declares the cluster)",
+                       "set it in the cluster stack's file, or drop cluster.fromStack for a cluster of this "
+                       "stack's own")
+        if joined is None:
+            self.warnings.append(f"cluster.fromStack: the file of cluster stack {ref} is not beside this one, so "
+                                 "its settings and location are checked only at `pulumi up`")
+            return c
         g = self.c.gcp
-        if not PROJECT_ID.match(g.project):
-            self.error("gcp:project", f'"{g.project}" is not a Google Cloud project id',
-                       "6-30 characters: lowercase letters, digits and hyphens, starting with a letter and not "
-                       "ending with a hyphen (the id, not the project's display name)")
-        if g.zone and g.zones:
-            self.error("gcp:zones", "given together with gcp:zone",
-                       "use gcp:zone for a zonal cluster, or gcp:zones (without gcp:zone) for several zones")
-        for i, zone in enumerate([g.zone] if g.zone else g.zones or []):
-            if zone and not zone.startswith(g.region + "-"):
-                key = "gcp:zone" if g.zone else f"gcp:zones[{i}]"
-                self.error(key, f'zone "{zone}" is not in region "{g.region}"', f"use a zone like {g.region}-a")
+        if joined.project != g.project or joined.region != g.region:
+            self.error("gcp:region" if joined.project == g.project else "gcp:project",
+                       f"the cluster of {ref} is in {joined.project}/{joined.region}, this stack in "
+                       f"{g.project}/{g.region}", "set gcp:project and gcp:region to the cluster stack's values")
+        elif joined.zone and tuple(g.zones or [g.zone or ""]) != (joined.zone,):
+            self.error("gcp:zone", f"the cluster of {ref} is zonal, in {joined.zone}: its node pools can only be "
+                       "there", f"set gcp:zone: {joined.zone}")
+        return joined.cluster.model_copy(update={"from_stack": ref})
 
     def _node_count(self) -> tuple[int, tuple[int, int] | None]:
         a = self.c.accelerator
@@ -656,6 +672,9 @@ class _Resolver:
                        "JetStream's HTTP server has no authentication: an external endpoint "
                        "would answer anyone", "use mode: internal (VPC only) or cluster (port-forward)")
 
+    def _system_price(self, cluster: ClusterConfig) -> None:
+        self.warnings += _system_price_warnings(cluster, self.cat)
+
     def _price(self, machine: MachineType) -> tuple[float, str]:
         cost, spot = self.c.cost, self.c.accelerator.spot
         override = cost.spot_per_hour if spot else cost.on_demand_per_hour
@@ -672,6 +691,45 @@ def resolve(
     source: str = "",
     require_secrets: bool = False,
     catalog: Catalog | None = None,
+    joined: ClusterSpec | None = None,
 ) -> StackSpec:
-    """Validate ``config`` against the catalog and the guide's rules; raise ``SpecErrors`` listing all problems."""
-    return _Resolver(config, catalog or load_catalog()).resolve(name, secrets_present, source or name, require_secrets)
+    """Validate ``config`` against the catalog and the guide's rules; raise ``SpecErrors`` listing all problems.
+    ``joined``: the cluster stack that ``cluster.fromStack`` names, when its file could be read."""
+    return _Resolver(config, catalog or load_catalog()).resolve(name, secrets_present, source or name, require_secrets,
+                                                                joined)
+
+
+def resolve_cluster(config: ClusterStackConfig, name: str, *, source: str = "",
+                    catalog: Catalog | None = None) -> ClusterSpec:
+    """A cluster stack (``role: cluster``): where, the cluster's settings and its names. Raises
+    ``SpecErrors`` listing every problem."""
+    cat = catalog or load_catalog()
+    c, g = config.cluster, config.gcp
+    errors = location_errors(g, cat.regions) + _cluster_name_errors(c)
+    if c.from_stack or c.existing:
+        key = "cluster.fromStack" if c.from_stack else "cluster.existing"
+        errors.append(SpecError(config_key(key), "a cluster stack declares its own cluster",
+                                "drop it (serving stacks join this stack with cluster.fromStack)"))
+    if errors:
+        raise SpecErrors(source or name, errors)
+    return ClusterSpec(name=name, source=source or name, project=g.project, region=g.region, zone=g.zone,
+                       node_locations=tuple(g.zones or ([g.zone] if g.zone else [])), cluster=c,
+                       names=ResourceNames.derive(name, "gpu", c.name, None, g.project),
+                       system_usd_per_node_hour=cat.system_machines.get(c.system_machine_type),
+                       cluster_fee_usd_h=cat.cluster_fee_usd_h, warnings=tuple(_system_price_warnings(c, cat)))
+
+
+def _cluster_name_errors(cluster: ClusterConfig) -> list[SpecError]:
+    if cluster.name and not CLUSTER_NAME.match(cluster.name):
+        return [SpecError(config_key("cluster.name"), f'"{cluster.name}" is not a GKE cluster name',
+                          "1-40 characters: lowercase letters, digits and hyphens, starting with a letter and not "
+                          "ending with a hyphen; or leave it out to derive one from the stack name")]
+    return []
+
+
+def _system_price_warnings(cluster: ClusterConfig, catalog: Catalog) -> list[str]:
+    system = cluster.system_machine_type
+    if system in catalog.system_machines:
+        return []
+    return [f"cluster.systemMachineType: no catalog price for {system}, so the all-in $/h leaves the system pool "
+            f"out (priced: {', '.join(catalog.system_machines)})"]

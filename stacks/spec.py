@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import MachineType, ModelArch, ServerKind
+from .cluster_spec import ClusterSpec, zones_used
 from .config import PROJECT, ClusterConfig
 from .names import ResourceNames
 from .precision import Precision
@@ -25,8 +26,6 @@ DEFAULT_BATCHED_TOKENS = 8192  # vLLM's default max_num_batched_tokens with chun
 DOWNLOAD_GBPS = 0.1  # GB/s one pod pulls from the Hugging Face Hub (conservative; real runs see 0.1-0.5)
 LOAD_GBPS = 1.0  # GB/s per chip from local disk into accelerator memory
 NODE_SCALE_UP_S = 900  # accelerator node provisioning + GKE driver install before a pod can start
-REGIONAL_DEFAULT_ZONES = 3  # GKE places a regional cluster's node pools in three zones unless told
-SYSTEM_POOL_NODES = 1  # CPU system pool size per zone: system pods and the in-cluster load generator
 
 
 def config_key(key: str) -> str:
@@ -106,9 +105,22 @@ class StackSpec:
 
     @property
     def zones_used(self) -> int:
-        """Zones the accelerator pool spans: GKE's node count is *per zone*. A regional cluster
-        without ``gcp:zones`` puts its pools in three of the region's zones (GKE's default)."""
-        return len(self.node_locations) if self.node_locations else REGIONAL_DEFAULT_ZONES
+        """Zones the accelerator pool spans (GKE's node count is per zone)."""
+        return zones_used(self.node_locations)
+
+    @property
+    def shared_cluster(self) -> str | None:
+        """The cluster stack this one joins (``cluster.fromStack``), or None."""
+        return self.cluster.from_stack
+
+    @property
+    def cluster_spec(self) -> ClusterSpec:
+        """The cluster this stack runs in, as if it declared it itself: what the cluster component
+        creates for an isolated stack, and what every stack is charged for (``usd_per_hour_cluster``)."""
+        return ClusterSpec(name=self.name, source=self.source, project=self.project, region=self.region,
+                           zone=self.zone, node_locations=self.node_locations, cluster=self.cluster,
+                           names=self.names, system_usd_per_node_hour=self.system_usd_per_node_hour,
+                           cluster_fee_usd_h=self.cluster_fee_usd_h)
 
     @property
     def usd_per_hour(self) -> float:
@@ -125,7 +137,7 @@ class StackSpec:
         production, alone, and splitting one benchmark cluster's fee would make a stack cheaper for
         having been measured beside others.
         """
-        return self.cluster_fee_usd_h + (self.system_usd_per_node_hour or 0.0) * SYSTEM_POOL_NODES * self.zones_used
+        return self.cluster_spec.usd_per_hour
 
     @property
     def usd_per_hour_all_in(self) -> float:

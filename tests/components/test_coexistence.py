@@ -7,18 +7,37 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
+
+from offline.program_run import ProgramRun, referenced_outputs
+from stacks.cluster_spec import ClusterSpec
+from stacks.loader import all_stack_files, cluster_stack_files
 from stacks.names import CLUSTER_NAME, NAMESPACE, ResourceNames
 
 from .conftest import STACKS, program
+
+EVERY_STACK = all_stack_files()  # serving stacks and cluster stacks
+
+
+def _cluster_of(run: ProgramRun) -> tuple[str, str, str]:
+    """(project, location, name) of the cluster a stack's resources land in."""
+    spec = run.spec
+    if not isinstance(spec, ClusterSpec) and spec.shared_cluster:
+        ref = referenced_outputs(spec)
+        assert ref is not None
+        return ref["project"], ref["clusterLocation"], ref["clusterName"]
+    if not isinstance(spec, ClusterSpec) and spec.cluster.existing:
+        e = spec.cluster.existing
+        return e.project or spec.project, e.location, e.name
+    return spec.project, spec.location, spec.names.cluster
 
 
 def _claims() -> dict[tuple, list[str]]:
     """(what, identity) -> the stacks that create it."""
     claims: dict[tuple, list[str]] = defaultdict(list)
-    for name in sorted(STACKS):
-        run = program(name)
-        spec = run.spec
-        cluster = (spec.project, spec.location, spec.names.cluster)
+    for name in sorted(EVERY_STACK):
+        run = program(name, EVERY_STACK[name])
+        cluster = _cluster_of(run)
         for r in run.resources:
             i = r.inputs
             if r.type == "gcp:container/cluster:Cluster":
@@ -44,14 +63,24 @@ def test_no_two_committed_stacks_declare_the_same_thing():
     assert not dupes, dupes
 
 
-def test_both_modes_are_committed_and_the_shared_stack_lands_in_its_owner_cluster():
-    specs = {name: program(name).spec for name in STACKS}
-    shared = [s for s in specs.values() if s.cluster.existing is not None]
-    assert shared and len(shared) < len(specs)
-    owners = {(s.location, s.names.cluster): n for n, s in specs.items() if s.cluster.existing is None}
-    for s in shared:
-        assert (s.cluster.existing.location, s.cluster.existing.name) in owners, s.name
-        assert not program(s.name).by_type("gcp:container/cluster:Cluster")  # it creates no cluster
+def test_both_modes_are_committed_and_a_shared_stack_adds_only_its_pool_namespace_and_server():
+    clusters = {name: program(name, path) for name, path in cluster_stack_files().items()}
+    created = {_cluster_of(run): name for name, run in clusters.items()}
+    shared = [program(n) for n in STACKS if program(n).spec.shared_cluster]
+    isolated = [program(n) for n in STACKS if not program(n).spec.shared_cluster]
+    assert clusters and shared and isolated
+    assert all(r.by_type("gcp:container/cluster:Cluster") for r in isolated)
+    for run in shared:
+        owner = created[_cluster_of(run)]  # it lands in a committed cluster stack's cluster
+        reference = run.one("pulumi:pulumi:StackReference")
+        assert reference.inputs["name"].rsplit("/", 1)[-1] == owner
+        made = {r.type for r in run.resources if r.custom}
+        assert not made & {"gcp:container/cluster:Cluster", "gcp:serviceaccount/account:Account",
+                           "gcp:projects/iAMMember:IAMMember"}, run.stack
+        pool = run.one("gcp:container/nodePool:NodePool").inputs
+        owner_account = clusters[owner].outputs["nodeServiceAccount"]
+        assert pool["nodeConfig"]["serviceAccount"] == owner_account
+        assert pool["cluster"] == clusters[owner].outputs["clusterName"]
 
 
 def test_derived_names_follow_the_rules_and_stay_unique_when_truncated():
@@ -64,3 +93,16 @@ def test_derived_names_follow_the_rules_and_stay_unique_when_truncated():
     assert a.cluster != b.cluster and a.namespace != b.namespace and a.node_pool != b.node_pool
     # stable: the same stack always gets the same names (previews stay meaningful)
     assert ResourceNames.derive("llama2-7b-g2", "gpu") == ResourceNames.derive("llama2-7b-g2", "gpu")
+
+
+def test_a_referenced_cluster_elsewhere_than_the_stack_file_says_fails_at_pulumi_up() -> None:
+    import pulumi
+
+    from components.cluster_reference import _check_location
+
+    spec = program("llama2-7b-a3").spec
+    assert _check_location(["us-central1-a", "my-gcp-project"], spec) == "us-central1-a"
+    assert _check_location(["us-central1", "my-gcp-project"], spec) == "us-central1"  # regional: any zone
+    for wrong in (["us-central1-b", "my-gcp-project"], ["us-central1-a", "other-project"]):
+        with pytest.raises(pulumi.RunError, match=r"cluster\.fromStack"):
+            _check_location(wrong, spec)

@@ -9,7 +9,7 @@ import yaml
 
 from offline.cli import main
 from offline.program_run import placeholder
-from stacks.loader import stack_files
+from stacks.loader import all_stack_files, stack_files
 
 
 def test_plan_shows_driver_taint_flags_cost_and_hides_secrets(capsys) -> None:
@@ -32,12 +32,16 @@ def test_plan_all_json_lists_every_committed_stack(capsys) -> None:
     text = capsys.readouterr().out
     doc = json.loads(text)
     assert doc["errors"] == []
-    assert [s["stack"] for s in doc["stacks"]] == list(stack_files())
+    assert [s["stack"] for s in doc["stacks"]] == list(all_stack_files())  # serving and cluster stacks
     assert "placeholder-secret" not in text
     for s in doc["stacks"]:
         assert s["outputs"]["kubeconfig"] == "[secret]"
-        assert s["cost"]["usdPerMonth"] == round(s["cost"]["usdPerHour"] * 730, 2)
         types = {r["type"] for r in s["resources"]}
+        if s["role"] == "cluster":  # only a cluster, and what serving stacks read of it
+            assert "gcp:container/cluster:Cluster" in types and not any(t.startswith("kubernetes:") for t in types)
+            assert {"clusterName", "clusterLocation", "nodeServiceAccount", "endpoint"} <= set(s["outputs"])
+            continue
+        assert s["cost"]["usdPerMonth"] == round(s["cost"]["usdPerHour"] * 730, 2)
         assert "kubernetes:apps/v1:Deployment" in types
         # a stack creates its cluster unless it joins an existing one (shared mode)
         assert ("gcp:container/cluster:Cluster" in types) is (not s["outputs"]["spec"]["cluster"]["shared"]), s["stack"]
@@ -66,7 +70,9 @@ def test_diff_marks_node_pool_replacement(capsys) -> None:
     assert "~ kubernetes:apps/v1:Deployment server-deployment" in out
     assert "costPerHour: 0.8536 -> 11.0311" in out
     # Names derived from the stack stay put: B's config is applied to stack A.
-    assert "cluster-nodes" not in out
+    assert "    name:" not in out and "metadata.namespace" not in out
+    # A3 joins the cluster stack bench-cluster: A's own cluster goes, a StackReference comes
+    assert "- gcp:container/cluster:Cluster cluster" in out and "+ pulumi:pulumi:StackReference cluster" in out
 
 
 def test_diff_precision_change_updates_server_in_place(capsys) -> None:

@@ -23,7 +23,7 @@ def test_a_regional_cluster_pays_a_system_node_per_zone(stack_file) -> None:
 
 def test_a_stack_joining_another_cluster_is_still_charged_a_whole_cluster() -> None:
     joined = load_stack_file(stack_files()["llama2-7b-a3"], "llama2-7b-a3")
-    assert joined.cluster.existing is not None
+    assert joined.shared_cluster == "organization/gke-llm-bench/bench-cluster"
     assert joined.usd_per_hour_all_in == pytest.approx(joined.usd_per_hour + 0.10 + 0.134012, abs=1e-4)
 
 
