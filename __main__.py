@@ -28,10 +28,14 @@ from components import (
 from components.config_source import flat_config
 from stacks.cluster_spec import ClusterSpec, cluster_outputs
 from stacks.config import PROJECT
+from stacks.loader import STACKS_DIR
 from stacks.outputs import stack_outputs
 from stacks.spec import StackSpec
 
 OFFLINE_PLAN = os.environ.get("GKE_LLM_BENCH_OFFLINE_PLAN") == "1"
+#: the stack file, for paths in it (model.configFile) and the cluster stack beside it (cluster.fromStack):
+#: the offline plan names it; under the Pulumi CLI it is stacks/Pulumi.<stack>.yaml (stackConfigDir)
+STACK_FILE = os.environ.get("GKE_LLM_BENCH_STACK_FILE") or str(STACKS_DIR / f"Pulumi.{pulumi.get_stack()}.yaml")
 config = pulumi.Config(PROJECT)
 
 
@@ -74,7 +78,8 @@ def serving_stack(spec: StackSpec) -> None:
 
 
 try:
-    spec = stacks.any_spec_from_config(flat_config(), pulumi.get_stack(), require_secrets=not OFFLINE_PLAN)
+    spec = stacks.any_spec_from_config(flat_config(), pulumi.get_stack(), source=STACK_FILE,
+                                       require_secrets=not OFFLINE_PLAN)
 except stacks.SpecErrors as exc:
     pulumi.log.error(exc.render())
     raise pulumi.RunError("the stack configuration is invalid (every problem is listed above)") from None

@@ -38,6 +38,7 @@ SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SECRET_SHOWN = "[secret]"
 OFFLINE_ENV = "GKE_LLM_BENCH_OFFLINE_PLAN"
+STACK_FILE_ENV = "GKE_LLM_BENCH_STACK_FILE"  # the stack file the program resolves relative paths against
 
 
 def placeholder(key: str) -> str:
@@ -285,7 +286,7 @@ def run_program(name: str, flat: Mapping[str, Any], spec: StackSpec | ClusterSpe
     set_all_config(config, secret_keys)
     root = settings.get_root_resource()
     try:
-        with _env(OFFLINE_ENV, "1"):
+        with _env(OFFLINE_ENV, "1"), _env(STACK_FILE_ENV, spec.source):
             runpy.run_path(str(PROGRAM), run_name="__main__")
             _sync_await(wait_for_rpcs())
     except pulumi.RunError as exc:

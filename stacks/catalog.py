@@ -84,8 +84,30 @@ class ModelArch:
     encoder_decoder: bool = False
     decoder_layers: int | None = None
     active_params: int | None = None  # mixture-of-experts: parameters touched per token
+    experts: int | None = None  # mixture-of-experts: experts per layer ...
+    experts_per_token: int | None = None  # ... and how many each token is routed to
     quantized: dict[str, str] = field(default_factory=dict)
     notes: str = ""
+
+    @property
+    def expert_params(self) -> int:
+        """Parameters in the experts, every layer's (0 for a dense model): what a step reads only
+        for the experts its tokens are routed to. From params = fixed + E x e and
+        active = fixed + k x e: e = (params - active) / (E - k)."""
+        e, k = self.experts, self.experts_per_token
+        if not (e and k and self.active_params) or e == k:
+            return 0
+        return round((self.params - self.active_params) * e / (e - k))
+
+    def params_read(self, tokens: int) -> float:
+        """Weights one engine step reads for ``tokens`` routed tokens: every dense weight, and the
+        experts at least one token picks. With k of E experts per token, chosen evenly, an expert
+        is missed by all of them with probability (1 - k/E)^tokens."""
+        experts = self.expert_params
+        if not experts or not self.experts or not self.experts_per_token:
+            return float(self.params)
+        touched = 1.0 - (1.0 - self.experts_per_token / self.experts) ** max(tokens, 1)
+        return self.params - experts + experts * touched
 
     @property
     def kv_layers(self) -> int:

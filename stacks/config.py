@@ -94,6 +94,8 @@ class ArchitectureConfig(_Section):
     gated: bool = False
     encoder_decoder: bool = False
     active_params: PositiveInt | None = None
+    experts: PositiveInt | None = None  # mixture of experts: experts per layer ...
+    experts_per_token: PositiveInt | None = None  # ... and how many each token is routed to
 
 
 class ModelConfig(_Section):
@@ -102,6 +104,10 @@ class ModelConfig(_Section):
     revision: str = "main"
     served_name: str | None = None
     architecture: ArchitectureConfig | None = None
+    #: the model's Hugging Face config.json, a local path (relative to the stack file): its
+    #: architecture is read from there (stacks/hf_config.py) instead of typed into `architecture`
+    config_file: str | None = None
+    gated: bool = False  # with configFile: the Hugging Face repo is gated (config.json does not say)
 
 
 class PrecisionConfig(_Section):

@@ -9,6 +9,7 @@ Both produce the same ``StackConfig`` -> ``StackSpec``; pydantic's errors are tr
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from .cluster_spec import ClusterSpec
 from .config import PROJECT, PROVIDER_NAMESPACES, ROLES, ClusterStackConfig, SecretsConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean
+from .hf_config import ConfigFileError, HfArchitecture, read_architecture
 from .resolve import resolve, resolve_cluster
 from .secret_values import CONFIG_KEY_NAME, REDACTED, looks_like_secret, shown
 from .spec import StackSpec
@@ -167,7 +169,33 @@ def any_spec_from_config(
     if errors:
         raise SpecErrors(source, errors)
     return resolve(config, name, secrets_present, source=source, require_secrets=require_secrets,
-                   joined=joined_cluster(config.cluster.from_stack, source))
+                   joined=joined_cluster(config.cluster.from_stack, source),
+                   hf=_hf_architecture(config.model.config_file, source))
+
+
+def _hf_architecture(config_file: str | None, source: str) -> HfArchitecture | None:
+    """``model.configFile``: the model's config.json, read from disk (relative to the stack file)."""
+    if config_file is None:
+        return None
+    base = Path(source).parent if Path(source).is_file() else STACKS_DIR
+    path = Path(config_file) if Path(config_file).is_absolute() else base / config_file
+    key = f"{PROJECT}:model.configFile"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecErrors(source, [SpecError(key, f"{path} does not exist",
+                                            "give the path of the model's config.json, relative to the stack "
+                                            "file (download it once: huggingface-cli download <hfId> config.json)")]
+                         ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecErrors(source, [SpecError(key, f"{path} is not a readable JSON file ({exc})",
+                                            "save the model's config.json as it is on the Hub")]) from None
+    try:
+        return read_architecture(doc)
+    except ConfigFileError as exc:
+        raise SpecErrors(source, [SpecError(key, f"{path}: {exc.key} {exc.message}",
+                                            "check the file against the model's config.json on the Hub, or "
+                                            "give `model.architecture` by hand instead")]) from None
 
 
 def _cluster_spec(nested: dict[str, Any], name: str, source: str, errors: list[SpecError]) -> ClusterSpec:

@@ -17,6 +17,7 @@ from .catalog import Catalog, MachineType, ModelArch, ServerKind, load_catalog
 from .cluster_spec import ClusterSpec
 from .config import ClusterConfig, ClusterStackConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean, one_of
+from .hf_config import HfArchitecture
 from .location import location_errors
 from .names import CLUSTER_NAME, NAMESPACE, ResourceNames, cluster_name
 from .precision import KV_CACHE_BYTES, PRECISIONS, Precision
@@ -97,12 +98,14 @@ class _Resolver:
         self.error(config_key(key), f'unknown {what} "{name}"{did_you_mean(name, known)}', one_of(name, known) + hint)
 
     # -- model -----------------------------------------------------------------------------------
-    def model(self) -> ModelArch | None:
+    def model(self, hf: HfArchitecture | None = None) -> ModelArch | None:
         m = self.c.model
         if m.name is None and m.hf_id is None:
             self.error(config_key("model"),
-                       "names no model", "set `name` (a catalog alias) or `hfId` (+ `architecture`)")
+                       "names no model", "set `name` (a catalog alias) or `hfId` (+ `architecture` or `configFile`)")
             return None
+        if m.config_file is not None:
+            return self._model_from_config_file(hf)
         if m.name is not None and m.architecture is not None:
             self.error(
                 config_key("model.architecture"),
@@ -145,6 +148,8 @@ class _Resolver:
                 gated=a.gated,
                 encoder_decoder=a.encoder_decoder,
                 active_params=a.active_params,
+                experts=a.experts,
+                experts_per_token=a.experts_per_token,
             )
         found = self.cat.model_by_hf_id(m.hf_id)
         if found is None:
@@ -155,6 +160,29 @@ class _Resolver:
                 "maxContext) from its config.json, or use a catalog `name`",
             )
         return found
+
+    def _model_from_config_file(self, hf: HfArchitecture | None) -> ModelArch | None:
+        """``hfId`` + ``configFile``: the architecture comes from the model's config.json."""
+        m = self.c.model
+        for given, key in ((m.name, "name"), (m.architecture, "architecture")):
+            if given is not None:
+                self.error(config_key(f"model.{key}"), "given together with `configFile`",
+                           f"drop `{key}`: the architecture comes from config.json (with `hfId`)")
+        if m.hf_id is None:
+            self.error(config_key("model.hfId"), "is required with `configFile`",
+                       "set `hfId` to the Hugging Face repo the server downloads")
+        if hf is None or m.hf_id is None:
+            return None
+        if hf.quantization and hf.quantization != self.c.precision.weights:
+            self.error(config_key("precision.weights"),
+                       f"{m.hf_id} is a {hf.quantization} checkpoint (config.json quantization_config), not "
+                       f"{self.c.precision.weights}", f"set precision.weights: {hf.quantization}")
+        return ModelArch(alias=m.hf_id.split("/")[-1].lower(), hf_id=m.hf_id, family=hf.family, params=hf.params,
+                         layers=hf.layers, hidden=hf.hidden, heads=hf.heads, kv_heads=hf.kv_heads,
+                         head_dim=hf.head_dim, ffn=hf.ffn, vocab=hf.vocab, max_context=hf.max_context,
+                         gated=m.gated, active_params=hf.active_params, experts=hf.experts,
+                         experts_per_token=hf.experts_per_token,
+                         notes=f"architecture read from {m.config_file}")
 
     def precision(self) -> Precision | None:
         w = self.c.precision.weights
@@ -269,9 +297,9 @@ class _Resolver:
 
     # -- the whole thing -------------------------------------------------------------------------
     def resolve(self, name: str, secrets_present: set[str], source: str, require_secrets: bool,
-                joined: ClusterSpec | None = None) -> StackSpec:
+                joined: ClusterSpec | None = None, hf: HfArchitecture | None = None) -> StackSpec:
         c = self.c
-        model, precision, kv_dtype, server = self.model(), self.precision(), self.kv_dtype(), self.server()
+        model, precision, kv_dtype, server = self.model(hf), self.precision(), self.kv_dtype(), self.server()
         machine = self.machine(model, precision)
         a, s = c.accelerator, c.server
 
@@ -692,11 +720,13 @@ def resolve(
     require_secrets: bool = False,
     catalog: Catalog | None = None,
     joined: ClusterSpec | None = None,
+    hf: HfArchitecture | None = None,
 ) -> StackSpec:
     """Validate ``config`` against the catalog and the guide's rules; raise ``SpecErrors`` listing all problems.
-    ``joined``: the cluster stack that ``cluster.fromStack`` names, when its file could be read."""
+    ``joined``: the cluster stack that ``cluster.fromStack`` names, when its file could be read;
+    ``hf``: the architecture read from ``model.configFile``."""
     return _Resolver(config, catalog or load_catalog()).resolve(name, secrets_present, source or name, require_secrets,
-                                                                joined)
+                                                                joined, hf)
 
 
 def resolve_cluster(config: ClusterStackConfig, name: str, *, source: str = "",

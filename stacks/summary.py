@@ -23,6 +23,8 @@ def spec_summary(self: StackSpec) -> dict[str, Any]:
             "family": m.family,
             "params": m.params,
             "activeParams": m.active_params or m.params,
+            "experts": m.experts,
+            "expertsPerToken": m.experts_per_token,
             "layers": m.layers,
             "hidden": m.hidden,
             "heads": m.heads,

@@ -55,6 +55,8 @@ class PerfModel:
         self.hidden = m.hidden
         self.active_params = m.active_params or m.params
         self.weight_bytes = spec.sizing.weight_bytes
+        # a mixture of experts reads only the experts a step's tokens are routed to
+        self._moe = m if m.expert_params else None
         self.kv_bytes_per_token = spec.sizing.kv_bytes_per_token  # the sizing's number, replication included
         self.flops_per_s = tp * chip.peak_tflops(spec.precision.compute_dtype) * 1e12 * self.eff.mfu
         self.bytes_per_s = tp * chip.bandwidth_gbps * 1e9 * self.eff.mbu
@@ -77,7 +79,7 @@ class PerfModel:
         """
         flops = 2.0 * self.active_params * new_tokens + self.attn_flops_per_pair * attn_pairs
         compute = flops / self.flops_per_s
-        bytes_moved = self.weight_bytes + self.kv_bytes_per_token * (kv_read_tokens + new_tokens)
+        bytes_moved = self.weights_read(new_tokens) + self.kv_bytes_per_token * (kv_read_tokens + new_tokens)
         memory = bytes_moved / self.bytes_per_s
         comm = self._comm_fixed + self._comm_per_token * new_tokens if self.tp > 1 else 0.0
         overhead = self.eff.step_overhead_s + self.eff.per_seq_overhead_s * seqs
@@ -86,10 +88,18 @@ class PerfModel:
     def step_seconds(self, new_tokens: int, seqs: int, attn_pairs: float, kv_read_tokens: float) -> float:
         """``step(...).seconds`` without building the record (the engine's hot path)."""
         compute = (2.0 * self.active_params * new_tokens + self.attn_flops_per_pair * attn_pairs) / self.flops_per_s
-        memory = (self.weight_bytes + self.kv_bytes_per_token * (kv_read_tokens + new_tokens)) / self.bytes_per_s
+        kv = self.kv_bytes_per_token * (kv_read_tokens + new_tokens)
+        memory = (self.weights_read(new_tokens) + kv) / self.bytes_per_s
         comm = self._comm_fixed + self._comm_per_token * new_tokens if self.tp > 1 else 0.0
         return (max(compute, memory) + comm + self.eff.step_overhead_s
                 + self.eff.per_seq_overhead_s * seqs)
+
+    def weights_read(self, new_tokens: int) -> float:
+        """Bytes of weights one step reads: all of them for a dense model; for a mixture of experts
+        the dense part and the experts its ``new_tokens`` tokens are routed to (``ModelArch.params_read``)."""
+        if self._moe is None:
+            return self.weight_bytes
+        return self.weight_bytes * self._moe.params_read(new_tokens) / self._moe.params
 
     @property
     def request_overhead_s(self) -> float:

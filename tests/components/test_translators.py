@@ -218,3 +218,16 @@ def test_an_external_vllm_is_published_only_through_the_authenticating_proxy() -
     # the probes still reach vLLM itself, inside the pod
     server = pod["containers"][0]
     assert server["readinessProbe"]["httpGet"]["port"] == run.spec.server.http_port
+
+
+def test_a_model_from_its_config_json_plans_clean(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "models" / "qwen3-30b-a3b.config.json", tmp_path / "cfg.json")
+    path = write(tmp_path, {"gke-llm-bench:model": {"name": None, "hfId": "Qwen/Qwen3-30B-A3B",
+                                                    "configFile": "cfg.json"},
+                            "gke-llm-bench:accelerator": {"machineType": "a3-highgpu-1g", "queuedProvisioning": True},
+                            "gke-llm-bench:server": {"maxModelLen": 8192}}, name="qwen3")
+    run = run_stack_file(path, "qwen3")
+    args = run.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "Qwen/Qwen3-30B-A3B" and run.outputs["spec"]["model"]["experts"] == 128

@@ -1,0 +1,112 @@
+"""A model outside the catalog, described by its Hugging Face config.json (``model.configFile``):
+parameter counts checked by hand against the catalog and the model cards, mixtures of experts sized
+from every expert and timed from the routed ones, and each bad file named with its key."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from loadtest.simulator.perf_model import PerfModel
+from stacks import SpecErrors, load_stack_file
+from stacks.catalog import load_catalog
+from stacks.hf_config import ConfigFileError, read_architecture
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def arch(name: str):
+    return read_architecture(json.loads((MODELS / f"{name}.config.json").read_text()))
+
+
+def test_dense_and_moe_counts_match_the_catalog_exactly() -> None:
+    catalog = load_catalog().models
+    llama = arch("llama-2-7b")
+    assert llama.params == catalog["llama-2-7b"].params == 6_738_415_616 and llama.active_params is None
+    mixtral = arch("mixtral-8x7b")
+    assert mixtral.params == catalog["mixtral-8x7b"].params == 46_702_792_704
+    assert mixtral.active_params == catalog["mixtral-8x7b"].active_params == 12_879_925_248
+    assert (mixtral.experts, mixtral.experts_per_token, mixtral.family) == (8, 2, "mixtral")
+
+
+def test_qwen3_moe_matches_its_model_card() -> None:
+    q = arch("qwen3-30b-a3b")  # model card: 30.5 B parameters, 3.3 B activated, 128 experts, 8 activated
+    assert q.params == pytest.approx(30.5e9, rel=0.01) and q.active_params == pytest.approx(3.3e9, rel=0.03)
+    assert (q.experts, q.experts_per_token, q.ffn, q.head_dim, q.family) == (128, 8, 768, 128, "qwen3_moe")
+
+
+def test_the_language_model_of_a_multimodal_config() -> None:
+    g = arch("multimodal-text-config")
+    assert (g.family, g.layers, g.hidden, g.heads, g.kv_heads, g.head_dim) == ("gemma3", 34, 2560, 8, 4, 256)
+    # tied embeddings (Transformers' default): 262208 x 2560 once; per layer attention + MLP + norms
+    per_layer = 2560 * 8 * 256 * 2 + 2560 * 4 * 256 * 2 + 3 * 2560 * 10240 + 2 * 2560
+    assert g.params == 262208 * 2560 + 2560 + 34 * per_layer
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"num_hidden_layers": None}, "num_hidden_layers"),
+    ({"num_key_value_heads": 5}, "num_key_value_heads"),
+    ({"hidden_size": "4096"}, "hidden_size"),
+    ({"quantization_config": {"quant_method": "mxfp4"}}, "quantization_config.quant_method"),
+    ({"model_type": None}, "model_type"),
+])
+def test_a_bad_config_names_the_json_key(change: dict, key: str) -> None:
+    doc = json.loads((MODELS / "llama-2-7b.config.json").read_text())
+    for k, v in change.items():
+        if v is None:
+            doc.pop(k)
+        else:
+            doc[k] = v
+    with pytest.raises(ConfigFileError) as info:
+        read_architecture(doc)
+    assert info.value.key == key
+
+
+def _stack_with(stack_file, tmp_path: Path, name: str, **model) -> Path:
+    shutil.copy(MODELS / f"{name}.config.json", tmp_path / "config.json")
+    return stack_file({"gke-llm-bench:model": {"name": None, "hfId": f"org/{name}", "configFile": "config.json",
+                                               **model}})
+
+
+def test_a_config_file_model_plans_like_the_catalog_one(stack_file, tmp_path: Path) -> None:
+    spec = load_stack_file(_stack_with(stack_file, tmp_path, "llama-2-7b", gated=True))
+    catalog = load_stack_file(stack_file())  # the base stack: llama-2-7b from the catalog, same machine
+    assert spec.model.params == catalog.model.params
+    assert spec.sizing.weight_gb == catalog.sizing.weight_gb and spec.sizing.kv_tokens == catalog.sizing.kv_tokens
+    assert spec.model.gated and spec.hf_token_key == "hfToken"
+    assert spec.summary()["model"]["experts"] is None
+
+
+def test_a_moe_is_sized_from_all_experts_and_reads_only_the_routed_ones(stack_file, tmp_path: Path) -> None:
+    shutil.copy(MODELS / "qwen3-30b-a3b.config.json", tmp_path / "config.json")
+    spec = load_stack_file(stack_file({
+        "gke-llm-bench:model": {"name": None, "hfId": "org/qwen3-30b-a3b", "configFile": "config.json"},
+        "gke-llm-bench:accelerator": {"machineType": "a3-highgpu-1g", "queuedProvisioning": True},
+        "gke-llm-bench:server": {"maxModelLen": 8192}}))
+    weights = spec.model.params * 2  # bf16: every expert is resident (the guide's 80 % rule applies to it)
+    assert spec.sizing.weight_bytes == pytest.approx(weights)
+    perf = PerfModel(spec)
+    one = perf.weights_read(1)  # one token: the dense part and its 8 routed experts = the active parameters
+    assert one == pytest.approx(spec.model.active_params * 2, rel=1e-9)
+    assert perf.weights_read(256) == pytest.approx(weights, rel=1e-3)  # a large batch touches every expert
+    assert one < perf.weights_read(8) < perf.weights_read(64) < weights
+
+
+def test_config_file_errors_name_the_key_and_the_fix(stack_file, tmp_path: Path) -> None:
+    with pytest.raises(SpecErrors) as info:
+        load_stack_file(stack_file({"gke-llm-bench:model": {"hfId": "org/x", "configFile": "missing.json"}}))
+    keys = {e.key: e for e in info.value.errors}
+    assert "does not exist" in keys["gke-llm-bench:model.configFile"].message
+    shutil.copy(MODELS / "fp8-checkpoint.config.json", tmp_path / "config.json")
+    with pytest.raises(SpecErrors) as info:
+        load_stack_file(stack_file({"gke-llm-bench:model": {"name": None, "hfId": "org/fp8",
+                                                            "configFile": "config.json"}}))
+    e = {e.key: e for e in info.value.errors}["gke-llm-bench:precision.weights"]
+    assert "fp8 checkpoint" in e.message and e.fix == "set precision.weights: fp8"
+    with pytest.raises(SpecErrors) as info:
+        load_stack_file(stack_file({"gke-llm-bench:model": {"hfId": "org/fp8", "configFile": "config.json"}}))
+    assert "given together with `configFile`" in {e.key: e for e in info.value.errors}[
+        "gke-llm-bench:model.name"].message
