@@ -55,9 +55,10 @@ def activation_bytes_per_chip(model: ModelArch, tp: int, tokens_per_step: int, m
 
     vLLM measures this with a profiling run; we estimate the same peak: one layer's hidden states
     (~4 x hidden) and MLP intermediate (2 x ffn, split by TP) for every token in the step at 2
-    bytes, plus fp32 logits for the sampled sequences. Plus a fixed workspace.
+    bytes, plus fp32 logits for the sampled sequences. Plus a fixed workspace. A token of a mixture
+    of experts runs through ``experts_per_token`` experts, ``ffn`` wide each.
     """
-    per_token = (4 * model.hidden + 2 * model.ffn / tp) * 2
+    per_token = (4 * model.hidden + 2 * model.ffn * (model.experts_per_token or 1) / tp) * 2
     logits = min(max_seqs, tokens_per_step) * model.vocab * 4
     return WORKSPACE_BYTES_PER_CHIP + tokens_per_step * per_token + logits
 

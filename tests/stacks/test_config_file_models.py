@@ -110,3 +110,26 @@ def test_config_file_errors_name_the_key_and_the_fix(stack_file, tmp_path: Path)
         load_stack_file(stack_file({"gke-llm-bench:model": {"hfId": "org/fp8", "configFile": "config.json"}}))
     assert "given together with `configFile`" in {e.key: e for e in info.value.errors}[
         "gke-llm-bench:model.name"].message
+
+
+#: the catalog's newer models against their model cards (total, active parameters)
+MODEL_CARDS = {"qwen3-8b": (8.2e9, None), "qwen3-32b": (32.8e9, None), "qwen3-30b-a3b": (30.5e9, 3.3e9),
+               "qwen3-235b-a22b": (235e9, 22e9), "llama-3.3-70b": (70.6e9, None),
+               "deepseek-r1-distill-llama-70b": (70.6e9, None)}
+
+
+@pytest.mark.parametrize("alias", sorted(MODEL_CARDS))
+def test_catalog_counts_agree_with_the_model_cards(alias: str) -> None:
+    m = load_catalog().models[alias]
+    total, active = MODEL_CARDS[alias]
+    assert m.params == pytest.approx(total, rel=0.01)
+    assert (m.active_params is None) is (active is None)
+    if active:
+        assert m.active_params == pytest.approx(active, rel=0.03) and m.expert_params > 0
+    assert m.heads % m.kv_heads == 0
+
+
+def test_the_catalog_moe_is_the_config_file_moe() -> None:
+    from_file, catalog = arch("qwen3-30b-a3b"), load_catalog().models["qwen3-30b-a3b"]
+    assert (catalog.params, catalog.active_params, catalog.experts, catalog.experts_per_token, catalog.ffn) == (
+        from_file.params, from_file.active_params, from_file.experts, from_file.experts_per_token, from_file.ffn)
