@@ -63,6 +63,12 @@ MANAGED_FLAGS: dict[str, frozenset[str]] = {
                             "load_parameters_path", "prometheus_port", "quantization", "checkpoint_is_quantized",
                             "quantize_kvcache"}),
 }
+MANAGED_FLAGS["vllm-tpu"] = MANAGED_FLAGS["vllm"]  # the same `vllm serve` CLI and translator
+
+#: servers whose own API key guards only ``/v1/*`` (vLLM's ``--api-key``): an external endpoint is
+#: published through the authenticating proxy instead (``StackSpec.auth_proxy``)
+KEY_GUARDS_V1_ONLY = frozenset({"vllm", "vllm-tpu"})
+
 #: flags that carry a credential: secrets reach servers through Kubernetes Secrets, never arguments
 SECRET_FLAGS = ("--api-key", "--hf-token", "--token", "--password", "--http-header", "api_key", "hf_token")
 

@@ -17,7 +17,7 @@ from .cluster_spec import ClusterSpec, zones_used
 from .config import PROJECT, ClusterConfig
 from .names import ResourceNames
 from .precision import Precision
-from .serving import MaxTextModel
+from .serving import KEY_GUARDS_V1_ONLY, MaxTextModel
 from .sizing import Sizing
 from .summary import spec_summary
 
@@ -194,14 +194,15 @@ class StackSpec:
         """
         download = self.checkpoint_gb / DOWNLOAD_GBPS
         load = self.checkpoint_gb / (LOAD_GBPS * self.tensor_parallel)
-        build = {"triton-trtllm": 1800, "jetstream": 900}.get(self.server.name, 300)
+        # TensorRT-LLM builds an engine; XLA compiles the serving graphs (JetStream, vLLM's TPU backend)
+        build = {"triton-trtllm": 1800, "jetstream": 900, "vllm-tpu": 900}.get(self.server.name, 300)
         return int(math.ceil((download + load + build) / 60) * 60)
 
     @property
     def auth_proxy(self) -> bool:
         """vLLM's ``--api-key`` guards ``/v1/*`` only, so an external vLLM endpoint is published
         through a sidecar that requires the key on every path (``components/servers/auth_proxy.py``)."""
-        return self.exposure == "external" and self.server.name == "vllm"
+        return self.exposure == "external" and self.server.name in KEY_GUARDS_V1_ONLY
 
     @property
     def await_rollout(self) -> bool:

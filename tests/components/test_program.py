@@ -138,7 +138,7 @@ def test_server_flags_match_spec(run: ProgramRun) -> None:
     assert server["image"] == spec.image
     args = server.get("args", [])
     kind = spec.server.name
-    if kind == "vllm":
+    if kind in ("vllm", "vllm-tpu"):  # the TPU image takes the same `vllm serve` flags
         assert args == TRANSLATORS["vllm"].args(ServerArgs.from_spec(spec))
         assert args[0] == spec.checkpoint and "--model" not in args  # `vllm serve <model>`
         assert _flag(args, "--tensor-parallel-size") == str(spec.tensor_parallel)

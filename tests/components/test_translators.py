@@ -12,7 +12,7 @@ from components.config_source import SECRET_MARKER, flat_config
 from components.kubeconfig import kubeconfig_yaml
 from components.servers import SecretRefs, ServerArgs, tgi, triton_trtllm, vllm
 from offline.program_run import ProgramError, plaintext, run_program, run_stack_file
-from stacks import load_stack_file
+from stacks import SpecErrors, load_stack_file
 from stacks.loader import stack_files
 from tests.stack_configs import BASE
 from tests.stack_configs import write_stack_file as write
@@ -231,3 +231,21 @@ def test_a_model_from_its_config_json_plans_clean(tmp_path: Path) -> None:
     run = run_stack_file(path, "qwen3")
     args = run.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[0] == "Qwen/Qwen3-30B-A3B" and run.outputs["spec"]["model"]["experts"] == 128
+
+
+def test_vllm_on_tpu_serves_like_vllm_and_is_keyed_like_vllm(tmp_path: Path) -> None:
+    tpu = {"gke-llm-bench:accelerator": {"machineType": None, "tpu": {"topology": "2x2"}},
+           "gke-llm-bench:model": {"name": "gemma-7b"},
+           "gke-llm-bench:server": {"kind": "vllm-tpu", "maxModelLen": 2048}}
+    spec = spec_of(tmp_path, tpu)
+    assert spec.tensor_parallel == 4 and spec.server.dialect == "openai"
+    args = vllm.args(ServerArgs.from_spec(spec))
+    assert args[args.index("--tensor-parallel-size") + 1] == "4"
+    external = write(tmp_path, {**tpu, "gke-llm-bench:exposure": {"mode": "external",
+                                                                   "allowlist": ["203.0.113.0/24"]}}, name="ext")
+    run = run_stack_file(external, "ext")
+    containers = run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["vllm", "auth-proxy"]  # /health and /metrics need the key too
+    with pytest.raises(SpecErrors) as info:
+        spec_of(tmp_path, {**tpu, "gke-llm-bench:precision": "fp8"})
+    assert any("vllm-tpu does not serve fp8" in e.message for e in info.value.errors)
