@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .catalog import ModelArch
+
 #: config.json ``model_type`` -> the catalog's family (the server support matrix keys on it)
 FAMILIES = {"gemma3_text": "gemma3", "gpt_oss": "gpt_oss"}
 #: ``quantization_config.quant_method`` -> the precision (``stacks/precision.py``) the checkpoint is in
@@ -40,23 +42,11 @@ class ConfigFileError(ValueError):
 
 @dataclass(frozen=True)
 class HfArchitecture:
-    """What the catalog's ``ModelArch`` needs, read from config.json."""
+    """A model as config.json describes it: its catalog-shaped architecture, and the precision its
+    checkpoint is stored in when it is pre-quantized (``quantization_config``)."""
 
-    family: str
-    params: int
-    active_params: int | None
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    ffn: int
-    vocab: int
-    max_context: int
-    experts: int | None
-    experts_per_token: int | None
-    quantization: str | None  # the checkpoint's own precision (pre-quantized), if config.json says
-    encoder_decoder: bool
+    model: ModelArch
+    quantization: str | None
 
 
 def _int(doc: dict[str, Any], key: str, default: int | None = None) -> int:
@@ -68,7 +58,7 @@ def _int(doc: dict[str, Any], key: str, default: int | None = None) -> int:
     return value
 
 
-def read_architecture(doc: Any) -> HfArchitecture:
+def read_architecture(doc: Any, hf_id: str = "config.json", *, gated: bool = False) -> HfArchitecture:
     """Every field the sizing and the performance model need; ``ConfigFileError`` names the key."""
     if not isinstance(doc, dict):
         raise ConfigFileError("(top level)", "is not a JSON object")
@@ -122,8 +112,8 @@ def read_architecture(doc: Any) -> HfArchitecture:
             raise ConfigFileError("quantization_config.quant_method",
                                   f'"{method}" is not modelled (modelled: {", ".join(QUANT_METHODS)})')
         quantization = QUANT_METHODS[method]
-    return HfArchitecture(family=FAMILIES.get(model_type, model_type), params=params, active_params=active,
-                          layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim, ffn=ffn,
-                          vocab=vocab, max_context=max_context, experts=experts if moe else None,
-                          experts_per_token=per_token if moe else None, quantization=quantization,
-                          encoder_decoder=False)
+    model = ModelArch(alias=hf_id.split("/")[-1].lower(), hf_id=hf_id, family=FAMILIES.get(model_type, model_type),
+                      params=params, active_params=active, layers=layers, hidden=hidden, heads=heads,
+                      kv_heads=kv_heads, head_dim=head_dim, ffn=ffn, vocab=vocab, max_context=max_context,
+                      experts=experts if moe else None, experts_per_token=per_token if moe else None, gated=gated)
+    return HfArchitecture(model, quantization)

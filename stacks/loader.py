@@ -170,11 +170,12 @@ def any_spec_from_config(
         raise SpecErrors(source, errors)
     return resolve(config, name, secrets_present, source=source, require_secrets=require_secrets,
                    joined=joined_cluster(config.cluster.from_stack, source),
-                   hf=_hf_architecture(config.model.config_file, source))
+                   hf=_hf_architecture(config, source))
 
 
-def _hf_architecture(config_file: str | None, source: str) -> HfArchitecture | None:
+def _hf_architecture(config: StackConfig, source: str) -> HfArchitecture | None:
     """``model.configFile``: the model's config.json, read from disk (relative to the stack file)."""
+    config_file = config.model.config_file
     if config_file is None:
         return None
     base = Path(source).parent if Path(source).is_file() else STACKS_DIR
@@ -191,7 +192,7 @@ def _hf_architecture(config_file: str | None, source: str) -> HfArchitecture | N
         raise SpecErrors(source, [SpecError(key, f"{path} is not a readable JSON file ({exc})",
                                             "save the model's config.json as it is on the Hub")]) from None
     try:
-        return read_architecture(doc)
+        return read_architecture(doc, config.model.hf_id or "config.json", gated=config.model.gated)
     except ConfigFileError as exc:
         raise SpecErrors(source, [SpecError(key, f"{path}: {exc.key} {exc.message}",
                                             "check the file against the model's config.json on the Hub, or "

@@ -12,6 +12,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Collection
+from dataclasses import replace
 
 from .catalog import Catalog, MachineType, ModelArch, ServerKind, load_catalog
 from .cluster_spec import ClusterSpec
@@ -177,12 +178,7 @@ class _Resolver:
             self.error(config_key("precision.weights"),
                        f"{m.hf_id} is a {hf.quantization} checkpoint (config.json quantization_config), not "
                        f"{self.c.precision.weights}", f"set precision.weights: {hf.quantization}")
-        return ModelArch(alias=m.hf_id.split("/")[-1].lower(), hf_id=m.hf_id, family=hf.family, params=hf.params,
-                         layers=hf.layers, hidden=hf.hidden, heads=hf.heads, kv_heads=hf.kv_heads,
-                         head_dim=hf.head_dim, ffn=hf.ffn, vocab=hf.vocab, max_context=hf.max_context,
-                         gated=m.gated, active_params=hf.active_params, experts=hf.experts,
-                         experts_per_token=hf.experts_per_token,
-                         notes=f"architecture read from {m.config_file}")
+        return replace(hf.model, notes=f"architecture read from {m.config_file}")
 
     def precision(self) -> Precision | None:
         w = self.c.precision.weights

@@ -19,7 +19,7 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def arch(name: str):
-    return read_architecture(json.loads((MODELS / f"{name}.config.json").read_text()))
+    return read_architecture(json.loads((MODELS / f"{name}.config.json").read_text())).model
 
 
 def test_dense_and_moe_counts_match_the_catalog_exactly() -> None:
