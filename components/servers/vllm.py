@@ -5,6 +5,7 @@ Flags as documented in vLLM's engine arguments (docs.vllm.ai, serving/engine_arg
 ``--gpu-memory-utilization``, ``--quantization`` (fp8 quantizes a 16-bit checkpoint at load; awq /
 gptq read pre-quantized checkpoints), ``--kv-cache-dtype fp8``, ``--enable-prefix-caching`` /
 ``--no-enable-prefix-caching``, ``--enable-chunked-prefill`` / ``--no-enable-chunked-prefill``.
+vLLM's TPU image (server kind ``vllm-tpu``, the tpu-inference backend) takes the same arguments.
 The API key comes from ``VLLM_API_KEY`` (a Secret); it guards ``/v1/*`` only, so the probes on
 ``/health`` and the scrape of ``/metrics`` keep working without it.
 """
