@@ -133,3 +133,20 @@ def test_the_catalog_moe_is_the_config_file_moe() -> None:
     from_file, catalog = arch("qwen3-30b-a3b"), load_catalog().models["qwen3-30b-a3b"]
     assert (catalog.params, catalog.active_params, catalog.experts, catalog.experts_per_token, catalog.ffn) == (
         from_file.params, from_file.active_params, from_file.experts, from_file.experts_per_token, from_file.ffn)
+
+
+def test_the_2026_stacks_size_as_computed_by_hand() -> None:
+    from stacks.loader import stack_files
+
+    def spec(name: str):
+        return load_stack_file(stack_files()[name], name)
+
+    a3x2, g2 = spec("llama3-70b-fp8-a3x2"), spec("llama3-70b-fp8-g2")
+    # 70,553,706,496 parameters x 1 byte (FP8) over 2 x 80 GB and 8 x 24 GB
+    assert a3x2.sizing.weight_bytes == g2.sizing.weight_bytes == 70_553_706_496
+    assert a3x2.sizing.weight_share == pytest.approx(70.553706496 / 160) and g2.sizing.weight_share == pytest.approx(
+        70.553706496 / 192)
+    # KV per token: 2 (K, V) x 80 layers x 8 KV heads x 128 x 2 bytes, whole model (TP splits it)
+    assert a3x2.model.kv_bytes_per_token(2) == 2 * 80 * 8 * 128 * 2 == 327_680
+    moe = spec("qwen3-moe-a3")  # 30,532,110,336 parameters, every expert resident, in FP8
+    assert moe.sizing.weight_bytes == 30_532_110_336 and moe.model.kv_bytes_per_token(2) == 2 * 48 * 4 * 128 * 2
