@@ -90,6 +90,11 @@ class ProgramRun:
 
 
 # -- mocks -----------------------------------------------------------------------------------------
+#: what the mocks say a created cluster's endpoint and CA are (documentation range, RFC 5737); a
+#: cluster stack's outputs carry the same, so a joining stack reads what that stack's plan shows
+MOCK_ENDPOINT, MOCK_CA = "203.0.113.10", "TU9DSy1DQQ=="
+
+
 def _computed_state(typ: str, name: str, inputs: dict[str, Any], project: str) -> dict[str, Any]:
     """Outputs the cloud would compute, with documentation-range addresses (RFC 5737)."""
     state = dict(inputs)
@@ -97,14 +102,10 @@ def _computed_state(typ: str, name: str, inputs: dict[str, Any], project: str) -
         state["email"] = f"{inputs.get('accountId', name)}@{inputs.get('project', project)}.iam.gserviceaccount.com"
         state["name"] = f"projects/{inputs.get('project', project)}/serviceAccounts/{state['email']}"
     elif typ == "gcp:container/cluster:Cluster":
-        state.update(endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "TU9DSy1DQQ=="})
+        state.update(endpoint=MOCK_ENDPOINT, masterAuth={"clusterCaCertificate": MOCK_CA})
     elif typ == "kubernetes:core/v1:Service" and (inputs.get("spec") or {}).get("type") == "LoadBalancer":
         state["status"] = {"loadBalancer": {"ingress": [{"ip": "198.51.100.20"}]}}
     return state
-
-
-#: what the mocks say a deployed cluster stack's endpoint and CA are (documentation range, RFC 5737)
-MOCK_ENDPOINT, MOCK_CA = "203.0.113.12", "TU9DSy1DQQ=="
 
 
 def referenced_outputs(spec: StackSpec | ClusterSpec) -> dict[str, Any] | None:
@@ -141,7 +142,7 @@ def _mocks(project: str, records: dict[str, dict[str, Any]], reference: dict[str
         def call(self, args: mocks.MockCallArgs):
             if args.token == "gcp:container/getCluster:getCluster":
                 return {"name": args.args.get("name"), "location": args.args.get("location"),
-                        "endpoint": "203.0.113.11", "masterAuths": [{"clusterCaCertificate": "TU9DSy1DQQ=="}]}
+                        "endpoint": "203.0.113.11", "masterAuths": [{"clusterCaCertificate": MOCK_CA}]}
             return {}
 
     class Monitor(mocks.MockMonitor):

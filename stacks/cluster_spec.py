@@ -18,10 +18,6 @@ from .names import ResourceNames
 REGIONAL_DEFAULT_ZONES = 3  # GKE places a regional cluster's node pools in three zones unless told
 SYSTEM_POOL_NODES = 1  # CPU system pool size per zone: system pods and the in-cluster load generator
 
-#: the outputs a cluster stack exports and a joining stack reads through its StackReference
-CLUSTER_OUTPUT_KEYS = ("clusterName", "clusterLocation", "project", "region", "zones", "nodeServiceAccount",
-                       "endpoint", "caCertificate")
-
 
 def zones_used(node_locations: tuple[str, ...]) -> int:
     """Zones a pool spans: GKE's node count is *per zone*. A regional cluster without ``gcp:zones``

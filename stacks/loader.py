@@ -9,6 +9,7 @@ Both produce the same ``StackConfig`` -> ``StackSpec``; pydantic's errors are tr
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,15 @@ def all_stack_files(directory: Path = STACKS_DIR) -> dict[str, Path]:
 def stack_role(path: Path) -> str:
     """``gke-llm-bench:role`` of a stack file (``serving`` unless it says ``cluster``); a file that
     cannot be read counts as serving, so loading it reports what is wrong with it."""
+    try:
+        return _role(path, path.stat().st_mtime_ns)
+    except OSError:
+        return "serving"
+
+
+@functools.lru_cache(maxsize=256)
+def _role(path: Path, _mtime_ns: int) -> str:
+    """Parsed once per file version: ``stack_files()`` is called often (per stack in the demo)."""
     try:
         role = yaml.safe_load(path.read_text(encoding="utf-8")).get("config", {}).get(f"{PROJECT}:role")
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
