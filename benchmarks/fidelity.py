@@ -5,7 +5,7 @@
 
 With ``--points`` (any file in the calibration-serving.json schema, e.g.
 loadtest/simulator/data/calibration-serving.json): predicts every point it can represent and writes
-``{"points": [{"id", "measured", "predicted", "error", "fitted", "profile"}], "skipped": [{"id",
+``{"points": [{"id", "measured", "predicted", "error", "fitted", "profile", "chip"}], "skipped": [{"id",
 "reason"}], "median_abs_error", "max_abs_error", "groups": {...}}``; a point that cannot be
 represented is listed with its reason. Points the factors were fitted to (serving-fit.json) are
 marked; the targets (median |error| <= 20 %, max <= 50 %) apply to the others. Exit 0 when they hold.
@@ -68,7 +68,8 @@ def serving_points(path: Path, out: Path | None) -> int:
     fitted = {i for r in fit["profiles"].values() for i in r["fitted"]}
     done, skipped = predict_points(load_points(path))
     rows = [{"id": c.point.id, "measured": c.point.value, "predicted": v, "error": (v - c.point.value) / c.point.value,
-             "fitted": c.point.id in fitted, "profile": c.profile, "metric": c.point.metric} for c, v in done]
+             "fitted": c.point.id in fitted, "profile": c.profile, "chip": c.spec.accelerator,
+             "metric": c.point.metric} for c, v in done]
     print(f"Serving points: {path} (factors: {EFFICIENCY_FILE.name} + {FIT_FILE.name})")
     print(f"{'id':40} {'profile':9} {'metric':11} {'measured':>10} {'predicted':>10} {'error':>8}")
     for r in rows:

@@ -192,12 +192,16 @@ _SUMMARY_KEYS = {"ttft": "ttft", "tpot": "tpot", "ntpot": "ntpot", "itl": "itl",
                  "e2e_sched": "e2eFromScheduled"}
 
 
-def _slo_stage(summary: dict[str, Any], key: str, limit: float) -> bool | None:
-    (term,) = from_limits({key: limit})
+def term_value(summary: dict[str, Any], key: str) -> float | None:
+    """A stage's value of one SLO term (``ttft_p99``: seconds; ``error_rate``: a fraction), or None."""
+    (term,) = from_limits({key: 0.0})
     if term.metric == "error_rate":
         n = summary.get("requests") or 0
-        return bool((n - (summary.get("completed") or 0)) / n <= limit) if n else None
+        return (n - (summary.get("completed") or 0)) / n if n else None
     values = summary.get(_SUMMARY_KEYS[term.metric])
-    if not values:
-        return None
-    return bool(values[term.stat] <= limit)
+    return float(values[term.stat]) if values else None
+
+
+def _slo_stage(summary: dict[str, Any], key: str, limit: float) -> bool | None:
+    value = term_value(summary, key)
+    return None if value is None else bool(value <= limit)

@@ -27,6 +27,8 @@ from .records import RequestRecord
 if TYPE_CHECKING:
     from stacks.spec import StackSpec
 
+    from .simulator.predict import Simulation
+
 #: relative difference allowed between the measured and predicted throughput and TTFT p50
 TOLERANCE = 0.10
 #: a TTFT p50 difference smaller than this is HTTP and event-loop noise, not a model or host problem
@@ -87,6 +89,17 @@ def predicted_records(spec: StackSpec, mode: str, level: float, records: list[Re
             chunks=[(origin + t, 1) for t in times], inputTokens=seq.prompt_len, outputTokens=seq.generated,
             tokenSource="model", status=200, error=None, errorDetail=None, inputTokensEstimated=False))
     return out
+
+
+def simulated_records(sim: Simulation, stage_id: str) -> list[RequestRecord]:
+    """A simulation's requests as request records, sent at their arrival: the model's own stage (nothing
+    measured), so ``summarize_stage`` judges a prediction by the definitions a measurement gets."""
+    assert sim.token_times is not None, "simulate(..., with_tokens=True)"
+    return [RequestRecord(stage=stage_id, i=seq.rid, scheduled=seq.arrival, warmup=False,
+                          inputTokensExpected=seq.prompt_len, outputTokensRequested=seq.max_new, sent=seq.arrival,
+                          first=seq.first_token_at, end=seq.finished_at, chunks=[(t, 1) for t in times],
+                          inputTokens=seq.prompt_len, outputTokens=seq.generated, tokenSource="model", status=200)
+            for seq, times in zip(sim.seqs, sim.token_times, strict=True)]
 
 
 def _relative(measured: float | None, predicted: float | None) -> float | None:
