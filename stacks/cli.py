@@ -139,10 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also require the secrets `pulumi up` will need (HF token, API key) to be set",
     )
+    sub.add_parser("recommend", add_help=False,
+                   help="the cheapest setups for a model, a workload, a traffic and an SLO, as stack files "
+                        "(python -m stacks recommend --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["recommend"]:
+        # The search predicts with the simulator, which reads StackSpecs: it lives downstream of this
+        # package (recommend/), and only its command is offered here, where users write stacks.
+        from recommend.cli import main as recommend_main
+
+        return recommend_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     console = Console(width=200) if not sys.stdout.isatty() else Console()

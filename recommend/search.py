@@ -1,0 +1,272 @@
+"""The search: each deployable candidate at the load the query asks for, cheapest first, with pruning.
+
+For each candidate the question is how much of it the traffic needs:
+- ``--rate R``: the fewest nodes whose replicas, sharing R evenly, meet the SLO (open-loop Poisson
+  arrivals). Ranked by all-in $ per hour.
+- ``--concurrency N``: the fewest nodes whose replicas, sharing N closed-loop clients, meet the SLO.
+  Ranked by all-in $ per hour.
+- neither: the largest number of clients per replica that meets the SLO (the guide's "batch up to
+  the latency limit"), on one node. Ranked by $ per million output tokens at that load.
+
+Before anything is simulated, a candidate at no load (one request in flight) must meet the SLO:
+more replicas cannot fix a latency one request already misses. The candidates are then taken in
+order of a lower bound on their cost (from ``optimistic_capacity``, which the simulation never
+beats), and the search stops once the bound of the next one is above the top N found: what it
+skips could not have ranked. The result is deterministic: candidates, loads and seeds are fixed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from loadtest.simulator.efficiency import profile_for
+from loadtest.simulator.error_bands import ErrorBand, error_band
+from loadtest.slo import SloTerm
+
+from .evaluate import Stage, StagePredictor, optimistic_capacity
+from .query import Query
+from .space import Candidate, Rejection, enumerate_candidates
+
+MAX_CLIENTS_PER_REPLICA = 512  # the knee search (no traffic given) looks no further
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A candidate sized for the query's traffic, with its prediction and price."""
+
+    candidate: Candidate
+    nodes: int
+    stage: Stage  # one replica at its share of the load
+    usd_per_hour: float  # all-in: the nodes plus the cluster's own cost
+    band: ErrorBand
+
+    @property
+    def replicas(self) -> int:
+        return self.nodes * self.candidate.replicas_per_node
+
+    @property
+    def output_tok_s(self) -> float:
+        """All replicas together."""
+        return self.stage.output_tok_s * self.replicas
+
+    @property
+    def usd_per_m_output(self) -> float:
+        tok_h = self.output_tok_s * 3600
+        return self.usd_per_hour / tok_h * 1e6 if tok_h else math.inf
+
+    def headroom(self, term: SloTerm) -> float:
+        """1 - value / limit: the share of the limit left unused."""
+        value = self.stage.values.get(term.key)
+        return 1.0 - value / term.limit if value is not None else -math.inf
+
+    def within_band(self, slo: tuple[SloTerm, ...]) -> bool:
+        """True when a term would miss its limit if the model were off by its typical error."""
+        if self.band.median is None:
+            return False
+        return any((self.stage.values.get(t.key) or 0.0) * (1 + self.band.median) > t.limit for t in slo)
+
+
+@dataclass
+class Result:
+    query: Query
+    picks: list[Pick]  # ranked, cheapest first, one per (GPU type, server, precision)
+    rejections: list[Rejection]
+    candidates: int  # deployable setups in the space
+    evaluated: int  # candidates the search simulated
+    simulations: int
+    closest: tuple[Candidate, Stage, float] | None = None  # when nothing meets the SLO: nearest miss
+    starting: Pick | None = None  # the stack the query started from, sized the same way
+    starting_reason: str | None = None
+    evaluated_picks: list[Pick] = field(default_factory=list)  # the best of every group the search sized
+
+    def value(self, pick: Pick) -> float:
+        return ranking_value(self.query, pick)
+
+
+def ranking_value(q: Query, pick: Pick) -> float:
+    return pick.usd_per_m_output if q.rate is None and q.concurrency is None else pick.usd_per_hour
+
+
+def all_in_usd_per_hour(candidate: Candidate, nodes: int) -> float:
+    s = candidate.spec  # resolved with one node: its pool price is one node's
+    return s.usd_per_node_hour * nodes + s.usd_per_hour_cluster
+
+
+def _band(candidate: Candidate) -> ErrorBand:
+    s = candidate.spec
+    return error_band(profile_for(s.server.name, s.image), s.accelerator)
+
+
+class Search:
+    def __init__(self, q: Query):
+        self.q = q
+        self.predict = StagePredictor(q.shapes, q.slo)
+
+    # -- per candidate ---------------------------------------------------------------------------
+    def floor(self, c: Candidate) -> Stage | str:
+        """One request in flight: the best latency the candidate can give."""
+        return self.predict.stage(c.replica_key, c.spec, "batch", 1, requests=min(16, max(4, len(self.q.shapes))))
+
+    def lower_bound(self, c: Candidate) -> float:
+        """A value the candidate's ranking value cannot go below."""
+        q = self.q
+        cap = optimistic_capacity(c.spec, q.mean_input, q.mean_output) * c.replicas_per_node  # req/s per node
+        if q.rate is not None:
+            return all_in_usd_per_hour(c, max(1, math.ceil(q.rate / cap)))
+        if q.concurrency is not None:
+            return all_in_usd_per_hour(c, 1)
+        return all_in_usd_per_hour(c, 1) / (cap * q.mean_output * 3600) * 1e6
+
+    def size(self, c: Candidate, ceiling: float) -> Pick | str | None:
+        """The candidate at the query's traffic: a Pick, a reason it cannot meet the SLO, or None when
+        meeting it would cost more than ``ceiling`` (it could not rank)."""
+        q = self.q
+        if q.rate is None and q.concurrency is None:
+            return self._knee(c, ceiling)
+        per_node = c.replicas_per_node
+        cap = optimistic_capacity(c.spec, q.mean_input, q.mean_output) * per_node
+        lo = max(1, math.ceil(q.rate / cap)) if q.rate is not None else 1
+        max_nodes = max(1, q.max_replicas // per_node)
+        if q.concurrency is not None:
+            max_nodes = min(max_nodes, max(1, math.ceil(q.concurrency / per_node)))
+
+        def at(nodes: int) -> Stage | str:
+            replicas = nodes * per_node
+            if q.rate is not None:
+                return self.predict.stage(c.replica_key, c.spec, "rate", q.rate / replicas)
+            assert q.concurrency is not None
+            return self.predict.stage(c.replica_key, c.spec, "batch", math.ceil(q.concurrency / replicas))
+
+        # doubling from the bound, then bisection: latency falls as nodes are added
+        fail, n, ok = lo - 1, lo, None
+        while n <= max_nodes:
+            if all_in_usd_per_hour(c, n) > ceiling:
+                return None
+            st = at(n)
+            if isinstance(st, str):
+                return st
+            if st.meets(q.slo):
+                ok = (n, st)
+                break
+            fail, n = n, min(max_nodes, n * 2) if n < max_nodes else max_nodes + 1
+        if ok is None:
+            return (f"misses the SLO even with {max_nodes * per_node} replicas (--max-replicas {q.max_replicas})")
+        good_n, good = ok
+        while good_n - fail > 1:
+            mid = (good_n + fail) // 2
+            st = at(mid)
+            if not isinstance(st, str) and st.meets(q.slo):
+                good_n, good = mid, st
+            else:
+                fail = mid
+        return Pick(c, good_n, good, all_in_usd_per_hour(c, good_n), _band(c))
+
+    def _knee(self, c: Candidate, ceiling: float) -> Pick | str | None:
+        """The most clients per replica that meet the SLO (doubling, then bisection), on one node."""
+        q = self.q
+        limit = min(MAX_CLIENTS_PER_REPLICA, c.spec.max_batch)
+        price = all_in_usd_per_hour(c, 1)
+
+        def at(clients: int) -> Stage | str:
+            return self.predict.stage(c.replica_key, c.spec, "batch", clients)
+
+        def value(st: Stage) -> float:
+            tok_h = st.output_tok_s * c.replicas_per_node * 3600
+            return price / tok_h * 1e6 if tok_h else math.inf
+
+        good: Stage | None = None
+        clients, fail = 1, None
+        while clients <= limit:
+            st = at(clients)
+            if isinstance(st, str):
+                return st
+            if not st.meets(q.slo):
+                fail = clients
+                break
+            good = st
+            if clients == limit:
+                break
+            clients = min(limit, clients * 2)
+        if good is None:
+            return "misses the SLO with one request in flight"
+        lo = int(good.level)
+        hi = fail if fail is not None else lo
+        if value(good) * lo / hi > ceiling:  # even twice the clients (at best twice the tokens) could not rank
+            return None
+        while hi - lo > max(1, lo // 8):  # refine to within 1/8 of the knee
+            mid = (lo + hi) // 2
+            st = at(mid)
+            if not isinstance(st, str) and st.meets(q.slo):
+                lo, good = mid, st
+            else:
+                hi = mid
+        if value(good) > ceiling:
+            return None
+        return Pick(c, 1, good, price, _band(c))
+
+    # -- the whole search ------------------------------------------------------------------------
+    def run(self) -> Result:
+        q = self.q
+        candidates, rejections = enumerate_candidates(q)
+        result = Result(q, [], list(rejections), len(candidates), 0, 0)
+        viable: list[tuple[float, Candidate]] = []
+        closest: tuple[Candidate, Stage, float] | None = None
+        for c in candidates:
+            st = self.floor(c)
+            if isinstance(st, str):
+                result.rejections.append(Rejection(c.label, st, c.spec.usd_per_node_hour, "memory"))
+                continue
+            if not st.meets(q.slo):
+                ratio, price = st.worst_ratio(q.slo), all_in_usd_per_hour(c, 1)
+                result.rejections.append(Rejection(c.label, "misses the SLO with one request in flight: "
+                                                   + _misses(st, q.slo), price, "slo"))
+                if closest is None or (ratio, price) < (closest[2], all_in_usd_per_hour(closest[0], 1)):
+                    closest = (c, st, ratio)
+                continue
+            viable.append((self.lower_bound(c), c))
+        viable.sort(key=lambda x: (x[0], x[1].sort_key))
+        best: dict[tuple[str, str, str], Pick] = {}
+
+        def ceiling() -> float:
+            values = sorted(ranking_value(q, p) for p in best.values())
+            return values[q.top - 1] if len(values) >= q.top else math.inf
+
+        for bound, c in viable:
+            if bound > ceiling():
+                break
+            result.evaluated += 1
+            pick = self.size(c, ceiling())
+            if pick is None:
+                continue
+            if isinstance(pick, str):
+                result.rejections.append(Rejection(c.label, pick, all_in_usd_per_hour(c, 1), "slo"))
+                continue
+            group = (c.spec.accelerator, c.spec.server.name, c.spec.precision.name)
+            if group not in best or ranking_value(q, pick) < ranking_value(q, best[group]):
+                best[group] = pick
+        result.evaluated_picks = sorted(best.values(), key=lambda p: (ranking_value(q, p), p.candidate.sort_key))
+        result.picks = result.evaluated_picks[: q.top]
+        result.simulations = self.predict.simulations
+        result.closest = closest if not result.picks else None
+        return result
+
+
+def _misses(st: Stage, slo: tuple[SloTerm, ...]) -> str:
+    out = []
+    for t in slo:
+        v = st.values.get(t.key)
+        if v is None or v > t.limit:
+            out.append(f"{t.key} {_fmt(v)} > {_fmt(t.limit)}")
+    return ", ".join(out)
+
+
+def _fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1e3:.0f} ms"
+
+
+def search(q: Query) -> Result:
+    """Rank the setups that serve ``q`` (see the module docstring)."""
+    return Search(q).run()
