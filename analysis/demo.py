@@ -6,7 +6,9 @@ For each demo stack (``DEMO_STACKS``: the guide's G2/A3 pairs for Llama-2-7B and
   2. the guide's workloads against the stack's simulated endpoint (``python -m loadtest run
      --target sim``): a static batch sweep 16 → 256 at fixed lengths, a rate sweep at fractions of the
      capacity that sweep found, and an input-heavy (prefill) workload;
-then ``compare`` over exactly these runs → ``<out>/report.md`` + PNGs, and the headline verdicts.
+then ``compare`` over exactly these runs → ``<out>/report.md`` + PNGs, and the headline verdicts;
+last, the guide's 7B and 70B cases asked of ``stacks recommend`` (the whole catalog, predicted), its
+picks set beside the cheapest stacks the demo measured (``recommend_check.py``).
 
 The simulated endpoint waits in real time, so stacks run concurrently (they are mostly idle), as
 many at once as the idle cores serve. Every stage is decided on the model's replay of it
@@ -26,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +41,7 @@ from loadtest.progress import stage_line
 from .demo_attempt import LEDGER, Attempt
 from .html import write_html
 from .loader import load_runs
+from .recommend_check import recommend_vs_measured
 from .report import analyse, print_summary, write_report
 from .slo import parse_slo
 
@@ -458,11 +462,18 @@ def run_demo(args: argparse.Namespace) -> int:
     _append_plans(path, plans)
     if attempt.failed:
         _append_missing(path, attempt, resume)
-    write_html(path)  # again: the plans and the missing runs were appended to report.md
+    _say("the guide's 7B and 70B cases asked of `stacks recommend` (the whole catalog, predicted)")
+    picks = recommend_vs_measured(analysis.answers, slo, workloads.lengths)
+    with path.open("a") as report:
+        report.write("\n## What `stacks recommend` would deploy\n\n" + "\n\n".join(picks) + "\n")
+    write_html(path)  # again: the plans, the missing runs and the recommendations were appended to report.md
     print()
     print_summary(analysis)
     for f in analysis.findings:
         print(f"  [{f.verdict}] {f.claim}: guide {f.guide}, here {f.measured}")
+    print()
+    for line in picks:
+        print(textwrap.fill(line, width=110, subsequent_indent="    "))
     print()
     if attempt.failed:
         print(f"demo INCOMPLETE: {len(attempt.failed)} run(s) failed and are missing from the report "

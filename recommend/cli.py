@@ -94,7 +94,7 @@ def query_from_args(args: argparse.Namespace) -> Query:
                  precisions=precisions, project=gcp.get("project", args.project), region=gcp.get("region", args.region)
                  if args.region == "us-central1" else args.region, zone=args.zone or gcp.get("zone"),
                  spot=args.spot, flex_start=not args.no_flex_start, weights_share_max=args.weights_share_max,
-                 max_replicas=args.max_replicas, top=args.top, starting_stack=model.starting_stack)
+                 max_replicas=args.max_replicas, top=args.top)
 
 
 def print_result(console: Console, result: Result, seconds: float, explain: bool) -> None:

@@ -62,8 +62,6 @@ class Query:
     weights_share_max: float = 0.8  # the guide's 80 %; the user may allow more (sizing.weightsShareMax)
     max_replicas: int = 64
     top: int = 5
-    starting_stack: str | None = None  # the stack file the model came from, shown beside the picks
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def mean_input(self) -> float:
@@ -98,7 +96,7 @@ class ModelChoice:
     section: dict[str, Any]
     label: str
     max_context: int
-    starting_stack: str | None = None  # the stack (name) it was taken from
+    starting_stack: str | None = None  # the stack (name) it was taken from: the label says so
     gcp: dict[str, Any] = field(default_factory=dict)  # that stack's gcp:* keys
 
 

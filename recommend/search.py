@@ -76,8 +76,6 @@ class Result:
     evaluated: int  # candidates the search simulated
     simulations: int
     closest: tuple[Candidate, Stage, float] | None = None  # when nothing meets the SLO: nearest miss
-    starting: Pick | None = None  # the stack the query started from, sized the same way
-    starting_reason: str | None = None
     evaluated_picks: list[Pick] = field(default_factory=list)  # the best of every group the search sized
 
     def value(self, pick: Pick) -> float:
