@@ -86,6 +86,12 @@ def ranking_value(q: Query, pick: Pick) -> float:
     return pick.usd_per_m_output if q.rate is None and q.concurrency is None else pick.usd_per_hour
 
 
+def rank_key(q: Query, pick: Pick) -> tuple[object, ...]:
+    """Cheapest first; at equal cost, a server whose model error is measured, then the most headroom."""
+    headroom = min(pick.headroom(t) for t in q.slo)
+    return (round(ranking_value(q, pick), 9), not pick.band.validated, -headroom, pick.candidate.sort_key)
+
+
 def all_in_usd_per_hour(candidate: Candidate, nodes: int) -> float:
     s = candidate.spec  # resolved with one node: its pool price is one node's
     return s.usd_per_node_hour * nodes + s.usd_per_hour_cluster
@@ -241,9 +247,9 @@ class Search:
                 result.rejections.append(Rejection(c.label, pick, all_in_usd_per_hour(c, 1), "slo"))
                 continue
             group = (c.spec.accelerator, c.spec.server.name, c.spec.precision.name)
-            if group not in best or ranking_value(q, pick) < ranking_value(q, best[group]):
+            if group not in best or rank_key(q, pick) < rank_key(q, best[group]):
                 best[group] = pick
-        result.evaluated_picks = sorted(best.values(), key=lambda p: (ranking_value(q, p), p.candidate.sort_key))
+        result.evaluated_picks = sorted(best.values(), key=lambda p: rank_key(q, p))
         result.picks = result.evaluated_picks[: q.top]
         result.simulations = self.predict.simulations
         result.closest = closest if not result.picks else None
