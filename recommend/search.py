@@ -18,6 +18,7 @@ skips could not have ranked. The result is deterministic: candidates, loads and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loadtest.simulator.efficiency import profile_for
@@ -156,14 +157,7 @@ class Search:
             fail, n = n, min(max_nodes, n * 2) if n < max_nodes else max_nodes + 1
         if ok is None:
             return (f"misses the SLO even with {max_nodes * per_node} replicas (--max-replicas {q.max_replicas})")
-        good_n, good = ok
-        while good_n - fail > 1:
-            mid = (good_n + fail) // 2
-            st = at(mid)
-            if not isinstance(st, str) and st.meets(q.slo):
-                good_n, good = mid, st
-            else:
-                fail = mid
+        good_n, good = self._bisect(at, *ok, fail, 1)
         return Pick(c, good_n, good, all_in_usd_per_hour(c, good_n), _band(c))
 
     def _knee(self, c: Candidate, ceiling: float) -> Pick | str | None:
@@ -198,16 +192,23 @@ class Search:
         hi = fail if fail is not None else lo
         if value(good) * lo / hi > ceiling:  # even twice the clients (at best twice the tokens) could not rank
             return None
-        while hi - lo > max(1, lo // 8):  # refine to within 1/8 of the knee
-            mid = (lo + hi) // 2
-            st = at(mid)
-            if not isinstance(st, str) and st.meets(q.slo):
-                lo, good = mid, st
-            else:
-                hi = mid
+        _, good = self._bisect(at, lo, good, hi, max(1, lo // 8))  # to within 1/8 of the knee
         if value(good) > ceiling:
             return None
         return Pick(c, 1, good, price, _band(c))
+
+    def _bisect(self, at: Callable[[int], Stage | str], good_n: int, good: Stage, bad_n: int,
+                tolerance: int) -> tuple[int, Stage]:
+        """Between a level that meets the SLO and one that misses it, the level nearest the boundary on
+        the meeting side, to within ``tolerance``: latency is taken to grow with load per replica."""
+        while abs(good_n - bad_n) > tolerance:
+            mid = (good_n + bad_n) // 2
+            st = at(mid)
+            if not isinstance(st, str) and st.meets(self.q.slo):
+                good_n, good = mid, st
+            else:
+                bad_n = mid
+        return good_n, good
 
     # -- the whole search ------------------------------------------------------------------------
     def run(self) -> Result:
