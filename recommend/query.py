@@ -162,7 +162,7 @@ def workload_shapes(workload: str | None, input_len: str | None, output_len: str
             from loadtest.workloads import sharegpt
 
             cfg = LoadConfig(mode="rate", levels=[1.0], seed=seed)
-            out = int(output_len) if output_len else None
+            out = parse_length("--output-len", output_len).lo if output_len else None
             w = asyncio.run(sharegpt(cfg, dataset, SHAPES_DRAWN, None, output_len=out))
             shapes = tuple((int(p.input_tokens or p.input_estimate or 1), int(p.output_len)) for p in w.prompts)
             return shapes, f"{Path(dataset).name} ({len(shapes)} conversations, lengths estimated)"

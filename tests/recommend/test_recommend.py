@@ -188,6 +188,20 @@ def test_query_parsing():
     assert len(shapes) == 256 and all(64 <= i <= 256 and o == 32 for i, o in shapes) and "uniform" in label
     with pytest.raises(QueryError, match="--dataset"):
         workload_shapes("1:1", None, None, "x.json")
+
+
+def test_a_sharegpt_dataset_gives_the_load_testers_estimated_lengths(tmp_path):
+    data = [{"conversations": [{"from": "human", "value": "word " * n}, {"from": "gpt", "value": "reply " * n}]}
+            for n in (40, 80, 120)]
+    path = tmp_path / "sharegpt.json"
+    path.write_text(json.dumps(data))
+    shapes, label = workload_shapes(None, None, None, str(path))
+    # four characters per token, as the load tester estimates without a tokenizer ("word " is 5)
+    assert sorted(shapes) == [(50, 60), (100, 120), (150, 180)] and "estimated" in label
+    shapes, _ = workload_shapes(None, None, "32", str(path))
+    assert {o for _, o in shapes} == {32}
+    with pytest.raises(QueryError, match="--output-len"):
+        workload_shapes(None, None, "many", str(path))
     choice = model_section("llama2-7b-g2", None)
     assert choice.section == {"name": "llama-2-7b"} and choice.starting_stack == "llama2-7b-g2"
     assert choice.gcp["region"] == "us-central1" and choice.max_context == 4096
