@@ -94,7 +94,8 @@ def query_from_args(args: argparse.Namespace) -> Query:
                  precisions=precisions, project=gcp.get("project", args.project), region=gcp.get("region", args.region)
                  if args.region == "us-central1" else args.region, zone=args.zone or gcp.get("zone"),
                  spot=args.spot, flex_start=not args.no_flex_start, weights_share_max=args.weights_share_max,
-                 max_replicas=args.max_replicas, top=args.top)
+                 max_replicas=args.max_replicas, top=args.top,
+                 baseline=(model.starting_stack, model.config) if model.starting_stack and model.config else None)
 
 
 def print_result(console: Console, result: Result, seconds: float, explain: bool) -> None:
@@ -118,6 +119,7 @@ def print_result(console: Console, result: Result, seconds: float, explain: bool
     console.print("latency cells: predicted value (headroom to the limit); error band: the model's typical error "
                   "for that server on that GPU against published measurements (! = the SLO holds only within it)",
                   style="dim", highlight=False)
+    _print_baseline(console, result)
     for rank, p in enumerate(result.picks, 1):
         console.print(f"\n[bold]#{rank} {stack_name(p)}[/bold] — {verdict(p, q.slo)}", highlight=False)
         for line in why(p, result):
@@ -132,6 +134,23 @@ def print_result(console: Console, result: Result, seconds: float, explain: bool
     console.print(f"\nsearched {result.candidates} deployable setups ({len(result.rejections)} refused by the stack "
                   f"rules or the SLO), sized {result.evaluated}, {result.simulations} simulations, {seconds:.1f} s",
                   style="dim", highlight=False)
+
+
+def _print_baseline(console: Console, result: Result) -> None:
+    """The stack the query started from, sized for the same traffic: what the recommendation saves."""
+    q, base = result.query, result.baseline
+    if q.baseline is None or base is None:
+        return
+    name = q.baseline[0]
+    if isinstance(base, str):
+        console.print(f"your stack {name}: {base}", highlight=False)
+        return
+    top = result.picks[0]
+    saving = 1 - result.value(top) / result.value(base)
+    unit = "$/M output tokens" if q.rate is None and q.concurrency is None else "$/h all-in"
+    console.print(f"your stack {name} ({base.candidate.label}), sized the same way: {base.nodes} node(s), "
+                  f"${base.usd_per_hour:,.2f}/h all-in, ${base.usd_per_m_output:,.3f}/M output tokens; #1 costs "
+                  f"{saving:.0%} {'less' if saving >= 0 else 'more'} ({unit})", highlight=False)
 
 
 def _explain(console: Console, result: Result) -> None:

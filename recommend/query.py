@@ -62,6 +62,7 @@ class Query:
     weights_share_max: float = 0.8  # the guide's 80 %; the user may allow more (sizing.weightsShareMax)
     max_replicas: int = 64
     top: int = 5
+    baseline: tuple[str, dict[str, Any]] | None = None  # the stack the query started from: (name, flat config)
 
     @property
     def mean_input(self) -> float:
@@ -98,6 +99,7 @@ class ModelChoice:
     max_context: int
     starting_stack: str | None = None  # the stack (name) it was taken from: the label says so
     gcp: dict[str, Any] = field(default_factory=dict)  # that stack's gcp:* keys
+    config: dict[str, Any] | None = None  # that stack's whole config: sized like a candidate, shown beside the picks
 
 
 def model_section(model: str, config_file: str | None) -> ModelChoice:
@@ -137,7 +139,8 @@ def model_section(model: str, config_file: str | None) -> ModelChoice:
         if "configFile" in section and not Path(section["configFile"]).is_absolute():
             section["configFile"] = str((Path(path).parent / section["configFile"]).resolve())
         gcp = {k.split(":", 1)[1]: v for k, v in flat.items() if str(k).startswith("gcp:")}
-        return ModelChoice(section, f"{spec.model.alias} (from {name})", spec.model.max_context, name, gcp)
+        return ModelChoice(section, f"{spec.model.alias} (from {name})", spec.model.max_context, name, gcp,
+                           {**flat, f"{PROJECT}:model": section})
     raise QueryError("--model", f'unknown model "{model}"{did_you_mean(model, catalog.models)}',
                      f"use a catalog alias ({', '.join(sorted(catalog.models)[:8])}, ...: `python -m stacks list`), "
                      "an org/name with --config-file, or a stack file")

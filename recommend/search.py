@@ -17,13 +17,17 @@ skips could not have ranked. The result is deterministic: candidates, loads and 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from loadtest.simulator.efficiency import profile_for
 from loadtest.simulator.error_bands import ErrorBand, error_band
 from loadtest.slo import SloTerm
+from stacks.config import PROJECT
+from stacks.loader import spec_from_config
 
 from .evaluate import Stage, StagePredictor, optimistic_capacity
 from .query import Query
@@ -78,6 +82,7 @@ class Result:
     simulations: int
     closest: tuple[Candidate, Stage, float] | None = None  # when nothing meets the SLO: nearest miss
     evaluated_picks: list[Pick] = field(default_factory=list)  # the best of every group the search sized
+    baseline: Pick | str | None = None  # the stack the query started from, sized the same way (or why it cannot)
 
     def value(self, pick: Pick) -> float:
         return ranking_value(self.query, pick)
@@ -254,7 +259,30 @@ class Search:
         result.picks = result.evaluated_picks[: q.top]
         result.simulations = self.predict.simulations
         result.closest = closest if not result.picks else None
+        if q.baseline is not None:
+            result.baseline = self._baseline(*q.baseline)
         return result
+
+    def _baseline(self, name: str, flat: dict[str, Any]) -> Pick | str:
+        """The starting stack as written (its machine, precision, server, TP, max batch), sized for the
+        query's traffic like any candidate: what the user would pay without the recommendation."""
+        first = spec_from_config(flat, name)
+        sized = copy.deepcopy(flat)
+        accelerator = sized[f"{PROJECT}:accelerator"]
+        accelerator.pop("autoscaling", None)
+        accelerator["nodeCount"] = 1
+        sized[f"{PROJECT}:server"]["replicas"] = first.chips_per_node // first.tensor_parallel
+        spec = spec_from_config(sized, name)
+        provisioning = "spot" if spec.spot else "flex-start" if spec.queued_provisioning else "on-demand"
+        c = Candidate(sized, spec, provisioning)
+        floor = self.floor(c)
+        if isinstance(floor, str):
+            return floor
+        if not floor.meets(self.q.slo):
+            return "misses the SLO with one request in flight: " + _misses(floor, self.q.slo)
+        pick = self.size(c, math.inf)
+        assert pick is not None  # no ceiling: sized or refused
+        return pick
 
 
 def _misses(st: Stage, slo: tuple[SloTerm, ...]) -> str:

@@ -207,6 +207,24 @@ def test_a_sharegpt_dataset_gives_the_load_testers_estimated_lengths(tmp_path):
     assert choice.gcp["region"] == "us-central1" and choice.max_context == 4096
 
 
+def test_a_stack_as_the_starting_point_is_sized_beside_the_picks(capsys):
+    """--model <stack>: its model, project and region, and the stack itself sized for the same traffic."""
+    choice = model_section("llama2-7b-g2", None)
+    assert choice.config is not None
+    q = query("llama-2-7b", ((128, 64),), "ttft_p99=2s,tpot_p50=100ms", rate=10.0,
+              baseline=("llama2-7b-g2", choice.config))
+    result = search(q)
+    base = result.baseline
+    assert not isinstance(base, str) and base is not None
+    assert base.candidate.spec.machine.name == "g2-standard-8" and base.candidate.spec.precision.name == "bf16"
+    assert base.stage.meets(q.slo)
+    # the search covers the same GPU on the cheapest host, so #1 can only be as cheap or cheaper
+    assert result.value(result.picks[0]) <= result.value(base)
+    assert main(["--model", "llama2-7b-g2", "--workload", "128:64", "--rate", "10", "--server", "vllm",
+                 "--top", "1"]) == 0
+    assert "your stack llama2-7b-g2 (g2-standard-8" in capsys.readouterr().out
+
+
 def test_stacks_cli_offers_recommend(capsys):
     from stacks.cli import main as stacks_main
 
