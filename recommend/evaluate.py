@@ -45,7 +45,8 @@ class Stage:
 
     def worst_ratio(self, slo: tuple[SloTerm, ...]) -> float:
         """max over terms of value / limit: below 1 meets the SLO; how far off it is otherwise."""
-        return max((self.values.get(t.key) or math.inf) / t.limit for t in slo)
+        values = [self.values.get(t.key) for t in slo]
+        return max((math.inf if v is None else v) / t.limit for v, t in zip(values, slo, strict=True))
 
     @property
     def output_tok_s(self) -> float:
