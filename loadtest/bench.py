@@ -26,6 +26,7 @@ from .config import LoadConfig
 from .errors import Unreachable
 from .export_vllm import vllm_result
 from .http import Transport, make_transport
+from .local_tokenizer import load_local_tokenizer
 from .metrics_scrape import Scraper
 from .metrics_scrape import summarize as summarize_server
 from .model_check import check_stage
@@ -226,7 +227,14 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
         planner = SweepPlanner(mode, levels or None, cfg.sweep_max_stages) if cfg.mode == "sweep" else None
         planned = levels if planner is None else (levels or [2.0 ** k for k in range(cfg.sweep_max_stages)])
         tokenize = await probe_tokenizer(aux, target, dialect, cfg.setup_timeout)
+        tokenizer_id = target.model if tokenize is not None else None
+        if tokenize is not None and cfg.tokenizer:
+            state.warnings.append(f"--tokenizer {cfg.tokenizer} not used: the server counts tokens itself "
+                                  "(its /tokenize applies its own template and special tokens)")
+        elif cfg.tokenizer:
+            tokenize, tokenizer_id = load_local_tokenizer(cfg.tokenizer), cfg.tokenizer
         workload = await build_workload(cfg, expected_requests(cfg, planned, mode), tokenize, output_len_override)
+        workload.tokenizer = "server" if tokenizer_id == target.model else tokenizer_id
         state.workload = workload.describe()
         if tokenize is None:
             state.warnings.append("input lengths are estimates (the server has no token counter); the true counts "
@@ -303,7 +311,7 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                 burst = cfg.burstiness if arrival == "gamma" else (1.0 if arrival == "poisson" else "inf")
                 writer.write_json(f"vllm/{spec.id}.json", vllm_result(
                     summary, run.records or [], target.model, target.dialect, cfg.api, burst, cfg.max_concurrency,
-                    target.model if tokenize is not None else None))
+                    tokenizer_id))
             progress.stage_finished(summary)
             index += 1
             if cfg.cooldown and not stop.is_set():

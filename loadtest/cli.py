@@ -30,6 +30,7 @@ from .config import (
 from .errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, LoadTestError
 from .helpfmt import DefaultsHelpFormatter
 from .http import TRANSPORTS
+from .local_tokenizer import tokenizer_file
 from .progress import Progress
 from .protocols import DIALECTS
 from .results import ResultsWriter, new_run_id
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input-len", default="128", help="input tokens: 128 or a uniform range 64:256")
     r.add_argument("--output-len", default=None, help="output tokens: 64 (default) or a range 32:128")
     r.add_argument("--dataset", help="ShareGPT-format JSON file of prompts")
+    r.add_argument("--tokenizer", metavar="PATH",
+                   help="a local Hugging Face tokenizer (a directory with tokenizer.json, or the file): exact input "
+                        "lengths for servers without a token counter (Triton, JetStream); nothing is downloaded")
     r.add_argument("--prefix-len", type=int, default=0, help="shared-prefix workload: tokens shared per group")
     r.add_argument("--prefix-groups", type=int, default=1, help="shared-prefix workload: number of prefixes")
     r.add_argument("--seed", type=int, default=0, help="seed of the workload's lengths, prompts and arrivals")
@@ -135,6 +139,7 @@ def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
         mode=a.mode, levels=parse_levels(a.levels, mode_for_levels) if a.levels else [], arrival=a.arrival,
         requests_per_level=a.requests_per_level, duration=a.duration, warmup=a.warmup, cooldown=a.cooldown,
         input_len=parse_length("--input-len", a.input_len), output_len=output_len, dataset=a.dataset,
+        tokenizer=a.tokenizer,
         prefix_len=a.prefix_len, prefix_groups=a.prefix_groups, seed=a.seed, slo=parse_slo(a.slo), api=a.api,
         ignore_eos=not a.no_ignore_eos, request_timeout=a.request_timeout, read_timeout=a.read_timeout,
         grace=a.grace, scrape_interval=a.scrape_interval, http_client=a.http_client, sweep_of=a.sweep_of,
@@ -147,6 +152,8 @@ def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
     cfg.validate()
     if a.dataset and not Path(a.dataset).is_file():
         raise BadInput(f"--dataset {a.dataset}: no such file", "give the path to a ShareGPT-format JSON file")
+    if a.tokenizer:
+        tokenizer_file(a.tokenizer)  # refused before anything is sent
     override = output_len.lo if a.output_len and output_len.fixed else None
     return cfg, override
 

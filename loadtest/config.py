@@ -124,6 +124,7 @@ class LoadConfig:
     input_len: LengthSpec = field(default_factory=lambda: LengthSpec(128, 128))
     output_len: LengthSpec = field(default_factory=lambda: LengthSpec(64, 64))
     dataset: str | None = None
+    tokenizer: str | None = None  # a local tokenizer.json for servers without a token counter (local_tokenizer.py)
     prefix_len: int = 0
     prefix_groups: int = 1
     seed: int = 0

@@ -43,6 +43,7 @@ class Workload:
     exact_input: bool
     source: str
     inexact: int = 0  # prompts whose measured input length differs from the target
+    tokenizer: str | None = None  # what counted the input tokens: "server", a --tokenizer path, or None (estimates)
 
     def __post_init__(self) -> None:
         if not self.prompts:
@@ -75,7 +76,7 @@ class Workload:
             "source": self.source, "prompts": len(self.prompts), "exactInputTokens": self.exact_input,
             "inexactPrompts": self.inexact,
             "meanInputTokens": round(sum(ins) / len(ins), 2) if ins else None,
-            "meanOutputTokens": round(sum(outs) / len(outs), 2), "reused": self.reused,
+            "meanOutputTokens": round(sum(outs) / len(outs), 2), "reused": self.reused, "tokenizer": self.tokenizer,
         }
 
 

@@ -157,3 +157,62 @@ def test_without_a_token_counter_input_tokens_are_estimates_not_zero(capsys, tmp
     summary, records = load_run(results_dir_from(out))
     assert all(r["inputTokens"] == 20 and r["inputTokensEstimated"] is True for r in records)
     assert summary["stages"][0]["inputTokensPerS"] > 0
+
+
+def _word_tokenizer(tmp_path):
+    """A tokenizer.json made here (no download): one token per vocabulary word, unknown words one
+    [UNK] each, and a BOS added to every prompt as Llama's tokenizer does."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    from loadtest.workloads import WORDS
+
+    vocab = {"[UNK]": 0, "<s>": 1, **{w: i + 2 for i, w in enumerate(sorted(set(WORDS)))}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    folder = tmp_path / "tokenizer"
+    folder.mkdir()
+    tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def test_a_local_tokenizer_gives_exact_input_lengths_where_the_server_has_no_counter(capsys, tmp_path, fixture_url):
+    from loadtest.local_tokenizer import load_local_tokenizer
+
+    folder = _word_tokenizer(tmp_path)
+    count = load_local_tokenizer(str(folder))
+    import asyncio
+
+    assert asyncio.run(count(["the of", "hello"])) == [3, 2]  # BOS + words; an unknown word is one token
+    code, out, err = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/ok/1", dialect="triton"), "--mode",
+                             "batch", "--levels", "2", "--requests-per-level", "2", "--output-len", "2",
+                             "--input-len", "20", "--tokenizer", str(folder), "--results-dir", str(tmp_path / "r"))
+    assert code == 0, err
+    summary, records = load_run(results_dir_from(out))
+    assert summary["workload"]["exactInputTokens"] is True and summary["workload"]["tokenizer"] == str(folder)
+    assert all(r["inputTokens"] == 20 and not r["inputTokensEstimated"] for r in records)
+    assert summary["stages"][0]["inputTokensPerS"] > 0
+
+
+def test_a_server_with_its_own_counter_keeps_it_over_a_local_tokenizer(capsys, tmp_path, fixture_url):
+    folder = _word_tokenizer(tmp_path)
+    code, out, err = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/tokenize/0"), "--mode", "batch",
+                             "--levels", "1", "--requests-per-level", "1", "--output-len", "2", "--tokenizer",
+                             str(folder), "--results-dir", str(tmp_path / "r"))
+    assert code == 0, err
+    summary, _ = load_run(results_dir_from(out))
+    assert summary["workload"]["tokenizer"] == "server"
+    assert any("--tokenizer" in w and "counts tokens itself" in w for w in summary["warnings"])
+
+
+@pytest.mark.parametrize("make", ["missing", "not-a-tokenizer"])
+def test_a_bad_tokenizer_path_is_refused_before_anything_is_sent(make, capsys, tmp_path, fixture_url):
+    path = tmp_path / "tok"
+    if make == "not-a-tokenizer":
+        path.mkdir()
+        (path / "tokenizer.json").write_text('{"not": "a tokenizer"}')
+    code, _, err = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/ok/1", dialect="triton"), "--mode",
+                           "batch", "--levels", "1", "--requests-per-level", "1", "--tokenizer", str(path),
+                           "--results-dir", str(tmp_path / "r"))
+    assert code == 2
+    assert "--tokenizer" in err and "Traceback" not in err

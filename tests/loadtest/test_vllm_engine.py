@@ -117,3 +117,21 @@ def test_export_vllm_is_read_by_vllms_own_code(capsys, tmp_path, vllm_url):
     read = json.loads(done.stdout.strip().splitlines()[-1])
     # one segment per request for the prefill and one per ITL
     assert read == {"requests": 4, "segments": 4 + sum(len(r["chunks"]) - 1 for r in records)}
+
+
+def test_the_local_tokenizer_counts_as_the_engine_does(vllm_url):
+    """--tokenizer reads the model's tokenizer.json: its counts must be vLLM's own /tokenize counts (BOS included)."""
+    import asyncio
+
+    import httpx
+
+    from loadtest.local_tokenizer import load_local_tokenizer
+    from loadtest.workloads import WORDS
+
+    from .conftest import MODEL
+
+    texts = ["hello", "the quick brown fox", " ".join(WORDS[:200]), "0 1 2 3 — ünïcode, punctuation!?"]
+    local = asyncio.run(load_local_tokenizer(str(MODEL))(texts))
+    served = [httpx.post(f"{vllm_url}/tokenize", json={"model": "tiny", "prompt": t}, timeout=30).json()["count"]
+              for t in texts]
+    assert local == served
