@@ -137,6 +137,7 @@ class ServerKind:
     fp8_needs_hw_fp8: bool
     max_batch_flag: str
     grpc_port: int | None = None
+    lora: bool = False  # serves LoRA adapters per request (stacks/lora.py)
     extra_images: dict[str, str] = field(default_factory=dict)
     source: str = ""
 

@@ -115,6 +115,19 @@ class PrecisionConfig(_Section):
     kv_cache: str = "auto"
 
 
+class LoraAdapterConfig(_Section):
+    name: str  # the model name requests use for it
+    source: str  # its Hugging Face repo id (fetched by the server at startup, with the HF token)
+
+
+class LoraConfig(_Section):
+    """LoRA adapters served beside the base model (``stacks/lora.py``)."""
+
+    adapters: list[LoraAdapterConfig]
+    max_rank: PositiveInt = 16  # vLLM's --max-lora-rank: at least every adapter's own rank r
+    max_loras: PositiveInt | None = None  # adapters one batch may mix (--max-loras); default: all of them
+
+
 class ServerConfig(_Section):
     kind: str
     image: str | None = None
@@ -128,6 +141,7 @@ class ServerConfig(_Section):
     chunked_prefill: bool = True
     extra_args: list[str] = Field(default_factory=list)
     replicas: PositiveInt = 1
+    lora: LoraConfig | None = None
 
     @field_validator("gpu_memory_utilization", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from .config import ClusterConfig, ClusterStackConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean, one_of
 from .hf_config import HfArchitecture
 from .location import location_errors
+from .lora import lora_bytes, resolve_lora
 from .names import CLUSTER_NAME, NAMESPACE, ResourceNames, cluster_name
 from .precision import KV_CACHE_BYTES, PRECISIONS, Precision
 from .secret_values import looks_like_secret
@@ -385,6 +386,9 @@ class _Resolver:
         self._extra_args(server.name if server else None)
         names = self._names(name, machine.kind if machine else "gpu", joined)
         maxtext = self._maxtext(model, server)
+        served_name = self._served_name(server.name, checkpoint) if server and checkpoint else ""
+        lora, lora_errors = resolve_lora(s.lora, server, served_name, config_key("server.lora"))
+        self.errors += lora_errors
 
         if self.errors:
             raise SpecErrors(source, self.errors)
@@ -400,6 +404,7 @@ class _Resolver:
             max_batch=s.max_batch,
             tokens_per_step=max_batched,
             weight_share_max=self.weights_limit,
+            lora_bytes=lora_bytes(model, lora) if lora else 0.0,
         )
         if sizing.kv_tokens < max_model_len:
             raise SpecErrors(
@@ -439,7 +444,7 @@ class _Resolver:
             model=model,
             checkpoint=checkpoint,
             revision=c.model.revision,
-            served_name=self._served_name(server.name, checkpoint),
+            served_name=served_name,
             precision=precision,
             kv_cache_dtype=kv_dtype,
             server=server,
@@ -461,6 +466,7 @@ class _Resolver:
             api_key_key=api_key,
             kaggle_key_key=kaggle_key,
             maxtext=maxtext,
+            lora=lora,
             usd_per_node_hour=price,
             price_source=price_source,
             system_usd_per_node_hour=self.cat.system_machines.get(cluster.system_machine_type),

@@ -87,6 +87,7 @@ class Sizing:
     max_seqs_at_max_len: int
     max_batch: int
     warnings: tuple[str, ...] = field(default=())
+    lora_bytes: float = 0.0
 
     @property
     def weight_gb(self) -> float:
@@ -119,6 +120,7 @@ class Sizing:
             "maxModelLen": self.max_model_len,
             "maxSeqsAtMaxLen": self.max_seqs_at_max_len,
             "maxBatch": self.max_batch,
+            "loraGiB": round(self.lora_bytes / GiB, 3),
             "warnings": list(self.warnings),
         }
 
@@ -135,17 +137,19 @@ def size(
     max_batch: int,
     tokens_per_step: int,
     weight_share_max: float = WEIGHT_SHARE_LIMIT,
+    lora_bytes: float = 0.0,
 ) -> Sizing:
     """Memory budget of one replica: weights, activations, and what is left for the KV cache.
 
-    ``weight_share_max``: the stack's ``sizing.weightsShareMax``. The guide's 80 % is a best
+    ``lora_bytes``: what the server preallocates for LoRA adapters (``stacks/lora.py``), taken before
+    the KV cache. ``weight_share_max``: the stack's ``sizing.weightsShareMax``. The guide's 80 % is a best
     practice, not physics; a stack may raise it, and then gets a warning when its weights use it.
     """
     weights = weight_bytes(model, precision)
     group_gb = tp * chip.memory_gb
     usable = tp * chip.usable_bytes
     activations = tp * activation_bytes_per_chip(model, tp, tokens_per_step, max_batch)
-    kv_bytes = max(0.0, usable * memory_utilization - weights - activations)
+    kv_bytes = max(0.0, usable * memory_utilization - weights - activations - lora_bytes)
     replication = tp / model.kv_heads if tp > model.kv_heads else 1
     per_token = model.kv_bytes_per_token(KV_CACHE_BYTES[kv_cache_dtype]) * replication
     kv_tokens = int(kv_bytes // per_token) if per_token else 0
@@ -193,6 +197,7 @@ def size(
         max_seqs_at_max_len=kv_tokens // max_model_len if max_model_len else 0,
         max_batch=max_batch,
         warnings=tuple(warnings),
+        lora_bytes=lora_bytes,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from .catalog import MachineType, ModelArch, ServerKind
 from .cluster_spec import ClusterSpec, zones_used
 from .config import PROJECT, ClusterConfig
+from .lora import LoraSpec
 from .names import ResourceNames
 from .precision import Precision
 from .serving import KEY_GUARDS_V1_ONLY, MaxTextModel
@@ -90,6 +91,7 @@ class StackSpec:
     system_usd_per_node_hour: float | None = None
     cluster_fee_usd_h: float = 0.0
     maxtext: MaxTextModel | None = None  # JetStream: how MaxText names the model and where its checkpoint goes
+    lora: LoraSpec | None = None  # LoRA adapters served beside the base model (stacks/lora.py)
 
     @property
     def accelerator(self) -> str:

@@ -65,6 +65,7 @@ def spec_summary(self: StackSpec) -> dict[str, Any]:
             "prefixCaching": self.prefix_caching,
             "chunkedPrefill": self.chunked_prefill,
             "extraArgs": list(self.extra_args),
+            "lora": self.lora.as_dict() if self.lora else None,
         },
         "exposure": self.exposure,
         "apiKeyRequired": self.api_key_key is not None,

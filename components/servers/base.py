@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stacks.catalog import ServerKind
+from stacks.lora import LoraSpec
 from stacks.serving import MaxTextModel, TgiLimits, tgi_limits
 from stacks.spec import StackSpec
 
@@ -55,6 +56,7 @@ class ServerArgs:
     startup_budget_s: int
     tgi: TgiLimits  # TGI's launcher limits (``stacks/serving.py``); the other servers ignore them
     maxtext: MaxTextModel | None = None  # JetStream: how MaxText names the model
+    lora: LoraSpec | None = None  # LoRA adapters (stacks/lora.py): vLLM serves them per request
 
     @classmethod
     def from_spec(cls, spec: StackSpec) -> ServerArgs:
@@ -66,7 +68,7 @@ class ServerArgs:
                    max_batched_tokens=spec.max_batched_tokens, gpu_memory_utilization=spec.gpu_memory_utilization,
                    prefix_caching=spec.prefix_caching, chunked_prefill=spec.chunked_prefill,
                    extra_args=spec.extra_args, startup_budget_s=spec.startup_budget_s, tgi=tgi_limits(spec),
-                   maxtext=spec.maxtext)
+                   maxtext=spec.maxtext, lora=spec.lora)
 
 
 @dataclass(frozen=True)

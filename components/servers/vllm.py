@@ -4,7 +4,10 @@ Flags as documented in vLLM's engine arguments (docs.vllm.ai, serving/engine_arg
 ``--tensor-parallel-size``, ``--max-num-seqs``, ``--max-model-len``, ``--max-num-batched-tokens``,
 ``--gpu-memory-utilization``, ``--quantization`` (fp8 quantizes a 16-bit checkpoint at load; awq /
 gptq read pre-quantized checkpoints), ``--kv-cache-dtype fp8``, ``--enable-prefix-caching`` /
-``--no-enable-prefix-caching``, ``--enable-chunked-prefill`` / ``--no-enable-chunked-prefill``.
+``--no-enable-prefix-caching``, ``--enable-chunked-prefill`` / ``--no-enable-chunked-prefill``;
+LoRA adapters (docs.vllm.ai "LoRA Adapters"): ``--enable-lora``, ``--lora-modules name=source ...``
+(a source that is not a local path is a Hugging Face repo, fetched at startup with ``HF_TOKEN``),
+``--max-lora-rank``, ``--max-loras``.
 vLLM's TPU image (server kind ``vllm-tpu``, the tpu-inference backend) takes the same arguments.
 The API key comes from ``VLLM_API_KEY`` (a Secret); it guards ``/v1/*`` only, so the probes on
 ``/health`` and the scrape of ``/metrics`` keep working without it.
@@ -53,6 +56,9 @@ def args(srv: ServerArgs) -> list[str]:
         out += ["--kv-cache-dtype", srv.kv_cache_dtype]
     out.append("--enable-prefix-caching" if srv.prefix_caching else "--no-enable-prefix-caching")
     out.append("--enable-chunked-prefill" if srv.chunked_prefill else "--no-enable-chunked-prefill")
+    if srv.lora is not None:
+        out += ["--enable-lora", "--lora-modules", *(f"{a.name}={a.source}" for a in srv.lora.adapters),
+                "--max-lora-rank", str(srv.lora.max_rank), "--max-loras", str(srv.lora.max_loras)]
     return out + list(srv.extra_args)
 
 

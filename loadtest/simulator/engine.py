@@ -58,6 +58,7 @@ class Sequence:
     done: bool = False
     cancelled: bool = False
     handle: Any = None  # the server's stream for this request
+    adapter: str | None = None  # the LoRA adapter it asked for (None: the base model)
 
     @property
     def total_len(self) -> int:
@@ -103,6 +104,7 @@ class Engine:
         self.spec = spec
         self.perf = perf or PerfModel(spec)
         self.max_batch = spec.max_batch
+        self.max_loras = spec.lora.max_loras if spec.lora else 0  # adapters one step may mix (vLLM --max-loras)
         self.batch_size = min(batch_size or spec.max_batch, spec.max_batch)
         self.max_batched_tokens = spec.max_batched_tokens
         self.chunked = spec.chunked_prefill
@@ -256,8 +258,16 @@ class Engine:
             budget -= n
             i += 1
         if not preempted:
+            # vLLM's max_loras: a waiting request whose adapter would be one too many in the batch is
+            # skipped (it keeps its place) and the next is tried, as vLLM's scheduler does
+            loras = {s.adapter for s in running if s.adapter is not None} if self.max_loras else set()
+            skipped: list[Sequence] = []
             while self.waiting and budget > 0 and len(running) < self.max_batch:
                 seq = self.waiting[0]
+                if seq.adapter is not None and self.max_loras and seq.adapter not in loras \
+                        and len(loras) >= self.max_loras:
+                    skipped.append(self.waiting.popleft())
+                    continue
                 need = seq.total_len - seq.computed
                 if need > budget and not self.chunked and budget < self.max_batched_tokens:
                     break
@@ -265,6 +275,8 @@ class Engine:
                 want = self._blocks_for(seq.computed + n) - seq.blocks
                 if want > self.free_blocks:
                     break
+                if seq.adapter is not None:
+                    loras.add(seq.adapter)
                 self.waiting.popleft()
                 self.free_blocks -= want
                 seq.blocks += want
@@ -273,6 +285,7 @@ class Engine:
                 running.append(seq)
                 scheduled.append((seq, n))
                 budget -= n
+            self.waiting.extendleft(reversed(skipped))
         if not scheduled:
             if preempted:
                 self.stats.preemptions += preempted
@@ -281,13 +294,18 @@ class Engine:
         prefill_tokens = 0
         pairs = 0.0
         kv_read = 0
+        lora_tokens = 0
+        adapters: set[str] = set()
         for seq, n in scheduled:
             new_tokens += n
             if n > 1 or seq.computed < seq.prompt_len:
                 prefill_tokens += n
             pairs += n * (seq.computed + (n + 1) / 2)
             kv_read += seq.computed
-        dt = self.perf.step_seconds(new_tokens, len(scheduled), pairs, kv_read)
+            if seq.adapter is not None:
+                lora_tokens += n
+                adapters.add(seq.adapter)
+        dt = self.perf.step_seconds(new_tokens, len(scheduled), pairs, kv_read, lora_tokens, len(adapters))
         end = t0 + dt
         emitted: list[Sequence] = []
         finished: list[Sequence] = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stacks.lora import LORA_BYTES_PER_PARAM, params_per_rank
 from stacks.spec import StackSpec
 
 from .efficiency import Efficiency, efficiency, profile_for
@@ -62,6 +63,13 @@ class PerfModel:
         self.bytes_per_s = tp * chip.bandwidth_gbps * 1e9 * self.eff.mbu
         # attention: QK^T and AV, 2 FLOPs per multiply-add, per layer, over all query heads
         self.attn_flops_per_pair = 4 * m.layers * m.heads * m.head_dim
+        # LoRA (stacks/lora.py): each adapted token runs A and B of every adapted projection at the
+        # server's max rank, and a step reads each adapter it uses once. Only FLOPs and bytes are
+        # charged: the kernels' own launch overheads are not modelled (unvalidated: no LoRA measurement)
+        lora = spec.lora
+        lora_params = lora.max_rank * params_per_rank(m) if lora else 0
+        self._lora_flops_per_token = 2.0 * lora_params
+        self._lora_bytes_per_adapter = float(lora_params * LORA_BYTES_PER_PARAM)
         self._comm_per_token = 0.0
         self._comm_fixed = 0.0
         if tp > 1:
@@ -69,27 +77,34 @@ class PerfModel:
             self._comm_fixed = 2 * m.layers * self.eff.allreduce_latency_s
             self._comm_per_token = 2 * m.layers * 2 * (tp - 1) / tp * m.hidden * ACTIVATION_BYTES / link
 
-    def step(self, new_tokens: int, seqs: int, attn_pairs: float, kv_read_tokens: float) -> StepTime:
+    def step(self, new_tokens: int, seqs: int, attn_pairs: float, kv_read_tokens: float, lora_tokens: int = 0,
+             lora_adapters: int = 0) -> StepTime:
         """Time of one step.
 
         new_tokens: tokens computed this step (prefill chunk tokens + one per decoding sequence)
         seqs: sequences in the step
         attn_pairs: sum over sequences of query tokens x attended positions (causal: q x (ctx + (q+1)/2))
         kv_read_tokens: sum over sequences of cached tokens read by attention
+        lora_tokens, lora_adapters: the tokens that run through a LoRA adapter, and the adapters read
         """
-        flops = 2.0 * self.active_params * new_tokens + self.attn_flops_per_pair * attn_pairs
+        flops = (2.0 * self.active_params * new_tokens + self.attn_flops_per_pair * attn_pairs
+                 + self._lora_flops_per_token * lora_tokens)
         compute = flops / self.flops_per_s
-        bytes_moved = self.weights_read(new_tokens) + self.kv_bytes_per_token * (kv_read_tokens + new_tokens)
+        bytes_moved = (self.weights_read(new_tokens) + self.kv_bytes_per_token * (kv_read_tokens + new_tokens)
+                       + self._lora_bytes_per_adapter * lora_adapters)
         memory = bytes_moved / self.bytes_per_s
         comm = self._comm_fixed + self._comm_per_token * new_tokens if self.tp > 1 else 0.0
         overhead = self.eff.step_overhead_s + self.eff.per_seq_overhead_s * seqs
         return StepTime(max(compute, memory) + comm + overhead, compute, memory, comm, overhead)
 
-    def step_seconds(self, new_tokens: int, seqs: int, attn_pairs: float, kv_read_tokens: float) -> float:
-        """``step(...).seconds`` without building the record (the engine's hot path)."""
-        compute = (2.0 * self.active_params * new_tokens + self.attn_flops_per_pair * attn_pairs) / self.flops_per_s
+    def step_seconds(self, new_tokens: int, seqs: int, attn_pairs: float, kv_read_tokens: float,
+                     lora_tokens: int = 0, lora_adapters: int = 0) -> float:
+        """``step(...).seconds`` without building the record (the engine's hot path). ``lora_tokens``:
+        the step's tokens that run through a LoRA adapter; ``lora_adapters``: distinct adapters read."""
+        compute = (2.0 * self.active_params * new_tokens + self.attn_flops_per_pair * attn_pairs
+                   + self._lora_flops_per_token * lora_tokens) / self.flops_per_s
         kv = self.kv_bytes_per_token * (kv_read_tokens + new_tokens)
-        memory = (self.weights_read(new_tokens) + kv) / self.bytes_per_s
+        memory = (self.weights_read(new_tokens) + kv + self._lora_bytes_per_adapter * lora_adapters) / self.bytes_per_s
         comm = self._comm_fixed + self._comm_per_token * new_tokens if self.tp > 1 else 0.0
         return (max(compute, memory) + comm + self.eff.step_overhead_s
                 + self.eff.per_seq_overhead_s * seqs)

@@ -43,6 +43,8 @@ class Workload:
     shapes: tuple[tuple[int, int], ...] = ()
     # rate mode: the send offsets themselves (a measured stage's schedule) instead of drawing them
     arrivals: tuple[float, ...] = ()
+    # per-request LoRA adapter (None: the base model), cycled in order like ``shapes``
+    adapters: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
         if self.input_len < 1 or self.output_len < 1:
@@ -169,7 +171,8 @@ def simulate(spec: StackSpec, workload: Workload, *, perf: PerfModel | None = No
 
     def submit(at: float) -> None:
         i, o = shapes[len(seqs) % len(shapes)]
-        seq = Sequence(rid=len(seqs), prompt_len=i, max_new=o, arrival=at)
+        adapter = w.adapters[len(seqs) % len(w.adapters)] if w.adapters else None
+        seq = Sequence(rid=len(seqs), prompt_len=i, max_new=o, arrival=at, adapter=adapter)
         seqs.append(seq)
         if tokens is not None:
             tokens.append([])

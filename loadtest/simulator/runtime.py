@@ -142,9 +142,11 @@ class Runtime:
         return self.now() >= self.faults.faults.slow_start_s
 
     # -- requests ------------------------------------------------------------------------------
-    def submit(self, prompt_len: int, max_new: int, stream: Stream) -> Sequence:
-        """Queue a request; raises ``EngineError`` when it can never run."""
-        seq = Sequence(rid=next(self._ids), prompt_len=prompt_len, max_new=max_new, arrival=self.now(), handle=stream)
+    def submit(self, prompt_len: int, max_new: int, stream: Stream, adapter: str | None = None) -> Sequence:
+        """Queue a request (``adapter``: the LoRA adapter it asked for); raises ``EngineError`` when it
+        can never run."""
+        seq = Sequence(rid=next(self._ids), prompt_len=prompt_len, max_new=max_new, arrival=self.now(), handle=stream,
+                       adapter=adapter)
         self.engine.add(seq)
         stream.seq = seq
         stream.disconnect_after = self.faults.disconnect_after(max_new)

@@ -34,6 +34,11 @@ class SimContext:
     def model(self) -> str:
         return self.spec.served_name
 
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        """The LoRA adapters' names: models the server answers to beside ``model``."""
+        return self.spec.lora.names if self.spec.lora else ()
+
 
 @dataclass
 class Dialect:
@@ -133,7 +138,7 @@ class TokenStream(Stream):
 
 async def serve(request: web.Request, ctx: SimContext, stream: TokenStream | list[TokenStream], prompt_len: int,
                 max_new: int, respond: Callable[[Sequence, str], web.StreamResponse],
-                headers: dict[str, str] | None = None) -> web.StreamResponse:
+                headers: dict[str, str] | None = None, adapter: str | None = None) -> web.StreamResponse:
     """Run one request through the engine (one sequence per choice); stream it, or answer at the end
     with ``respond(first sequence, its finish reason)`` (the streams hold every choice's text)."""
     runtime = ctx.runtime
@@ -147,7 +152,7 @@ async def serve(request: web.Request, ctx: SimContext, stream: TokenStream | lis
     seqs = []
     for s in streams:
         s.transport = request.transport
-        seq = runtime.submit(prompt_len, max_new, s)
+        seq = runtime.submit(prompt_len, max_new, s, adapter)
         s.choices.seqs.append(seq)
         seqs.append(seq)
     try:

@@ -213,7 +213,7 @@ def build(ctx: SimContext) -> Dialect:
         if not isinstance(body, dict):
             return None, error(400, "The request body must be a JSON object.")
         model = body.get("model")
-        if model is not None and model != ctx.model:
+        if model is not None and model != ctx.model and model not in ctx.adapters:
             return None, error(404, f"The model `{model}` does not exist.", "NotFoundError", "model")
         status = runtime.faults.error_status()
         if status is not None:
@@ -270,7 +270,10 @@ def build(ctx: SimContext) -> Dialect:
         opts = body.get("stream_options") or {}
         include_usage = streaming and bool(opts.get("include_usage", False))
         with_ids = bool(body.get("return_token_ids", False))
-        encoder = oa.ChunkEncoder(request_id("chatcmpl-" if chat else "cmpl-"), ctx.created, ctx.model, chat,
+        # a LoRA adapter answers under its own name, as vLLM's does
+        adapter = body.get("model") if body.get("model") in ctx.adapters else None
+        model = adapter or ctx.model
+        encoder = oa.ChunkEncoder(request_id("chatcmpl-" if chat else "cmpl-"), ctx.created, model, chat,
                                   token_ids=with_ids)
         choices = Choices(n)
         streams: list[TokenStream] = [
@@ -292,11 +295,11 @@ def build(ctx: SimContext) -> Dialect:
                     choice["token_ids"] = [token_id(sq, k) for k in range(1, sq.generated + 1)]
                 out_choices.append(choice)
             out = {"id": encoder.head["id"], "object": "chat.completion" if chat else "text_completion",
-                   "created": ctx.created, "model": ctx.model, "choices": out_choices,
+                   "created": ctx.created, "model": model, "choices": out_choices,
                    "usage": oa.usage(seq.prompt_len, sum(sq.generated for sq in choices.seqs))}
             return web.json_response(out)
 
-        return await serve(request, ctx, streams, prompt_len, mt, respond)
+        return await serve(request, ctx, streams, prompt_len, mt, respond, adapter=adapter)
 
     async def completions(request: web.Request) -> web.StreamResponse:
         return await generate(request, chat=False)
@@ -307,7 +310,11 @@ def build(ctx: SimContext) -> Dialect:
     async def models(request: web.Request) -> web.Response:
         card = {"id": ctx.model, "object": "model", "created": ctx.created, "owned_by": "vllm",
                 "root": ctx.spec.checkpoint, "parent": None, "max_model_len": ctx.spec.max_model_len}
-        return web.json_response({"object": "list", "data": [card]})
+        # vLLM lists each LoRA adapter as a model whose parent is the base model
+        adapters = ctx.spec.lora.adapters if ctx.spec.lora else ()
+        loras = [{"id": a.name, "object": "model", "created": ctx.created, "owned_by": "vllm", "root": a.source,
+                  "parent": ctx.model, "max_model_len": None} for a in adapters]
+        return web.json_response({"object": "list", "data": [card, *loras]})
 
     async def health(request: web.Request) -> web.Response:
         return web.Response(status=200 if runtime.ready() else 503)
