@@ -209,6 +209,7 @@ def _typed_requests(df: pd.DataFrame, path: Path | None) -> pd.DataFrame:
         df[f] = pd.to_numeric(df[f], errors="coerce").astype("float64")
     df["stage"] = df["stage"].astype("string")
     df["error"] = df["error"].astype("string")
+    df["adapter"] = df["adapter"].astype("string")
     df["warmup"] = df["warmup"].fillna(False).astype(bool)
     return df
 

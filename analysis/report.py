@@ -18,6 +18,7 @@ import pandas as pd
 from loadtest.model_check import TOLERANCE, TTFT_FLOOR_S
 
 from . import __version__
+from .adapters import adapter_table
 from .answer import Answer, answer_table, answers, console_lines
 from .compare import comparison_table, slo_verdicts
 from .cost import add_cost
@@ -161,6 +162,9 @@ def write_report(a: Analysis, out: Path, *, plots: bool = True) -> Path:
     a.series.to_csv(out / "slo.csv", index=False)
     figures = all_plots(a.runs, a.stages, out, a.slo, a.answers) if plots else {}
     answer_table(a.answers).to_csv(out / "answer.csv", index=False)
+    adapters = adapter_table(a.runs)
+    if not adapters.empty:
+        adapters.to_csv(out / "adapters.csv", index=False)
     (out / "verdicts.json").write_text(json.dumps(_verdicts_doc(a), indent=1, default=_json_default))
     path = out / "report.md"
     path.write_text(_markdown(a, figures, out))
@@ -225,6 +229,17 @@ def _model_check_section(a: Analysis) -> list[str]:
                  f"|error| over {len(errs)} stage(s), at most {errs.abs().max():.0%}.\n")
     s.append(md_table(table))
     return s
+
+
+def _adapter_section(a: Analysis) -> list[str]:
+    """Per LoRA adapter, for the runs that mixed adapters (``--lora-mix``); nothing otherwise."""
+    table = adapter_table(a.runs)
+    if table.empty:
+        return []
+    return ["## Per LoRA adapter\n",
+            "Stages that split their requests across LoRA adapters (`--lora-mix`; `base` is the base model): each "
+            "adapter's share of the requests, its latency and its output tokens per second over the stage. Also in "
+            "`adapters.csv`.\n", md_table(table)]
 
 
 def _answer_section(a: Analysis) -> list[str]:
@@ -350,6 +365,7 @@ def _markdown(a: Analysis, figures: dict[str, Path | None], out: Path) -> str:
         elif figures:
             s.append(f"_{caption}: no data in these runs._\n")
     s += _model_check_section(a)
+    s += _adapter_section(a)
     s.append("## Comparison table\n")
     s.append("All latencies in seconds. Levels are concurrent requests (batch) or requests/s (rate). "
              "`tok/s per $ (norm.)` is relative to the `baseline` stack at the same model, workload and level. "

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__
+from . import __version__, lora_mix
 from .aggregate import summarize_stage
 from .clock import Clock
 from .config import LoadConfig
@@ -233,7 +233,10 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                                   "(its /tokenize applies its own template and special tokens)")
         elif cfg.tokenizer:
             tokenize, tokenizer_id = load_local_tokenizer(cfg.tokenizer), cfg.tokenizer
+        if cfg.lora_mix:
+            await lora_mix.check_served(aux, target, dialect, cfg.lora_mix, cfg.setup_timeout)
         workload = await build_workload(cfg, expected_requests(cfg, planned, mode), tokenize, output_len_override)
+        lora_mix.assign(workload, cfg.lora_mix, cfg.seed)
         workload.tokenizer = "server" if tokenizer_id == target.model else tokenizer_id
         state.workload = workload.describe()
         if tokenize is None:

@@ -31,6 +31,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_OK, BadInput, LoadTestError
 from .helpfmt import DefaultsHelpFormatter
 from .http import TRANSPORTS
 from .local_tokenizer import tokenizer_file
+from .lora_mix import parse_lora_mix
 from .progress import Progress
 from .protocols import DIALECTS
 from .results import ResultsWriter, new_run_id
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input-len", default="128", help="input tokens: 128 or a uniform range 64:256")
     r.add_argument("--output-len", default=None, help="output tokens: 64 (default) or a range 32:128")
     r.add_argument("--dataset", help="ShareGPT-format JSON file of prompts")
+    r.add_argument("--lora-mix", metavar="NAME=W,...",
+                   help="split the requests across the server's LoRA adapters by weight, e.g. sql=0.5,base=0.5 "
+                        "(base: the base model); each record names its adapter")
     r.add_argument("--tokenizer", metavar="PATH",
                    help="a local Hugging Face tokenizer (a directory with tokenizer.json, or the file): exact input "
                         "lengths for servers without a token counter (Triton, JetStream); nothing is downloaded")
@@ -139,7 +143,7 @@ def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
         mode=a.mode, levels=parse_levels(a.levels, mode_for_levels) if a.levels else [], arrival=a.arrival,
         requests_per_level=a.requests_per_level, duration=a.duration, warmup=a.warmup, cooldown=a.cooldown,
         input_len=parse_length("--input-len", a.input_len), output_len=output_len, dataset=a.dataset,
-        tokenizer=a.tokenizer,
+        tokenizer=a.tokenizer, lora_mix=parse_lora_mix(a.lora_mix),
         prefix_len=a.prefix_len, prefix_groups=a.prefix_groups, seed=a.seed, slo=parse_slo(a.slo), api=a.api,
         ignore_eos=not a.no_ignore_eos, request_timeout=a.request_timeout, read_timeout=a.read_timeout,
         grace=a.grace, scrape_interval=a.scrape_interval, http_client=a.http_client, sweep_of=a.sweep_of,

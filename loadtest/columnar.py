@@ -33,11 +33,11 @@ COLUMNS_DIR = "columns"
 MANIFEST = "manifest.json"
 #: the record fields the statistics use, in this order; the per-chunk timestamps stay in the JSONL
 FIELDS = ("stage", "i", "scheduled", "sent", "first", "end", "inputTokens", "outputTokens", "status", "error",
-          "warmup")
+          "warmup", "adapter")
 SCHEMA = pa.schema([
     ("stage", pa.string()), ("i", pa.int64()), ("scheduled", pa.float64()), ("sent", pa.float64()),
     ("first", pa.float64()), ("end", pa.float64()), ("inputTokens", pa.float64()), ("outputTokens", pa.float64()),
-    ("status", pa.float64()), ("error", pa.string()), ("warmup", pa.bool_()),
+    ("status", pa.float64()), ("error", pa.string()), ("warmup", pa.bool_()), ("adapter", pa.string()),
 ])
 
 
@@ -50,8 +50,18 @@ def stage_table(records: Iterable[RequestRecord]) -> pa.Table:
         "first": [round_time(r.first) for r in recs], "end": [round_time(r.end) for r in recs],
         "inputTokens": [r.inputTokens for r in recs], "outputTokens": [r.outputTokens for r in recs],
         "status": [r.status for r in recs], "error": [r.error for r in recs], "warmup": [r.warmup for r in recs],
+        "adapter": [r.adapter for r in recs],
     }
     return pa.table(cols, schema=SCHEMA)
+
+
+def _read_stage(path: Path) -> pa.Table:
+    """One stage's file in SCHEMA's layout; a file written before a field existed gets it as nulls."""
+    table = pq.read_table(path)
+    for field in SCHEMA:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(SCHEMA.names).cast(SCHEMA)
 
 
 def write_stage(run_dir: Path, jsonl_name: str, stage: str, table: pa.Table) -> Path:
@@ -107,7 +117,7 @@ def read_covered(run_dir: Path, jsonl_name: str) -> tuple[pd.DataFrame | None, i
     if covered <= 0 or jsonl.stat().st_size < covered or not files or not all(f.is_file() for f in files):
         return None, 0
     try:
-        table = pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files])
+        table = pa.concat_tables([_read_stage(f) for f in files])
     except (OSError, pa.ArrowException):
         return None, 0  # a damaged copy: the JSONL is the record
     if table.num_rows != int(entry.get("rows") or -1):

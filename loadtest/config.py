@@ -125,6 +125,7 @@ class LoadConfig:
     output_len: LengthSpec = field(default_factory=lambda: LengthSpec(64, 64))
     dataset: str | None = None
     tokenizer: str | None = None  # a local tokenizer.json for servers without a token counter (local_tokenizer.py)
+    lora_mix: dict[str, float] = field(default_factory=dict)  # LoRA adapter -> share of requests (lora_mix.py)
     prefix_len: int = 0
     prefix_groups: int = 1
     seed: int = 0

@@ -67,10 +67,13 @@ def predicted_records(spec: StackSpec, mode: str, level: float, records: list[Re
             return f"request {r.i} has no known input or output length"
         shapes.append((int(n_in), int(n_out)))
     origin = min(r.scheduled for r in order)
+    adapters = tuple(r.adapter for r in order) if any(r.adapter for r in order) else ()
     if mode == "rate":
-        w = Workload(mode="rate", arrivals=tuple(r.scheduled - origin for r in order), shapes=tuple(shapes))
+        w = Workload(mode="rate", arrivals=tuple(r.scheduled - origin for r in order), shapes=tuple(shapes),
+                     adapters=adapters)
     elif mode == "batch":
-        w = Workload(mode="batch", concurrency=max(1, int(level)), requests=len(order), shapes=tuple(shapes))
+        w = Workload(mode="batch", concurrency=max(1, int(level)), requests=len(order), shapes=tuple(shapes),
+                     adapters=adapters)
     else:
         return f'mode "{mode}" has no model'
     try:

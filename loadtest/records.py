@@ -59,6 +59,7 @@ class RequestRecord:
     error: str | None = None
     errorDetail: str | None = None
     inputTokensEstimated: bool = False  # inputTokens is the workload's estimate: no exact count existed
+    adapter: str | None = None  # the LoRA adapter the request asked for (--lora-mix); None: the base model
 
     @property
     def ok(self) -> bool:

@@ -51,6 +51,7 @@ class Runner:
         now = self.clock.now
         rec.inputTokensExpected = prompt.input_tokens
         rec.outputTokensRequested = prompt.output_len
+        rec.adapter = prompt.adapter
         self.sent += 1
         rec.sent = now()
         if self.on_sent:

@@ -73,7 +73,7 @@ def worker_jobs(spec: StageSpec, workers: int, prompts: list[Prompt], first_inde
         share["seed"] = spec.seed * 1000 + k
         mine = prompts[k::workers] or prompts
         jobs.append({"stage": share, "index": first_index + k, "stride": workers,
-                     "prompts": [[p.text, p.input_tokens, p.output_len, p.input_estimate] for p in mine]})
+                     "prompts": [[p.text, p.input_tokens, p.output_len, p.input_estimate, p.adapter] for p in mine]})
     return jobs
 
 

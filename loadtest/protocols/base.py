@@ -45,6 +45,7 @@ class Prompt:
     input_tokens: int | None
     output_len: int
     input_estimate: int | None = None
+    adapter: str | None = None  # the LoRA adapter to ask (``--lora-mix``); None: the base model
 
 
 class StreamParser(ABC):
@@ -107,6 +108,9 @@ class Dialect(ABC):
     name: str
     #: readiness path used when the stack outputs do not name one
     health_path: str = "/health"
+    #: where the server lists the models it answers to, LoRA adapters included; None: the protocol
+    #: addresses no adapter per request (``--lora-mix`` is refused)
+    models_path: str | None = None
 
     def __init__(self, model: str, api: str = "completions", ignore_eos: bool = True,
                  sampling: Sampling | None = None, extra_body: dict[str, Any] | None = None):

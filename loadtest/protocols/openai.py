@@ -158,10 +158,11 @@ class OpenAIParser(StreamParser):
 class OpenAIDialect(Dialect):
     name = "openai"
     health_path = HEALTH_PATH
+    models_path = MODELS_PATH  # vLLM lists its LoRA adapters there, each addressed by ``model``
 
     def request(self, prompt: Prompt) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {
-            "model": self.model,
+            "model": prompt.adapter or self.model,
             "max_tokens": prompt.output_len,
             "stream": True,
             "stream_options": {"include_usage": True},
