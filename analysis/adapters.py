@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stacks.lora import BASE
+
 from .loader import Run
 from .stats import request_metrics
 
-BASE = "base"
 COLUMNS = ["stack", "run_id", "stage", "adapter", "requests", "share", "completed", "ttft_p50", "ttft_p99",
            "tpot_p50", "tpot_p99", "output_tok_s"]
 

@@ -16,6 +16,8 @@ import random
 import re
 from dataclasses import replace
 
+from stacks.lora import BASE  # the mix's name for the base model, which no adapter may take
+
 from .errors import BadInput, Unreachable
 from .http import Transport
 from .protocols import Dialect
@@ -23,7 +25,6 @@ from .setup_calls import call_with_retry
 from .targets import Target, auth_headers
 from .workloads import Workload
 
-BASE = "base"  # the mix's name for the base model (stacks/lora.py uses the same word)
 _TERM = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*=\s*([0-9]*\.?[0-9]+)\s*$")
 FIX = "write e.g. --lora-mix sql=0.5,base=0.5 (adapter names as the stack declares them, weights adding up to 1)"
 
