@@ -227,17 +227,18 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
         planner = SweepPlanner(mode, levels or None, cfg.sweep_max_stages) if cfg.mode == "sweep" else None
         planned = levels if planner is None else (levels or [2.0 ** k for k in range(cfg.sweep_max_stages)])
         tokenize = await probe_tokenizer(aux, target, dialect, cfg.setup_timeout)
-        tokenizer_id = target.model if tokenize is not None else None
+        counted_by = "server" if tokenize is not None else None  # what counts the input tokens
         if tokenize is not None and cfg.tokenizer:
             state.warnings.append(f"--tokenizer {cfg.tokenizer} not used: the server counts tokens itself "
                                   "(its /tokenize applies its own template and special tokens)")
         elif cfg.tokenizer:
-            tokenize, tokenizer_id = load_local_tokenizer(cfg.tokenizer), cfg.tokenizer
+            tokenize, counted_by = load_local_tokenizer(cfg.tokenizer), cfg.tokenizer
         if cfg.lora_mix:
             await lora_mix.check_served(aux, target, dialect, cfg.lora_mix, cfg.setup_timeout)
         workload = await build_workload(cfg, expected_requests(cfg, planned, mode), tokenize, output_len_override)
         lora_mix.assign(workload, cfg.lora_mix, cfg.seed)
-        workload.tokenizer = "server" if tokenizer_id == target.model else tokenizer_id
+        workload.tokenizer = counted_by
+        tokenizer_id = target.model if counted_by == "server" else counted_by  # vLLM bench's tokenizer_id
         state.workload = workload.describe()
         if tokenize is None:
             state.warnings.append("input lengths are estimates (the server has no token counter); the true counts "
