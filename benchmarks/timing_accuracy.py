@@ -41,7 +41,8 @@ async def completions(request):
     t0 = time.perf_counter()
     body = await request.json()
     n = int(body["max_tokens"])
-    serial = int(body["prompt"].split()[0])
+    first = str(body["prompt"]).split()[:1]
+    serial = int(first[0]) if first and first[0].isdigit() else -1  # another client's prompt: not logged by serial
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
     emits, written, late = [], [], []
@@ -59,7 +60,7 @@ async def completions(request):
     usage = {"prompt_tokens": 16, "completion_tokens": n, "total_tokens": 16 + n}
     await resp.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\ndata: [DONE]\n\n")
     await resp.write_eof()
-    log.write(json.dumps({"serial": serial, "emits": emits, "written": written, "late": late}) + "\n")
+    log.write(json.dumps({"serial": serial, "arrived": t0, "emits": emits, "written": written, "late": late}) + "\n")
     log.flush()
     return resp
 

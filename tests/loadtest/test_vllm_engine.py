@@ -106,7 +106,7 @@ print(json.dumps({"requests": len(rows), "segments": len(segments)}))
 def test_export_vllm_is_read_by_vllms_own_code(capsys, tmp_path, vllm_url):
     import subprocess
 
-    from .conftest import VENV
+    from loadtest.local_vllm import VENV
 
     run_dir, _, records = _run(capsys, tmp_path, vllm_url, "--mode", "batch", "--levels", "2", "--requests-per-level",
                                "4", "--input-len", "16", "--output-len", "4", "--export", "vllm")
@@ -126,9 +126,8 @@ def test_the_local_tokenizer_counts_as_the_engine_does(vllm_url):
     import httpx
 
     from loadtest.local_tokenizer import load_local_tokenizer
+    from loadtest.local_vllm import MODEL
     from loadtest.workloads import WORDS
-
-    from .conftest import MODEL
 
     texts = ["hello", "the quick brown fox", " ".join(WORDS[:200]), "0 1 2 3 — ünïcode, punctuation!?"]
     local = asyncio.run(load_local_tokenizer(str(MODEL))(texts))
