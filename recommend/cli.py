@@ -27,7 +27,8 @@ from rich.table import Table
 
 from stacks.errors import SpecErrors
 
-from .explain import fmt_s, verdict, why
+from .evaluate import fmt_s
+from .explain import verdict, why
 from .query import DEFAULT_SLO, Query, QueryError, model_section, parse_slo, servers_and_precisions, workload_shapes
 from .search import Result, all_in_usd_per_hour, search
 from .write import load_test_command, stack_name, write_stack_files

@@ -57,6 +57,13 @@ class Stage:
         return float(self.summary["requestThroughput"])
 
 
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "n/a"
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1e3:.0f} ms" if seconds >= 0.01 else \
+        f"{seconds * 1e3:.1f} ms"
+
+
 class StagePredictor:
     """Predicts stages for the query's request shapes and SLO; a stage asked twice is simulated once."""
 

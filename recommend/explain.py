@@ -8,25 +8,17 @@ figures from the pick's own sizing and prediction, so the reader can check it by
 
 from __future__ import annotations
 
-import math
-
 from loadtest.slo import SloTerm
 from stacks.precision import PRECISIONS
 from stacks.sizing import GB, WEIGHT_SHARE_LIMIT
 
+from .evaluate import fmt_s
 from .search import Pick, Result, ranking_value
 
 
 def binding_term(pick: Pick, slo: tuple[SloTerm, ...]) -> SloTerm:
     """The SLO term with the least headroom: the one that sets the size of the setup."""
     return min(slo, key=lambda t: (pick.headroom(t), t.key))
-
-
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None or math.isnan(seconds):
-        return "n/a"
-    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1e3:.0f} ms" if seconds >= 0.01 else \
-        f"{seconds * 1e3:.1f} ms"
 
 
 def why(pick: Pick, result: Result) -> list[str]:

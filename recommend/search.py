@@ -29,7 +29,7 @@ from loadtest.slo import SloTerm
 from stacks.config import PROJECT
 from stacks.loader import spec_from_config
 
-from .evaluate import Stage, StagePredictor, optimistic_capacity
+from .evaluate import Stage, StagePredictor, fmt_s, optimistic_capacity
 from .query import Query
 from .space import Candidate, Rejection, enumerate_candidates
 
@@ -112,6 +112,14 @@ class Search:
     def __init__(self, q: Query):
         self.q = q
         self.predict = StagePredictor(q.shapes, q.slo)
+        self._capacity: dict[tuple[Any, ...], float] = {}
+
+    def capacity(self, c: Candidate) -> float:
+        """``optimistic_capacity`` of one node of ``c`` (req/s), once per replica shape."""
+        key = c.replica_key
+        if key not in self._capacity:
+            self._capacity[key] = optimistic_capacity(c.spec, self.q.mean_input, self.q.mean_output)
+        return self._capacity[key] * c.replicas_per_node
 
     # -- per candidate ---------------------------------------------------------------------------
     def floor(self, c: Candidate) -> Stage | str:
@@ -121,7 +129,7 @@ class Search:
     def lower_bound(self, c: Candidate) -> float:
         """A value the candidate's ranking value cannot go below."""
         q = self.q
-        cap = optimistic_capacity(c.spec, q.mean_input, q.mean_output) * c.replicas_per_node  # req/s per node
+        cap = self.capacity(c)  # req/s per node
         if q.rate is not None:
             return all_in_usd_per_hour(c, max(1, math.ceil(q.rate / cap)))
         if q.concurrency is not None:
@@ -135,7 +143,7 @@ class Search:
         if q.rate is None and q.concurrency is None:
             return self._knee(c, ceiling)
         per_node = c.replicas_per_node
-        cap = optimistic_capacity(c.spec, q.mean_input, q.mean_output) * per_node
+        cap = self.capacity(c)
         lo = max(1, math.ceil(q.rate / cap)) if q.rate is not None else 1
         max_nodes = max(1, q.max_replicas // per_node)
         if q.concurrency is not None:
@@ -290,14 +298,8 @@ def _misses(st: Stage, slo: tuple[SloTerm, ...]) -> str:
     for t in slo:
         v = st.values.get(t.key)
         if v is None or v > t.limit:
-            out.append(f"{t.key} {_fmt(v)} > {_fmt(t.limit)}")
+            out.append(f"{t.key} {fmt_s(v)} > {fmt_s(t.limit)}")
     return ", ".join(out)
-
-
-def _fmt(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1e3:.0f} ms"
 
 
 def search(q: Query) -> Result:

@@ -20,7 +20,8 @@ from stacks.config import PROJECT
 from stacks.loader import spec_from_config
 from stacks.stack_yaml import read_stack_document
 
-from .explain import binding_term, fmt_s, verdict, why
+from .evaluate import fmt_s
+from .explain import binding_term, verdict, why
 from .search import Pick, Result
 
 
@@ -60,13 +61,12 @@ def load_test_command(pick: Pick, result: Result, name: str) -> str:
     if q.rate is not None:
         levels = ",".join(f"{q.rate * f:g}" for f in (0.5, 1.0, 1.5))
         mode = f"--mode rate --arrival poisson --levels {levels}"
-        requests = int(pick.stage.summary["requests"]) * pick.replicas
     else:
         per = int(pick.stage.level)
         total = q.concurrency or per * pick.replicas
         levels = ",".join(str(max(1, round(total * f))) for f in (0.5, 1.0, 1.5))
         mode = f"--mode batch --levels {levels}"
-        requests = int(pick.stage.summary["requests"]) * pick.replicas
+    requests = int(pick.stage.summary["requests"]) * pick.replicas  # as many as the prediction had
     return (f"python -m loadtest run --stack {name} {mode} {shapes} --requests-per-level {requests} "
             f"--slo {slo}")
 
