@@ -16,7 +16,7 @@ import resource
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import __version__, lora_mix
@@ -30,11 +30,12 @@ from .local_tokenizer import load_local_tokenizer
 from .metrics_scrape import Scraper
 from .metrics_scrape import summarize as summarize_server
 from .model_check import check_stage
+from .pods import Timetable
 from .progress import Progress
 from .protocols import Dialect, make_dialect
 from .results import FORMAT_VERSION, PREDICTED_FILE, REQUESTS_FILE, ResultsWriter, public_outputs, redact_url
 from .runner import Runner
-from .schedule import Scheduler, StageSpec, SweepPlanner
+from .schedule import Scheduler, StageSpec, SweepPlanner, share_of, stage_span
 from .setup_calls import DEFAULT_SETUP_TIMEOUT_S, call_with_retry
 from .targets import Target, auth_headers
 from .targets import stack_spec as load_stack_spec
@@ -258,6 +259,9 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
         runner = Runner(target.base_url, dialect, transport, writer, clock, api_key=target.api_key,
                         request_timeout=cfg.request_timeout, headers=cfg.headers)
         scheduler = Scheduler(runner, workload, clock, stop, grace=cfg.grace, force=force)
+        pod = state.meta.get("pod")
+        timetable = (Timetable(pod["startAt"] - clock.wall_origin, cfg.cooldown, cfg.stage_gap)
+                     if pod is not None else None)
         index = next_index = 0
         queue = list(levels) if planner is None else []
         while not stop.is_set():
@@ -270,6 +274,9 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                              duration=duration, warmup=cfg.warmup, seed=cfg.seed + index, burstiness=cfg.burstiness,
                              normalize=cfg.normalize_arrivals, ramp_up=cfg.ramp_up,
                              max_concurrency=cfg.max_concurrency)
+            whole = spec
+            if timetable is not None and pod is not None:  # one pod's share, on the pods' shared timetable
+                spec = share_of(replace(spec, start_at=timetable.next), pod["index"], pod["count"])
             if scraper:
                 scraper.stage = spec.id
             counters = progress.stage_started(spec.id, f"{mode} {level:g}")
@@ -291,7 +298,9 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                 wall = max(clock.now() - wall0, 1e-9)
                 client = {"cpuPercent": round(100 * (time.process_time() - cpu0) / wall, 1),
                           "httpClient": transport.name, **gc_stats}
+            # the scheduler knows every share's numbers (a pod's records hold only its own)
             next_index = max([next_index - 1, *(r.i for r in run.records or [])]) + 1
+            next_index = scheduler._index = max(next_index, scheduler._index)
             if scraper:
                 await scraper.scrape_once()  # one sample at the stage's end
             server = summarize_server(scraper.for_stage(spec.id)) if scraper else None
@@ -318,6 +327,9 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                     tokenizer_id))
             progress.stage_finished(summary)
             index += 1
+            if timetable is not None:
+                timetable.advance(stage_span(whole) or max(run.dispatch_end - run.start, 0.0))
+                continue  # the timetable holds the cooldown
             if cfg.cooldown and not stop.is_set():
                 end = clock.now() + cfg.cooldown
                 while not stop.is_set() and clock.now() < end:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from . import pods
 from .bench import RunState, execute, run_meta
 from .clock import Clock
 from .config import (
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gke: the deployed endpoint from the stack outputs; sim: a local simulated endpoint")
     r.add_argument("--outputs", help="stack outputs saved from `pulumi stack output --json`")
     r.add_argument("--endpoint", help="any base URL instead of the stack outputs (needs --dialect, --model)")
+    r.add_argument("--in-cluster", action="store_true",
+                   help="inside the cluster (the load generator's pods): reach the server at the in-cluster address "
+                        "from the outputs (endpoint, metricsUrl), not through a port-forward")
     r.add_argument("--dialect", choices=sorted(DIALECTS), help="--endpoint: the server's wire protocol")
     r.add_argument("--model", help="model name the server answers to")
     r.add_argument("--mode", required=True, choices=MODES,
@@ -127,8 +131,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the HTTP client library that sends the load")
     r.add_argument("--workers", type=int, default=1,
                    help="load-generating processes per stage (1: one process; e.g. 2 on a 2-core machine)")
+    r.add_argument("--pods", type=int, metavar="N",
+                   help="run one pod's share of a load test N pods run together (an Indexed Job; see "
+                        "docs/in-cluster.md): the same seeded schedule in every pod, arrivals g = k mod N")
+    r.add_argument("--pod-index", type=int, metavar="K",
+                   help="--pods: this pod's share (default: $JOB_COMPLETION_INDEX, set by the Job controller)")
+    r.add_argument("--start-at", metavar="WHEN",
+                   help="--pods: when stage 0 starts in every pod: epoch seconds, 2026-12-03T10:00:00Z, or "
+                        "job+SECONDS (the Job's creation time, read from the Kubernetes API, + SECONDS)")
+    r.add_argument("--stage-gap", type=float, default=15.0, metavar="SECONDS",
+                   help="--pods: seconds between a stage's last scheduled send and the next stage's start")
     r.add_argument("--sweep-of", choices=("rate", "batch"), default="rate", help="what --mode sweep raises")
     r.add_argument("--sweep-max-stages", type=int, default=8, help="--mode sweep: most stages, bisection included")
+    m = sub.add_parser("merge", help="merge the load-generator pods' shares of one run into one run directory",
+                       formatter_class=DefaultsHelpFormatter,
+                       epilog="example:\n  python -m loadtest merge gs://my-bucket/r1 --results-dir results")
+    m.add_argument("source", help="the run's prefix: gs://<bucket>/<run-id>, or a local directory of the same layout")
+    m.add_argument("--results-dir", default="results", help="the merged run goes to <dir>/<stack>/<run-id>/")
+    m.add_argument("--partial", action="store_true", help="merge even if some pods wrote nothing (they are listed)")
+    u = sub.add_parser("upload", help="stream a run directory to a bucket as it is written (the pods' sidecar)",
+                       formatter_class=DefaultsHelpFormatter)
+    u.add_argument("root", help="the results root the load tester writes (--results-dir)")
+    u.add_argument("dest", help="where this pod's share goes: gs://<bucket>/<run-id>/<index> or a local directory")
+    u.add_argument("--interval", type=float, default=5.0, help="seconds between uploads")
+    u.add_argument("--once", action="store_true", help="upload what is there now and exit")
     s = sub.add_parser("simulate", help="serve the stack's simulated endpoint (foreground)", add_help=False)
     s.add_argument("rest", nargs=argparse.REMAINDER)
     return p
@@ -151,8 +177,11 @@ def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
         normalize_arrivals=a.normalize_arrivals, ramp_up=a.ramp_up, max_concurrency=a.max_concurrency,
         temperature=a.temperature, top_p=a.top_p, top_k=a.top_k, sampling_seed=a.sampling_seed,
         extra_body=parse_extra_body(a.extra_body), headers=parse_headers(a.header), setup_timeout=a.setup_timeout,
-        model_check=a.model_check,
+        model_check=a.model_check, pods=a.pods, start_at=a.start_at, stage_gap=a.stage_gap,
     )
+    if a.pods is not None:
+        cfg.pod_index = pods.pod_index(a.pod_index)
+        cfg.model_check = False  # a share is not the stage the model would replay (the merge judges the whole)
     cfg.validate()
     if a.dataset and not Path(a.dataset).is_file():
         raise BadInput(f"--dataset {a.dataset}: no such file", "give the path to a ShareGPT-format JSON file")
@@ -171,7 +200,7 @@ def resolve_target(a: argparse.Namespace) -> Target:
         if a.outputs:
             raise BadInput("--outputs cannot be combined with --target sim", "drop one of them")
         return sim_target(a.stack, a.metrics_url)
-    return gke_target(a.stack, a.outputs, a.metrics_url)
+    return gke_target(a.stack, a.outputs, a.metrics_url, in_cluster=a.in_cluster)
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -180,6 +209,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise BadInput(f"--api {a.api}: {a.dialect} has only its native streaming API", "use --api completions")
     target = resolve_target(a)  # exit 3 here leaves nothing on disk
     try:
+        if a.no_metrics or cfg.pod_index:  # of the pods, only pod 0 scrapes the server
+            target.metrics_url = None
         if a.no_metrics:
             target.metrics_url = None
         run_id = a.run_id or new_run_id()
@@ -189,6 +220,11 @@ def cmd_run(a: argparse.Namespace) -> int:
         except FileExistsError as exc:
             raise BadInput(f"--run-id {run_id}: {exc}", "choose another --run-id or leave it out") from None
         state = RunState(run_meta(run_id, a.stack, target, cfg, clock, cfg.http_client))
+        if cfg.pods is not None:
+            assert cfg.start_at is not None
+            started = pods.start_wall(cfg.start_at, a.setup_timeout)
+            state.meta["pod"] = {"index": cfg.pod_index, "count": cfg.pods, "startAt": started,
+                                 "startAtUtc": pods.utc_iso(started), "clock": pods.clock_sync()}
         writer.write_json("run.json", state.meta)
         progress = Progress(enabled=not a.no_progress)
         try:
@@ -241,12 +277,35 @@ def cmd_simulate(rest: list[str]) -> int:
     return int(simulator_main(["serve", *rest], serve_prog="python -m loadtest simulate") or 0)
 
 
+def cmd_upload(a: argparse.Namespace) -> int:
+    """The sidecar: SIGTERM (Kubernetes stopping it after the load tester exits) means one last sync."""
+    from .bucket import watch
+
+    stopping = {"now": a.once}
+
+    def on_term(*_: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    shipped = watch(Path(a.root), a.dest, a.interval, lambda: stopping["now"])
+    print(f"uploaded {shipped} bytes to {a.dest}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "simulate":
         return cmd_simulate(argv[1:])
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "merge":
+            from .merge import merge
+
+            print(f"results: {merge(args.source, Path(args.results_dir), args.partial)}")
+            return EXIT_OK
+        if args.command == "upload":
+            return cmd_upload(args)
         return cmd_run(args)
     except LoadTestError as exc:
         print(f"error: {exc}", file=sys.stderr)

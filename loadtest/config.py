@@ -153,6 +153,11 @@ class LoadConfig:
     headers: dict[str, str] = field(default_factory=dict)
     setup_timeout: float = 30.0
     model_check: bool = True  # replay each stage on the stack's performance model (model_check.py)
+    # one share of a run split over load-generator pods (loadtest/pods.py); None: the whole run
+    pods: int | None = None
+    pod_index: int = 0
+    start_at: str | None = None  # when stage 0 starts: epoch seconds, ISO-8601 UTC, or job+SECONDS
+    stage_gap: float = 15.0  # pods: seconds between one stage's last scheduled send and the next stage
 
     @property
     def sampling(self) -> Sampling:
@@ -198,6 +203,30 @@ class LoadConfig:
             raise BadInput("--top-p must be in (0, 1]", "e.g. --top-p 0.9")
         if self.top_k is not None and self.top_k < 1 and self.top_k != -1:
             raise BadInput("--top-k must be >= 1 (or -1: all tokens)", "e.g. --top-k 50")
+        if self.pods is not None:
+            self._validate_pods()
+
+    def _validate_pods(self) -> None:
+        """A pod's share must be computable without talking to the other pods."""
+        assert self.pods is not None
+        if not 1 <= self.pods <= 1024:
+            raise BadInput(f"--pods {self.pods}: must be 1..1024", "e.g. --pods 8")
+        if not 0 <= self.pod_index < self.pods:
+            raise BadInput(f"--pod-index {self.pod_index}: must be 0..{self.pods - 1}",
+                           "leave it out in a Kubernetes Indexed Job (JOB_COMPLETION_INDEX is read)")
+        if self.mode == "sweep":
+            raise BadInput("--pods: --mode sweep picks each level from the last one's results, which pods cannot "
+                           "share", "list the levels: --mode rate --levels 8,16,32 (or batch)")
+        if self.workers != 1:
+            raise BadInput("--pods and --workers both split the load", "give more pods instead of --workers")
+        if not self.start_at:
+            raise BadInput("--pods needs --start-at: the moment every pod starts stage 0",
+                           "e.g. --start-at job+120 (the Job's creation + 120 s) or --start-at 2026-12-03T10:00:00Z")
+        if self.mode == "batch" and self.duration is None and len(self.levels) > 1:
+            raise BadInput("--pods with several batch levels needs --duration: a closed loop's pace is the "
+                           "server's, so pods could not agree when the next level starts", "e.g. --duration 60")
+        if self.stage_gap < 0:
+            raise BadInput("--stage-gap must be >= 0 seconds", "e.g. --stage-gap 15")
 
     def stage_bound(self, mode: str, level: float) -> tuple[int | None, float | None]:
         """(count, duration) bounding one stage; a default when the user gave neither."""

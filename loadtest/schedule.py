@@ -16,6 +16,10 @@
   *scheduled* during warmup are marked and excluded from statistics), and followed by a cooldown.
 - ``sweep``: raise the level stage by stage until the server falls short or an SLO breaks; the
   last good level is the knee.
+- Shares (``share_of``): a stage split over W processes or pods. In an open-loop stage every share
+  draws the *same* seeded global schedule and sends the arrivals whose global number g has
+  g mod W == k, so the union of the shares is exactly the requested process (not W independent
+  ones); request g gets the workload's prompt g. A closed-loop stage splits its clients and count.
 
 Ctrl-C (``stop`` set) ends dispatch at once; requests in flight get ``grace`` seconds, then are
 cancelled and recorded as ``cancelled``.
@@ -28,7 +32,7 @@ import functools
 import math
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .clock import Clock
@@ -52,12 +56,13 @@ class StageSpec:
     duration: float | None  # measured seconds of sending (warmup excluded)
     warmup: float = 0.0
     seed: int = 0
-    phase: float = 0.0  # added to every scheduled offset (worker k of W in a constant-rate stage: k / R)
     start_at: float | None = None  # run-clock time to start at (worker processes start together)
     burstiness: float = 1.0  # gamma arrivals' shape (1: Poisson)
     normalize: bool = False  # scale a count-bounded stage's random gaps to span exactly count / rate
     ramp_up: float = 0.0  # seconds over which the rate rises linearly from 0 to level
     max_concurrency: int | None = None  # open loop: at most this many requests in flight
+    share_index: int = 0  # this process's share k of share_count (``share_of``)
+    share_count: int = 1
 
 
 @dataclass
@@ -71,6 +76,44 @@ class StageRun:
     end: float = 0.0
     interrupted: bool = False
     records: list[RequestRecord] | None = None
+
+
+def _split(total: int, parts: int, k: int) -> int:
+    return total // parts + (1 if k < total % parts else 0)
+
+
+def share_of(spec: StageSpec, k: int, parts: int) -> StageSpec:
+    """Share ``k`` of ``parts`` of a stage (worker processes, load-generator pods).
+
+    Open loop: the same level, count and seed (the global schedule), arrivals g = k mod parts;
+    ``max_concurrency`` is split (each share caps its own in-flight requests). Closed loop: the
+    clients, the count and the cap are split as evenly as possible.
+    """
+    if parts == 1:
+        return spec
+    cap = max(1, _split(spec.max_concurrency, parts, k)) if spec.max_concurrency else None
+    if spec.mode == "rate":
+        return replace(spec, share_index=k, share_count=parts, max_concurrency=cap)
+    count = _split(spec.count, parts, k) if spec.count is not None else None
+    return replace(spec, level=float(_split(int(spec.level), parts, k)), count=count, max_concurrency=cap,
+                   share_index=k, share_count=parts)
+
+
+def stage_span(spec: StageSpec) -> float | None:
+    """Seconds from a stage's start to its last scheduled send: known in advance for an open-loop
+    stage (its schedule is seeded) and for a duration-bounded one; None for a closed loop bounded
+    by a count (its pace is the server's). Pods that cannot talk to each other start each stage on
+    a timetable built from this."""
+    if spec.mode == "batch" or spec.count is None:
+        return None if spec.duration is None else spec.warmup + spec.duration
+    budget = _Budget(spec, spec.warmup)
+    last = 0.0
+    for offset in arrival_offsets(spec.level, spec.arrival, spec.seed, burstiness=spec.burstiness,
+                                  normalize_to=spec.count if spec.normalize else None, ramp_up=spec.ramp_up):
+        if budget.take(offset) is None:
+            return last
+        last = offset
+    return last  # pragma: no cover - the offsets never end
 
 
 def arrival_offsets(rate: float, arrival: str, seed: int, *, burstiness: float = 1.0, normalize_to: int | None = None,
@@ -146,13 +189,10 @@ class Scheduler:
         self.stop = stop
         self.force = force or asyncio.Event()  # a second Ctrl-C: no grace
         self.grace = grace
-        self._index = 0
-        self.stride = 1  # worker processes number their requests k, k + W, k + 2W, ...
+        self._index = 0  # the next request's number (global across the shares of a stage)
 
-    def _record(self, spec: StageSpec, scheduled: float, warmup: bool) -> RequestRecord:
-        rec = RequestRecord(stage=spec.id, i=self._index, scheduled=scheduled, warmup=warmup)
-        self._index += self.stride
-        return rec
+    def _record(self, spec: StageSpec, scheduled: float, warmup: bool, i: int) -> RequestRecord:
+        return RequestRecord(stage=spec.id, i=i, scheduled=scheduled, warmup=warmup)
 
     async def run_stage(self, spec: StageSpec, on_record: Callable[[RequestRecord], None] | None = None) -> StageRun:
         if spec.start_at is not None and (delay := spec.start_at - self.clock.now()) > 0:
@@ -162,21 +202,26 @@ class Scheduler:
         records: list[RequestRecord] = []
         budget = _Budget(spec, run.measure_from)
         tasks: set[asyncio.Task[Any]] = set()
+        base, k, parts = self._index, spec.share_index, spec.share_count
+        numbered = 0  # global numbers g used so far (this share's and, open loop, the others')
 
         async def one(rec: RequestRecord) -> None:
             records.append(rec)
-            await self.runner.send(rec, self.workload.take())
+            await self.runner.send(rec, self.workload.peek(rec.i - base))
             if on_record:
                 on_record(rec)
 
         if spec.mode == "batch":
             async def worker() -> None:
+                nonlocal numbered
                 while not self.stop.is_set():
                     t = self.clock.now()
                     verdict = budget.take(t)
                     if verdict is None:
                         return
-                    await one(self._record(spec, t, warmup=not verdict))
+                    g = k + numbered * parts  # closed loop: this share's requests are k, k + W, ...
+                    numbered += 1
+                    await one(self._record(spec, t, not verdict, base + g))
 
             tasks = {asyncio.create_task(worker()) for _ in range(int(spec.level))}
             await self._drain(tasks, run)
@@ -184,14 +229,18 @@ class Scheduler:
         else:
             slots = asyncio.Semaphore(spec.max_concurrency) if spec.max_concurrency else None
             normalize_to = spec.count if spec.normalize else None  # the config allows it only with a count
-            for offset in arrival_offsets(spec.level, spec.arrival, spec.seed, burstiness=spec.burstiness,
-                                          normalize_to=normalize_to, ramp_up=spec.ramp_up):
+            for g, offset in enumerate(arrival_offsets(spec.level, spec.arrival, spec.seed,
+                                                       burstiness=spec.burstiness, normalize_to=normalize_to,
+                                                       ramp_up=spec.ramp_up)):
                 if self.stop.is_set():
                     break
-                scheduled = start + spec.phase + offset
-                verdict = budget.take(scheduled)
+                scheduled = start + offset
+                verdict = budget.take(scheduled)  # the budget counts every share's arrivals
                 if verdict is None:
                     break
+                numbered = g + 1
+                if g % parts != k:
+                    continue
                 while (delay := scheduled - self.clock.now()) > 0 and not self.stop.is_set():
                     await asyncio.sleep(min(delay, 0.25))
                 if slots is not None and not await self._slot(slots):
@@ -200,7 +249,7 @@ class Scheduler:
                     if slots is not None:
                         slots.release()
                     break
-                task = asyncio.create_task(one(self._record(spec, scheduled, warmup=not verdict)))
+                task = asyncio.create_task(one(self._record(spec, scheduled, not verdict, base + g)))
                 if slots is not None:
                     task.add_done_callback(functools.partial(_release, slots))
                 tasks.add(task)
@@ -211,6 +260,10 @@ class Scheduler:
         run.interrupted = self.stop.is_set()
         records.sort(key=lambda r: r.i)
         run.records = records
+        # the next stage numbers (and draws prompts) after every share's requests of this one
+        used = numbered if spec.mode == "rate" else max((r.i - base for r in records), default=-1) + 1
+        self._index = base + used
+        self.workload.advance(used)
         return run
 
     async def _slot(self, slots: asyncio.Semaphore) -> bool:

@@ -204,7 +204,9 @@ def check_reachable(target: Target, timeout: float = 5.0, hint: str = "") -> Non
                           hint or "wait until the server has loaded the model, then retry")
 
 
-def gke_target(stack: str, outputs_file: str | None, metrics_url: str | None) -> Target:
+def gke_target(stack: str, outputs_file: str | None, metrics_url: str | None, in_cluster: bool = False) -> Target:
+    """The deployed endpoint from the stack outputs: the external address, else the port-forward's
+    local URL; ``in_cluster`` (a pod in the cluster): the Service's cluster DNS name."""
     outputs = read_outputs_file(outputs_file) if outputs_file else pulumi_outputs(stack)
     where = f"--outputs {outputs_file}" if outputs_file else f"stack {stack}"
     _check_outputs(outputs, where)
@@ -221,8 +223,10 @@ def gke_target(stack: str, outputs_file: str | None, metrics_url: str | None) ->
         elif not outputs_file:
             api_key = pulumi_outputs(stack, show_secrets=True, key="apiKey")
     api_key = os.environ.get("LOADTEST_API_KEY") or api_key
-    external = outputs.get("externalEndpoint")
+    external = outputs.get("endpoint") if in_cluster else outputs.get("externalEndpoint")
     base_url = external or outputs["localUrl"]
+    if in_cluster and not metrics_url:
+        metrics_url = outputs.get("metricsUrl")
     public = {k: v for k, v in outputs.items() if k not in ("apiKey", "kubeconfig")}
     target = Target("gke", base_url, outputs["dialect"], outputs["servedModel"],
                     outputs.get("healthPath") or DIALECTS[outputs["dialect"]].health_path,

@@ -2,17 +2,17 @@
 
 The parent keeps everything that is per run (target, workload, results directory, server-metrics
 scraping, summaries). For each stage it starts W processes (``python -m loadtest.workers``), hands
-each its job on stdin (endpoint, dialect, its share of the prompts, its share of the stage) and
-starts them together once all are ready. They share the parent's clock origin (perf_counter is
+each its job on stdin (endpoint, dialect, the prompts, its share of the stage: ``schedule.share_of``)
+and starts them together once all are ready. They share the parent's clock origin (perf_counter is
 CLOCK_MONOTONIC: one clock for every process on the host), so their times are directly comparable,
 and they append their records to the run's ``requests.jsonl`` with one ``write()`` per line on an
 ``O_APPEND`` descriptor, which Linux keeps whole between processes. Shares:
-  rate R      -> each worker R / W; constant arrivals interleave exactly (worker k shifted by k / R),
-                 Poisson ones superpose into a Poisson process of rate R;
-  batch N     -> N split as evenly as possible;
-  count C     -> split as evenly as possible; duration and warmup are the stage's.
-Request indices are k, k + W, k + 2W, ... so they stay unique. The parent reads the stage's
-records back from the file to summarize them. A worker dies with its parent (PR_SET_PDEATHSIG).
+  rate R      -> every worker draws the stage's one seeded schedule and sends arrivals g = k mod W
+                 (the union is exactly the requested process, constant or random);
+  batch N     -> N clients and the count split as evenly as possible; duration and warmup are the stage's.
+Request g gets prompt g and number first_index + g in every worker, so numbers stay unique. The
+parent reads the stage's records back from the file to summarize them. A worker dies with its
+parent (PR_SET_PDEATHSIG). Pods in a cluster run the same shares (``loadtest.pods``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .http import make_transport
 from .protocols import Prompt, Sampling, make_dialect
 from .records import RequestRecord
 from .runner import Runner
-from .schedule import Scheduler, StageRun, StageSpec
+from .schedule import Scheduler, StageRun, StageSpec, share_of
 from .workloads import Workload
 
 
@@ -53,28 +53,10 @@ class AppendWriter:
         os.close(self.fd)
 
 
-def split(total: int, parts: int, k: int) -> int:
-    return total // parts + (1 if k < total % parts else 0)
-
-
 def worker_jobs(spec: StageSpec, workers: int, prompts: list[Prompt], first_index: int) -> list[dict[str, Any]]:
-    jobs = []
-    for k in range(workers):
-        share = asdict(spec)
-        if spec.mode == "rate":
-            share["level"] = spec.level / workers
-            share["phase"] = k / spec.level if spec.arrival == "constant" else 0.0
-        else:
-            share["level"] = split(int(spec.level), workers, k)
-        if spec.count is not None:
-            share["count"] = split(spec.count, workers, k)
-        if spec.max_concurrency:
-            share["max_concurrency"] = max(1, split(spec.max_concurrency, workers, k))
-        share["seed"] = spec.seed * 1000 + k
-        mine = prompts[k::workers] or prompts
-        jobs.append({"stage": share, "index": first_index + k, "stride": workers,
-                     "prompts": [[p.text, p.input_tokens, p.output_len, p.input_estimate, p.adapter] for p in mine]})
-    return jobs
+    wire = [[p.text, p.input_tokens, p.output_len, p.input_estimate, p.adapter] for p in prompts]
+    return [{"stage": asdict(share_of(spec, k, workers)), "index": first_index, "prompts": wire}
+            for k in range(workers)]
 
 
 async def run_stage_in_workers(spec: StageSpec, workers: int, workload: Workload, common: dict[str, Any],
@@ -128,7 +110,8 @@ async def run_stage_in_workers(spec: StageSpec, workers: int, workload: Workload
                 d = json.loads(line)
                 if d["stage"] == spec.id:
                     records.append(RequestRecord.from_dict(d))
-    workload.advance(len(records))
+    # the union of the shares numbers first_index + g for every global g used
+    workload.advance(max((r.i for r in records), default=first_index - 1) + 1 - first_index)
     records.sort(key=lambda r: r.i)
     starts = start_at
     run = StageRun(spec, start=starts, measure_from=starts + spec.warmup)
@@ -157,7 +140,7 @@ async def _worker(job: dict[str, Any]) -> int:
     prompts = [Prompt(*p) for p in job["prompts"]]
     stop, force = asyncio.Event(), asyncio.Event()
     scheduler = Scheduler(runner, Workload(prompts, False, "worker"), clock, stop, grace=job["grace"], force=force)
-    scheduler._index, scheduler.stride = job["index"], job["stride"]
+    scheduler._index = job["index"]
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:

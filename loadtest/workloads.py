@@ -55,6 +55,11 @@ class Workload:
         self._next += 1
         return p
 
+    def peek(self, ahead: int) -> Prompt:
+        """The prompt ``ahead`` places after the next one: a stage's request g gets ``peek(g)``,
+        whichever process or pod sends it, so every share of a stage agrees on it."""
+        return self.prompts[(self._next + ahead) % len(self.prompts)]
+
     def rotated(self) -> list[Prompt]:
         """The prompts in the order ``take`` would hand them out from now on (for worker processes)."""
         k = self._next % len(self.prompts)
