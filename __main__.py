@@ -1,4 +1,4 @@
-"""The Pulumi program: config -> spec -> cluster -> accelerator pool -> model server -> outputs.
+"""The Pulumi program: config -> spec -> cluster -> accelerator pool -> model server (-> load generator) -> outputs.
 
 Every decision is in ``stacks`` (the spec); the components translate it. A stack file declares one
 of two things (``gke-llm-bench:role``):
@@ -19,6 +19,8 @@ from components import (
     Cluster,
     ClusterArgs,
     ClusterReference,
+    LoadGenerator,
+    LoadGeneratorArgs,
     ModelServer,
     ModelServerArgs,
     NodePoolArgs,
@@ -68,6 +70,10 @@ def serving_stack(spec: StackSpec) -> None:
                                   kaggle_json=secret(spec.kaggle_key_key)),
         opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
     )
+    if spec.loadgen is not None:  # in-cluster load generation, next to the server it measures
+        LoadGenerator("loadgen", LoadGeneratorArgs.from_spec(spec, cluster.name, cluster.location,
+                                                             cluster.node_service_account_email, server.api_key_ref),
+                      depends_on=[server], opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}))
     for key, value in stack_outputs(spec).items():
         pulumi.export(key, value)
     port = spec.service_port

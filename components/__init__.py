@@ -8,10 +8,11 @@ Importing this package imports Pulumi; ``stacks`` never imports it.
 from .cluster import Cluster, ClusterArgs
 from .cluster_reference import ClusterReference
 from .kubeconfig import kubeconfig, provider
+from .load_generator import LoadGenerator, LoadGeneratorArgs
 from .model_server import ModelServer, ModelServerArgs
 from .node_pool import AcceleratorNodePool, NodePoolArgs
 
 __all__ = [
-    "AcceleratorNodePool", "Cluster", "ClusterArgs", "ClusterReference", "ModelServer", "ModelServerArgs",
-    "NodePoolArgs", "kubeconfig", "provider",
+    "AcceleratorNodePool", "Cluster", "ClusterArgs", "ClusterReference", "LoadGenerator", "LoadGeneratorArgs",
+    "ModelServer", "ModelServerArgs", "NodePoolArgs", "kubeconfig", "provider",
 ]

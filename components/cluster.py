@@ -26,7 +26,7 @@ from stacks.config import ClusterConfig
 from stacks.names import ResourceNames
 
 from .gcp import gcp
-from .pool_config import CLOUD_PLATFORM_SCOPE
+from .pool_config import CLOUD_PLATFORM_SCOPE, cpu_node_config
 
 NODE_SA_ROLES = (
     "roles/logging.logWriter",
@@ -127,15 +127,8 @@ class Cluster(pulumi.ComponentResource):
                 location=args.location,
                 node_count=SYSTEM_POOL_NODES,
                 management={"auto_repair": True, "auto_upgrade": True},
-                node_config={
-                    "machine_type": c.system_machine_type,
-                    "service_account": self.node_service_account.email,
-                    "oauth_scopes": [CLOUD_PLATFORM_SCOPE],
-                    "labels": {"gke-llm-bench/pool": "system", "gke-llm-bench/stack": args.stack},
-                    "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
-                    "workload_metadata_config": {"mode": "GKE_METADATA"},
-                    "gvnic": {"enabled": True},
-                },
+                node_config=cpu_node_config(c.system_machine_type, self.node_service_account.email,
+                                            {"gke-llm-bench/pool": "system", "gke-llm-bench/stack": args.stack}),
                 opts=child,
             )
             self.ready = [self.cluster, self.system_pool]

@@ -19,9 +19,9 @@ import pulumi_kubernetes as k8s
 from stacks.outputs import service_name
 from stacks.spec import StackSpec
 
-from .gcp import gcp
 from .servers import TRANSLATORS, PrepJob, SecretRefs, ServerArgs, ServerWorkload, auth_proxy
 from .servers.base import MODEL_CACHE_VOLUME, SHM_VOLUME
+from .workload_bucket import GSA_ANNOTATION, WorkloadBucket, workload_bucket
 
 GPU_RESOURCE = "nvidia.com/gpu"
 TPU_RESOURCE = "google.com/tpu"
@@ -32,17 +32,6 @@ SCRAPE_INTERVAL = "15s"
 
 #: pulumi-kubernetes: declare the object without waiting for it to become ready
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
-
-
-@dataclass(frozen=True)
-class CheckpointStore:
-    """JetStream's Cloud Storage bucket for converted checkpoints and the account that reaches it."""
-
-    bucket: str
-    service_account: str  # account id
-    project: str
-    location: str
-    force_destroy: bool
 
 
 @dataclass(frozen=True)
@@ -68,7 +57,7 @@ class ModelServerArgs:
     service_port: int
     auth_proxy: bool
     pod_monitoring: bool  # Managed Prometheus is on in the cluster: its CRD exists
-    checkpoints: CheckpointStore | None = None
+    checkpoints: WorkloadBucket | None = None  # JetStream's converted checkpoints
     hf_token: pulumi.Input[str] | None = None  # a Pulumi secret
     api_key: pulumi.Input[str] | None = None  # a Pulumi secret
     kaggle_json: pulumi.Input[str] | None = None  # a Pulumi secret
@@ -79,9 +68,10 @@ class ModelServerArgs:
                   kaggle_json: pulumi.Input[str] | None = None) -> ModelServerArgs:
         """Secrets are passed only when the spec uses them (a Secret is created for each one given)."""
         node_selector, tolerations, limit = scheduling(spec)
-        store = (CheckpointStore(bucket=spec.names.checkpoint_bucket,
-                                 service_account=spec.names.checkpoint_service_account, project=spec.project,
-                                 location=spec.region, force_destroy=not spec.cluster.deletion_protection)
+        store = (WorkloadBucket(bucket=spec.names.checkpoint_bucket,
+                                service_account=spec.names.checkpoint_service_account, project=spec.project,
+                                location=spec.region, force_destroy=not spec.cluster.deletion_protection,
+                                role="roles/storage.objectUser", purpose="checkpoint read/write")
                  if spec.server.name == "jetstream" else None)
         return cls(server=ServerArgs.from_spec(spec), stack=spec.name, service_name=service_name(spec),
                    namespace=spec.namespace, replicas=spec.replicas, node_selector=node_selector,
@@ -237,15 +227,19 @@ class ModelServer(pulumi.ComponentResource):
         refs = SecretRefs(hf_token=secret("hf-token", "hf-token", "token", a.hf_token),
                           api_key=secret("api-key", "api-key", "key", a.api_key))
         kaggle = secret("kaggle", "kaggle", "kaggle.json", a.kaggle_json)
+        self.api_key_ref = refs.api_key  # the in-cluster load generator sends the same key
 
         translator = TRANSLATORS[a.server.kind.name]
         ksa_name = svc_name
         ksa_annotations: dict[str, Any] = {}
         self.bucket: pulumi.Output[str] | None = None
         if a.checkpoints is not None:
-            bucket, gsa, iam = self._checkpoint_bucket(name, a.checkpoints, a.stack, ns_name, ksa_name)
+            # aliases: deployed stacks keep the bucket they had before the shared helper named it
+            bucket, gsa, iam = workload_bucket(f"{name}-checkpoint", self, a.checkpoints, a.stack, ns_name, ksa_name,
+                                               former={"bucket": f"{name}-checkpoints",
+                                                       "bucket-access": f"{name}-checkpoint-object-user"})
             self.bucket = bucket.name
-            ksa_annotations["iam.gke.io/gcp-service-account"] = gsa.email
+            ksa_annotations[GSA_ANNOTATION] = gsa.email
             wait_for += iam
             workload = translator.workload(a.server, refs, bucket=bucket.name, kaggle=kaggle)
         else:
@@ -300,26 +294,6 @@ class ModelServer(pulumi.ComponentResource):
             self.service.status.apply(_lb_address) if a.exposure != "cluster" else pulumi.Output.from_input(None))
         self.register_outputs({"serviceName": self.service_name, "namespace": self.namespace,
                                "externalAddress": self.external_address})
-
-    def _checkpoint_bucket(self, name: str, store: CheckpointStore, stack: str, ns: str, ksa: str):
-        """Cloud Storage bucket for converted checkpoints, reachable from the pods via Workload Identity."""
-        child = pulumi.ResourceOptions(parent=self)
-        bucket = gcp.storage.Bucket(
-            f"{name}-checkpoints", name=store.bucket, location=store.location,
-            uniform_bucket_level_access=True, public_access_prevention="enforced",
-            force_destroy=store.force_destroy, project=store.project, opts=child)
-        gsa = gcp.serviceaccount.Account(
-            f"{name}-checkpoint-sa", account_id=store.service_account, project=store.project,
-            display_name=f"gke-llm-bench {stack}: checkpoint read/write", opts=child)
-        member = gsa.email.apply(lambda e: f"serviceAccount:{e}")
-        iam = [
-            gcp.storage.BucketIAMMember(f"{name}-checkpoint-object-user", bucket=bucket.name,
-                                        role="roles/storage.objectUser", member=member, opts=child),
-            gcp.serviceaccount.IAMMember(
-                f"{name}-checkpoint-wi", service_account_id=gsa.name, role="roles/iam.workloadIdentityUser",
-                member=f"serviceAccount:{store.project}.svc.id.goog[{ns}/{ksa}]", opts=child),
-        ]
-        return bucket, gsa, iam
 
     def _job(self, name: str, a: ModelServerArgs, job: PrepJob, ksa: str, meta_labels: dict[str, str],
              wait_for: list[pulumi.Resource]):

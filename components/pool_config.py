@@ -72,3 +72,21 @@ def node_locations(spec: StackSpec) -> list[str] | None:
 def management(spec: StackSpec) -> dict[str, bool]:
     # Flex-start nodes cannot be repaired in place (GKE requires auto-repair off for them).
     return {"auto_repair": not spec.queued_provisioning, "auto_upgrade": True}
+
+
+def cpu_node_config(machine_type: str, service_account: pulumi.Input[str], labels: dict[str, str],
+                    taints: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """A CPU pool's nodes (the cluster's system pool, the load generator's pool): the same
+    least-privilege account, GKE metadata server and shielded boot as the accelerator nodes."""
+    config: dict[str, Any] = {
+        "machine_type": machine_type,
+        "service_account": service_account,
+        "oauth_scopes": [CLOUD_PLATFORM_SCOPE],
+        "labels": labels,
+        "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
+        "workload_metadata_config": {"mode": "GKE_METADATA"},
+        "gvnic": {"enabled": True},
+    }
+    if taints:
+        config["taints"] = taints
+    return config

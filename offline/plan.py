@@ -93,7 +93,8 @@ def _container(c: dict[str, Any]) -> dict[str, Any]:
               for p in ("startupProbe", "readinessProbe", "livenessProbe") if c.get(p)]
     if probes:
         out["probes"] = probes
-    env = [e["name"] + ("<-secret" if "valueFrom" in e else "") for e in c.get("env") or []]
+    env = [e["name"] + ("<-secret" if "secretKeyRef" in (e.get("valueFrom") or {}) else "")
+           for e in c.get("env") or []]
     if env:
         out["env"] = env
     return out

@@ -128,6 +128,24 @@ class LoraConfig(_Section):
     max_loras: PositiveInt | None = None  # adapters one batch may mix (--max-loras); default: all of them
 
 
+class LoadgenConfig(_Section):
+    """In-cluster load generation (``stacks/loadgen.py``): an Indexed Job of load-tester pods."""
+
+    pods: PositiveInt
+    image: str  # the load tester's image, pinned by digest (docker/loadtest.Dockerfile)
+    run_id: str  # names the Job and the results; a new runId is a new Job (a new run)
+    args: list[str]  # the load test: `python -m loadtest run` flags (--mode, --levels, ...)
+    machine_type: str = "n2-standard-8"  # the CPU pool the pods run on (never the accelerator nodes)
+    cpu: Annotated[float, Field(gt=0)] = 2.0  # per pod, requested = limit (Guaranteed QoS: no CPU throttling)
+    memory_gb: PositiveInt = 2
+    start_delay: PositiveInt = 120  # seconds from the Job's creation to stage 0 (image pull, imports)
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _int_is_a_cpu_count_too(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class ServerConfig(_Section):
     kind: str
     image: str | None = None
@@ -193,6 +211,7 @@ class StackConfig(_Section):
     secrets: SecretsConfig = SecretsConfig()
     cost: CostConfig = CostConfig()
     sizing: SizingConfig = SizingConfig()
+    loadgen: LoadgenConfig | None = None
 
     @field_validator("precision", mode="before")
     @classmethod

@@ -47,6 +47,9 @@ class ResourceNames:
     checkpoint_service_account: str
     nat_prefix: str  # Cloud Router / NAT for private nodes
     checkpoint_bucket: str  # JetStream's converted checkpoints (bucket names are global)
+    loadgen_bucket: str = ""  # the in-cluster load generator's results
+    loadgen_service_account: str = ""
+    loadgen_pool: str = ""
 
     @classmethod
     def derive(cls, stack: str, accelerator_kind: str, cluster: str | None = None,
@@ -57,4 +60,7 @@ class ResourceNames:
                    node_service_account=f"nodes-{resource_suffix(stack, 24)}",
                    checkpoint_service_account=f"ckpt-{resource_suffix(stack, 23)}",
                    nat_prefix=resource_suffix(stack, 50),
-                   checkpoint_bucket=f"{project}-{stack}-ckpt"[:63].lower())
+                   checkpoint_bucket=f"{project}-{stack}-ckpt"[:63].lower(),
+                   loadgen_bucket=f"{project}-{resource_suffix(stack, 40)}-loadgen"[:63].lower(),
+                   loadgen_service_account=f"lgen-{resource_suffix(stack, 25)}",
+                   loadgen_pool=f"loadgen-{resource_suffix(stack, 32)}")

@@ -15,10 +15,11 @@ from collections.abc import Collection
 from dataclasses import replace
 
 from .catalog import Catalog, MachineType, ModelArch, ServerKind, load_catalog
-from .cluster_spec import ClusterSpec
+from .cluster_spec import ClusterSpec, zones_used
 from .config import ClusterConfig, ClusterStackConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean, one_of
 from .hf_config import HfArchitecture
+from .loadgen import resolve_loadgen
 from .location import location_errors
 from .lora import lora_bytes, resolve_lora
 from .names import CLUSTER_NAME, NAMESPACE, ResourceNames, cluster_name
@@ -389,6 +390,12 @@ class _Resolver:
         served_name = self._served_name(server.name, checkpoint) if server and checkpoint else ""
         lora, lora_errors = resolve_lora(s.lora, server, served_name, config_key("server.lora"))
         self.errors += lora_errors
+        zones = zones_used(tuple(c.gcp.zones or ([c.gcp.zone] if c.gcp.zone else [])))
+        loadgen, loadgen_errors, loadgen_warnings = resolve_loadgen(
+            c.loadgen, config_key("loadgen"), self.cat.system_machines, zones, names.loadgen_bucket,
+            names.loadgen_service_account, names.loadgen_pool, deploying=require_secrets)
+        self.errors += loadgen_errors
+        self.warnings += loadgen_warnings
 
         if self.errors:
             raise SpecErrors(source, self.errors)
@@ -467,6 +474,7 @@ class _Resolver:
             kaggle_key_key=kaggle_key,
             maxtext=maxtext,
             lora=lora,
+            loadgen=loadgen,
             usd_per_node_hour=price,
             price_source=price_source,
             system_usd_per_node_hour=self.cat.system_machines.get(cluster.system_machine_type),

@@ -15,6 +15,7 @@ from typing import Any
 from .catalog import MachineType, ModelArch, ServerKind
 from .cluster_spec import ClusterSpec, zones_used
 from .config import PROJECT, ClusterConfig
+from .loadgen import LoadgenSpec
 from .lora import LoraSpec
 from .names import ResourceNames
 from .precision import Precision
@@ -92,6 +93,7 @@ class StackSpec:
     cluster_fee_usd_h: float = 0.0
     maxtext: MaxTextModel | None = None  # JetStream: how MaxText names the model and where its checkpoint goes
     lora: LoraSpec | None = None  # LoRA adapters served beside the base model (stacks/lora.py)
+    loadgen: LoadgenSpec | None = None  # in-cluster load generation (stacks/loadgen.py)
 
     @property
     def accelerator(self) -> str:

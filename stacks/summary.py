@@ -67,6 +67,7 @@ def spec_summary(self: StackSpec) -> dict[str, Any]:
             "extraArgs": list(self.extra_args),
             "lora": self.lora.as_dict() if self.lora else None,
         },
+        "loadgen": self.loadgen.as_dict() if self.loadgen else None,
         "exposure": self.exposure,
         "apiKeyRequired": self.api_key_key is not None,
         "cost": {

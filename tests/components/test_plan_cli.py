@@ -91,7 +91,7 @@ def test_diff_to_a_tpu_stack_swaps_the_pool(capsys) -> None:
     ops = {(r["type"], r["name"]): r["op"] for r in doc["resources"]}
     assert ops[("gcp:container/nodePool:NodePool", "accelerators")] == "replace"
     assert ops[("kubernetes:batch/v1:Job", "server-checkpoint-converter")] == "create"
-    assert ops[("gcp:storage/bucket:Bucket", "server-checkpoints")] == "create"
+    assert ops[("gcp:storage/bucket:Bucket", "server-checkpoint-bucket")] == "create"
 
 
 def test_diff_driver_version_change_recreates_the_pool(tmp_path: Path, capsys) -> None:

@@ -73,8 +73,9 @@ def pod(run: ProgramRun) -> dict[str, Any]:
 
 
 def pods(run: ProgramRun) -> list[dict[str, Any]]:
-    """The server pod and every preparation Job's pod."""
-    return [pod(run), *(plaintext(j.inputs)["spec"]["template"]["spec"] for j in run.by_type(JOB))]
+    """The server pod and every preparation Job's pod (not the load generator's: it runs on CPU nodes)."""
+    return [pod(run), *(plaintext(j.inputs)["spec"]["template"]["spec"] for j in run.by_type(JOB)
+                        if not j.name.startswith("loadgen"))]
 
 
 def declared_ports(pod_spec: dict[str, Any]) -> dict[str, int]:
@@ -306,7 +307,8 @@ def test_outputs_are_the_documented_contract(run: ProgramRun) -> None:
 def test_server_waits_for_its_secrets_and_jobs(run: ProgramRun) -> None:
     dep = run.one(DEPLOYMENT)
     needed = [r.urn for r in run.resources if r.type in ("kubernetes:core/v1:Secret", JOB,
-                                                         "kubernetes:core/v1:ServiceAccount")]
+                                                         "kubernetes:core/v1:ServiceAccount")
+              and "load_generator" not in r.urn]  # the load generator comes after the server
     assert needed and set(needed) <= set(dep.dependencies)
 
 
