@@ -16,6 +16,8 @@ import pulumi
 import stacks
 from components import (
     AcceleratorNodePool,
+    Autoscaler,
+    AutoscalerArgs,
     Cluster,
     ClusterArgs,
     ClusterReference,
@@ -31,7 +33,7 @@ from components.config_source import flat_config
 from stacks.cluster_spec import ClusterSpec, cluster_outputs
 from stacks.config import PROJECT
 from stacks.loader import STACKS_DIR
-from stacks.outputs import stack_outputs
+from stacks.outputs import service_name, stack_outputs
 from stacks.spec import StackSpec
 
 OFFLINE_PLAN = os.environ.get("GKE_LLM_BENCH_OFFLINE_PLAN") == "1"
@@ -70,6 +72,9 @@ def serving_stack(spec: StackSpec) -> None:
                                   kaggle_json=secret(spec.kaggle_key_key)),
         opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}),
     )
+    if spec.autoscale is not None:  # a HorizontalPodAutoscaler on a server metric
+        Autoscaler("autoscaler", AutoscalerArgs.from_spec(spec, service_name(spec)), depends_on=[server],
+                   opts=pulumi.ResourceOptions(providers={"kubernetes": k8s_provider}))
     if spec.loadgen is not None:  # in-cluster load generation, next to the server it measures
         LoadGenerator("loadgen", LoadGeneratorArgs.from_spec(spec, cluster.name, cluster.location,
                                                              cluster.node_service_account_email, server.api_key_ref),

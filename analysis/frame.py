@@ -29,7 +29,8 @@ XCHECK_RTOL = 0.05
 # stage-table column ← key of the load tester's ``serverMetrics`` in summary.json
 SUMMARY_SERVER_KEYS = {"server_running_mean": "runningMean", "server_running_max": "runningMax",
                        "server_queue_max": "waitingMax", "server_kv_max": "kvCacheUsageMax",
-                       "server_preemptions": "preemptions"}
+                       "server_preemptions": "preemptions", "server_replicas_mean": "replicasMean",
+                       "server_replicas_max": "replicasMax"}
 
 
 def _get(d: Any, *path: str, default: Any = None) -> Any:

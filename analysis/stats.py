@@ -96,9 +96,10 @@ def _errors_by_class(r: pd.DataFrame) -> pd.Series:
 
 
 def server_stage_stats(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per-stage server-side figures from the scraped metrics: running batch, queue, KV use, preemptions."""
+    """Per-stage server-side figures from the scraped metrics: running batch, queue, KV use, preemptions,
+    and the ready replicas of an autoscaled server (so throughput can be read against them)."""
     cols = ["stage", "server_running_mean", "server_running_max", "server_queue_max", "server_kv_max",
-            "server_preemptions"]
+            "server_preemptions", "server_replicas_mean", "server_replicas_max"]
     if metrics.empty:
         return pd.DataFrame(columns=cols)
     m = metrics.groupby(["stage", "role"], sort=False)["value"]
@@ -107,6 +108,7 @@ def server_stage_stats(metrics: pd.DataFrame) -> pd.DataFrame:
     pick = {
         "server_running_mean": ("mean", "running"), "server_running_max": ("max", "running"),
         "server_queue_max": ("max", "waiting"), "server_kv_max": ("max", "kv_usage"),
+        "server_replicas_mean": ("mean", "replicas"), "server_replicas_max": ("max", "replicas"),
     }
     for col, key in pick.items():
         out[col] = agg[key] if key in agg.columns else np.nan

@@ -5,6 +5,7 @@ resources (type tokens ``gke-llm-bench:<module>:<Name>``); every decision is mad
 Importing this package imports Pulumi; ``stacks`` never imports it.
 """
 
+from .autoscaler import Autoscaler, AutoscalerArgs
 from .cluster import Cluster, ClusterArgs
 from .cluster_reference import ClusterReference
 from .kubeconfig import kubeconfig, provider
@@ -13,6 +14,6 @@ from .model_server import ModelServer, ModelServerArgs
 from .node_pool import AcceleratorNodePool, NodePoolArgs
 
 __all__ = [
-    "AcceleratorNodePool", "Cluster", "ClusterArgs", "ClusterReference", "LoadGenerator", "LoadGeneratorArgs",
-    "ModelServer", "ModelServerArgs", "NodePoolArgs", "kubeconfig", "provider",
+    "AcceleratorNodePool", "Autoscaler", "AutoscalerArgs", "Cluster", "ClusterArgs", "ClusterReference",
+    "LoadGenerator", "LoadGeneratorArgs", "ModelServer", "ModelServerArgs", "NodePoolArgs", "kubeconfig", "provider",
 ]

@@ -6,8 +6,8 @@ Everything comes from ``stacks.loadgen`` (``LoadgenSpec``); this component only 
 - a private bucket and a Google service account with ``roles/storage.objectCreator`` on it and
   nothing else (it can write results, it cannot read or overwrite anything), bound to the pods'
   Kubernetes service account through Workload Identity (``workload_bucket``);
-- a Role that may ``get`` the Job itself and nothing else: the pods read its creation time, their
-  shared start (``loadtest/pods.py``);
+- a Role that may ``get`` the Job itself (the pods read its creation time, their shared start:
+  ``loadtest/pods.py``) and, for an autoscaled server, its Deployment (replicas over time), nothing else;
 - the stack's outputs as a ConfigMap (``outputs.json``), so every pod finds the server at its
   in-cluster address and every result carries the spec and $/h;
 - the Job: ``completionMode: Indexed``, ``parallelism = completions = pods``, no retries (a
@@ -55,6 +55,7 @@ class LoadGeneratorArgs:
     loadgen: LoadgenSpec
     store: WorkloadBucket
     outputs: dict[str, Any]  # the stack's public outputs (outputs.json in every pod)
+    deployment: str | None  # an autoscaled server's Deployment: pod 0 records its replicas
     api_key: tuple[str, str] | None  # the server's API key Secret (name, key), sent by the load tester
 
     @classmethod
@@ -62,12 +63,14 @@ class LoadGeneratorArgs:
                   node_service_account: pulumi.Input[str], api_key: tuple[str, str] | None) -> LoadGeneratorArgs:
         lg = spec.loadgen
         assert lg is not None
+        outputs = stack_outputs(spec)
         store = WorkloadBucket(bucket=lg.bucket, service_account=lg.service_account, project=spec.project,
                                location=spec.region, force_destroy=not spec.cluster.deletion_protection,
                                role="roles/storage.objectCreator", purpose="load-test results (create only)")
         return cls(stack=spec.name, project=spec.project, cluster_name=cluster_name, location=location,
                    node_locations=node_locations(spec), node_service_account=node_service_account,
-                   namespace=spec.namespace, loadgen=lg, store=store, outputs=stack_outputs(spec), api_key=api_key)
+                   namespace=spec.namespace, loadgen=lg, store=store, outputs=outputs, api_key=api_key,
+                   deployment=outputs["deployment"] if spec.autoscale is not None else None)
 
 
 def container_args(a: LoadGeneratorArgs) -> list[str]:
@@ -140,9 +143,12 @@ class LoadGenerator(pulumi.ComponentResource):
         ksa = k8s.core.v1.ServiceAccount(f"{name}-ksa", metadata={**meta, "name": KSA,
                                                                    "annotations": {GSA_ANNOTATION: gsa.email}},
                                          opts=in_ns)
-        role = k8s.rbac.v1.Role(f"{name}-role", metadata={**meta, "name": f"{KSA}-read-own-job"}, rules=[{
-            "apiGroups": ["batch"], "resources": ["jobs"], "resourceNames": [lg.job_name], "verbs": ["get"]}],
-            opts=in_ns)
+        rules = [{"apiGroups": ["batch"], "resources": ["jobs"], "resourceNames": [lg.job_name], "verbs": ["get"]}]
+        if a.deployment is not None:  # replicas over time, read by pod 0 with each metrics scrape
+            rules.append({"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": [a.deployment],
+                          "verbs": ["get"]})
+        role = k8s.rbac.v1.Role(f"{name}-role", metadata={**meta, "name": f"{KSA}-read-own-job"}, rules=rules,
+                                opts=in_ns)
         binding = k8s.rbac.v1.RoleBinding(
             f"{name}-rolebinding", metadata={**meta, "name": f"{KSA}-read-own-job"},
             role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{KSA}-read-own-job"},

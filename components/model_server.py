@@ -43,7 +43,7 @@ class ModelServerArgs:
     stack: str
     service_name: str  # the Deployment, Service, ServiceAccount and PodMonitoring
     namespace: str
-    replicas: int
+    replicas: int  # None of it is declared when an autoscaler owns the count
     node_selector: dict[str, str]
     tolerations: tuple[dict[str, str], ...]
     accelerator_limit: dict[str, str]  # what one pod takes of its node's GPUs / TPU chips
@@ -61,6 +61,7 @@ class ModelServerArgs:
     hf_token: pulumi.Input[str] | None = None  # a Pulumi secret
     api_key: pulumi.Input[str] | None = None  # a Pulumi secret
     kaggle_json: pulumi.Input[str] | None = None  # a Pulumi secret
+    autoscaled: bool = False  # a HorizontalPodAutoscaler sets the replica count
 
     @classmethod
     def from_spec(cls, spec: StackSpec, *, hf_token: pulumi.Input[str] | None = None,
@@ -82,7 +83,7 @@ class ModelServerArgs:
                    pod_monitoring=spec.cluster.managed_prometheus, checkpoints=store,
                    hf_token=hf_token if spec.hf_token_key else None,
                    api_key=api_key if spec.api_key_key else None,
-                   kaggle_json=kaggle_json if spec.kaggle_key_key else None)
+                   kaggle_json=kaggle_json if spec.kaggle_key_key else None, autoscaled=spec.autoscale is not None)
 
 
 def labels(a: ModelServerArgs) -> dict[str, str]:
@@ -267,7 +268,8 @@ class ModelServer(pulumi.ComponentResource):
                       # queued capacity can take hours: do not hold `pulumi up` on the rollout
                       "annotations": {} if a.await_rollout else {SKIP_AWAIT_ANNOTATION: "true"}},
             spec={
-                "replicas": a.replicas,
+                # with an autoscaler, the count is its alone: a declared one would be reset on every `pulumi up`
+                **({} if a.autoscaled else {"replicas": a.replicas}),
                 "selector": {"matchLabels": selector(a)},
                 # The pool holds exactly replicas x TP accelerators: replace pods one at a time, no surge.
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},

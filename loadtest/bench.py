@@ -26,6 +26,7 @@ from .config import LoadConfig
 from .errors import Unreachable
 from .export_vllm import vllm_result
 from .http import Transport, make_transport
+from .kube import KubeApi, deployment_path
 from .local_tokenizer import load_local_tokenizer
 from .metrics_scrape import Scraper
 from .metrics_scrape import summarize as summarize_server
@@ -192,6 +193,20 @@ async def probe_tokenizer(transport: Transport, target: Target, dialect: Dialect
     return tokenize
 
 
+def replica_source(target: Target, warnings: list[str]) -> tuple[KubeApi, str] | None:
+    """Where an autoscaled server's replica counts can be read, or None (with a warning when they
+    matter but cannot be read)."""
+    outputs = target.outputs or {}
+    if not (outputs.get("spec") or {}).get("server", {}).get("autoscaling"):
+        return None
+    api = KubeApi.locate(target.kube_api)
+    if api is None or not outputs.get("deployment"):
+        warnings.append("the server autoscales but its replicas are not recorded: give --kube-api "
+                        "(e.g. `kubectl proxy` and --kube-api http://127.0.0.1:8001)")
+        return None
+    return api, deployment_path(outputs["namespace"], outputs["deployment"])
+
+
 def expected_requests(cfg: LoadConfig, levels: list[float], mode: str) -> int:
     total = 0
     for level in levels:
@@ -248,9 +263,10 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
         elif workload.inexact:
             state.warnings.append(f"{workload.inexact} of {len(workload.prompts)} prompts could not be fitted to the "
                                   "exact input length; each request records its measured inputTokensExpected")
+        deployment = replica_source(target, state.warnings)
         if target.metrics_url:
             scraper = Scraper(target.metrics_url, aux, clock, cfg.scrape_interval, writer.write_scrape,
-                              headers=auth_headers(target.api_key))
+                              headers=auth_headers(target.api_key), deployment=deployment)
             if await scraper.scrape_once() is None:
                 state.warnings.append(f"server metrics unavailable ({scraper.last_error}); continuing without them")
                 scraper = None

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--export", choices=("vllm",), help="also write vllm-bench-serve-style JSON per stage")
     r.add_argument("--metrics-url", help="server Prometheus metrics URL (default: from the outputs / dialect)")
     r.add_argument("--no-metrics", action="store_true", help="do not scrape server metrics")
+    r.add_argument("--kube-api", metavar="URL",
+                   help="the Kubernetes API, for an autoscaled server's replica counts over time (e.g. run "
+                        "`kubectl proxy` and give http://127.0.0.1:8001; default: the in-cluster API in a pod)")
     r.add_argument("--scrape-interval", type=float, default=1.0, help="seconds between server-metrics scrapes")
     r.add_argument("--no-progress", action="store_true", help="no live progress line (e.g. in CI logs)")
     r.add_argument("--no-ignore-eos", action="store_true", help="let the model stop at EOS (lengths may be shorter)")
@@ -211,6 +214,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     try:
         if a.no_metrics or cfg.pod_index:  # of the pods, only pod 0 scrapes the server
             target.metrics_url = None
+        if a.kube_api:
+            target.kube_api = a.kube_api
         if a.no_metrics:
             target.metrics_url = None
         run_id = a.run_id or new_run_id()

@@ -27,16 +27,13 @@ import ctypes
 import os
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from .errors import BadInput, Unreachable
+from .kube import SERVICE_ACCOUNT_DIR, KubeApi
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-#: the Kubernetes API base URL, overriding the in-cluster one (tests point it at a local server)
-API_ENV = "LOADGEN_KUBE_API"
 JOB_NAME_ENV = "JOB_NAME"
 INDEX_ENV = "JOB_COMPLETION_INDEX"  # set by the Job controller in an Indexed Job's pods
 
@@ -94,26 +91,19 @@ def job_created_at(timeout: float = 60.0) -> float:
     if not name:
         raise BadInput(f"--start-at job+S needs the Job's name in {JOB_NAME_ENV}",
                        "the load generator's Job sets it; elsewhere give --start-at a time")
-    base = os.environ.get(API_ENV)
-    headers: dict[str, str] = {}
-    verify: bool | str = True
+    api = KubeApi.locate()
+    if api is None:
+        raise BadInput("--start-at job+S: not inside a Kubernetes pod (no KUBERNETES_SERVICE_HOST)",
+                       "give --start-at a time instead")
     namespace_file = SERVICE_ACCOUNT_DIR / "namespace"
     namespace = os.environ.get("POD_NAMESPACE") or (namespace_file.read_text().strip()
                                                     if namespace_file.exists() else "default")
-    if base is None:
-        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        if not host:
-            raise BadInput("--start-at job+S: not inside a Kubernetes pod (no KUBERNETES_SERVICE_HOST)",
-                           "give --start-at a time instead")
-        base = f"https://{host}:{port}"
-        headers["Authorization"] = f"Bearer {(SERVICE_ACCOUNT_DIR / 'token').read_text().strip()}"
-        verify = str(SERVICE_ACCOUNT_DIR / "ca.crt")
-    url = f"{base.rstrip('/')}/apis/batch/v1/namespaces/{namespace}/jobs/{name}"
+    path = f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"
     deadline, wait, last = time.monotonic() + timeout, 0.5, ""
-    with httpx.Client(headers=headers, verify=verify, timeout=10.0) as client:
+    with api.client() as client:
         while True:
             try:
-                response = client.get(url)
+                response = client.get(path)
                 if response.status_code == 200:
                     stamp = response.json()["metadata"]["creationTimestamp"]
                     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

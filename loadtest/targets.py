@@ -47,6 +47,7 @@ class Target:
     outputs: dict[str, Any] | None  # public outputs only (no secrets)
     api_key: str | None = field(default=None, repr=False)
     process: subprocess.Popen[str] | None = field(default=None, repr=False)
+    kube_api: str | None = None  # where the server's Deployment can be read (an autoscaled server's replicas)
 
     @property
     def modelled(self) -> bool:
@@ -291,7 +292,9 @@ def sim_target(stack: str, metrics_url: str | None, startup_timeout: float = 60.
     outputs = dict(outputs, localUrl=base_url, endpoint=base_url, externalEndpoint=None)
     health = outputs.get("healthPath") or DIALECTS[outputs["dialect"]].health_path
     target = Target("sim", base_url, outputs["dialect"], outputs["servedModel"], health,
-                    metrics_url or default_metrics, outputs, api_key, proc)
+                    metrics_url or default_metrics, outputs, api_key, proc,
+                    # the simulated endpoint serves its emulated Deployment where the Kubernetes API would
+                    kube_api=base_url if (outputs.get("spec") or {}).get("server", {}).get("autoscaling") else None)
     deadline = time.monotonic() + startup_timeout
     while True:
         if proc.poll() is not None:

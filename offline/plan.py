@@ -148,6 +148,11 @@ PROPERTIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "kubernetes:core/v1:ServiceAccount": lambda i: {"name": _get(i, "metadata.name"),
                                                     "annotations": _get(i, "metadata.annotations")},
     "kubernetes:core/v1:Namespace": lambda i: {"name": _get(i, "metadata.name")},
+    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": lambda i: {
+        "scales": _get(i, "spec.scaleTargetRef.name"),
+        "replicas": f"{_get(i, 'spec.minReplicas')}-{_get(i, 'spec.maxReplicas')}",
+        "metric": [f"{m['pods']['metric']['name']} avg {m['pods']['target']['averageValue']}"
+                   for m in _get(i, "spec.metrics") or [] if m.get("type") == "Pods"]},
     "pulumi:providers:kubernetes": lambda i: {"kubeconfig": i.get("kubeconfig")},
 }
 

@@ -82,8 +82,9 @@ class ProgramRun:
     def by_type(self, type_token: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_token]
 
-    def one(self, type_token: str) -> Registered:
-        found = self.by_type(type_token)
+    def one(self, type_token: str, within: str | None = None) -> Registered:
+        """The one resource of a type (``within``: under that component module, e.g. ``model_server``)."""
+        found = [r for r in self.by_type(type_token) if within is None or f"gke-llm-bench:{within}:" in r.urn]
         if len(found) != 1:
             raise LookupError(f"expected one {type_token}, found {len(found)}")
         return found[0]

@@ -146,6 +146,21 @@ class LoadgenConfig(_Section):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class ServerAutoscalingConfig(_Section):
+    """A HorizontalPodAutoscaler on a server metric (``stacks/autoscale.py``)."""
+
+    min_replicas: PositiveInt = 1
+    max_replicas: PositiveInt
+    metric: Literal["waiting", "running"] = "waiting"  # queued requests, or the running batch
+    target: Annotated[float, Field(gt=0)]  # per replica (HPA AverageValue)
+    scale_down_window: Annotated[int, Field(ge=0)] = 300  # seconds (HPA scaleDown stabilization)
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _int_is_a_target_too(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class ServerConfig(_Section):
     kind: str
     image: str | None = None
@@ -160,6 +175,7 @@ class ServerConfig(_Section):
     extra_args: list[str] = Field(default_factory=list)
     replicas: PositiveInt = 1
     lora: LoraConfig | None = None
+    autoscaling: ServerAutoscalingConfig | None = None
 
     @field_validator("gpu_memory_utilization", mode="before")
     @classmethod

@@ -50,6 +50,7 @@ class ResourceNames:
     loadgen_bucket: str = ""  # the in-cluster load generator's results
     loadgen_service_account: str = ""
     loadgen_pool: str = ""
+    metrics_adapter_service_account: str = ""  # the custom-metrics adapter reads Cloud Monitoring as it
 
     @classmethod
     def derive(cls, stack: str, accelerator_kind: str, cluster: str | None = None,
@@ -63,4 +64,5 @@ class ResourceNames:
                    checkpoint_bucket=f"{project}-{stack}-ckpt"[:63].lower(),
                    loadgen_bucket=f"{project}-{resource_suffix(stack, 40)}-loadgen"[:63].lower(),
                    loadgen_service_account=f"lgen-{resource_suffix(stack, 25)}",
-                   loadgen_pool=f"loadgen-{resource_suffix(stack, 32)}")
+                   loadgen_pool=f"loadgen-{resource_suffix(stack, 32)}",
+                   metrics_adapter_service_account=f"cmsa-{resource_suffix(stack, 25)}")

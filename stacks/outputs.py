@@ -26,6 +26,8 @@ def stack_outputs(spec: StackSpec) -> dict[str, Any]:
     return {
         "stack": spec.name,
         "endpoint": f"http://{svc}.{ns}.svc.cluster.local:{port}",
+        "namespace": ns,
+        "deployment": svc,  # the server's Deployment (and Service): what an autoscaler scales
         "externalEndpoint": None,
         "exposure": spec.exposure,
         "portForward": f"kubectl port-forward -n {ns} svc/{svc} 8000:{port}",

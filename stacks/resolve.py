@@ -14,6 +14,7 @@ import re
 from collections.abc import Collection
 from dataclasses import replace
 
+from .autoscale import resolve_autoscale
 from .catalog import Catalog, MachineType, ModelArch, ServerKind, load_catalog
 from .cluster_spec import ClusterSpec, zones_used
 from .config import ClusterConfig, ClusterStackConfig, StackConfig
@@ -396,6 +397,13 @@ class _Resolver:
             names.loadgen_service_account, names.loadgen_pool, deploying=require_secrets)
         self.errors += loadgen_errors
         self.warnings += loadgen_warnings
+        autoscale, autoscale_errors = resolve_autoscale(
+            s.autoscaling, config_key("server.autoscaling"), server=server.name if server else None,
+            replicas_key_set="replicas" in s.model_fields_set,
+            pool_max_chips=machine.count * node_count if machine else None, tp=tp,
+            pool_autoscales=autoscaling is not None, shared_cluster=bool(c.cluster.from_stack),
+            managed_prometheus=c.cluster.managed_prometheus)
+        self.errors += autoscale_errors
 
         if self.errors:
             raise SpecErrors(source, self.errors)
@@ -458,7 +466,7 @@ class _Resolver:
             image=s.image or server.image,
             namespace=names.namespace,
             tensor_parallel=tp,
-            replicas=s.replicas,
+            replicas=autoscale.min_replicas if autoscale else s.replicas,
             max_batch=s.max_batch,
             max_model_len=max_model_len,
             max_batched_tokens=max_batched,
@@ -475,6 +483,7 @@ class _Resolver:
             maxtext=maxtext,
             lora=lora,
             loadgen=loadgen,
+            autoscale=autoscale,
             usd_per_node_hour=price,
             price_source=price_source,
             system_usd_per_node_hour=self.cat.system_machines.get(cluster.system_machine_type),

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .autoscale import AutoscaleSpec
 from .catalog import MachineType, ModelArch, ServerKind
 from .cluster_spec import ClusterSpec, zones_used
 from .config import PROJECT, ClusterConfig
@@ -94,6 +95,7 @@ class StackSpec:
     maxtext: MaxTextModel | None = None  # JetStream: how MaxText names the model and where its checkpoint goes
     lora: LoraSpec | None = None  # LoRA adapters served beside the base model (stacks/lora.py)
     loadgen: LoadgenSpec | None = None  # in-cluster load generation (stacks/loadgen.py)
+    autoscale: AutoscaleSpec | None = None  # a HorizontalPodAutoscaler on a server metric (stacks/autoscale.py)
 
     @property
     def accelerator(self) -> str:

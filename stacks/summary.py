@@ -66,6 +66,7 @@ def spec_summary(self: StackSpec) -> dict[str, Any]:
             "chunkedPrefill": self.chunked_prefill,
             "extraArgs": list(self.extra_args),
             "lora": self.lora.as_dict() if self.lora else None,
+            "autoscaling": self.autoscale.as_dict() if self.autoscale else None,
         },
         "loadgen": self.loadgen.as_dict() if self.loadgen else None,
         "exposure": self.exposure,

@@ -18,9 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
+from stacks.autoscale import HPA_SYNC_S
+from stacks.outputs import service_name
 from stacks.spec import StackSpec
 
+from ..kube import deployment_path
 from .faults import Faults
+from .fleet import DEFAULT_START_S, Fleet, set_observer
 from .runtime import Runtime
 from .servers import SimContext, builder
 
@@ -30,15 +34,21 @@ SIM_STATS_PATH = "/sim/stats"  # the simulator's own figures (emission lag, engi
 class SimulatedEndpoint:
     def __init__(self, spec: StackSpec, *, host: str = "127.0.0.1", port: int = 0, metrics_port: int | None = None,
                  seed: int = 0, static_batch: bool = False, faults: Faults | None = None,
-                 static_wait_s: float = 0.05, api_key: str | None = None):
+                 static_wait_s: float = 0.05, api_key: str | None = None, hpa_sync_s: float = HPA_SYNC_S,
+                 replica_start_s: float = DEFAULT_START_S):
         self.spec = spec
         self.host = host
         self.port = port
         self.metrics_port = metrics_port
-        self.runtime = Runtime(spec, seed=seed, static_batch=static_batch, faults=faults, static_wait_s=static_wait_s)
+        options: dict[str, Any] = {"seed": seed, "static_batch": static_batch, "faults": faults,
+                                   "static_wait_s": static_wait_s}
+        # an autoscaled server is a fleet of replicas with the HPA that scales it (fleet.py)
+        self.runtime = (Fleet(spec, make=lambda: Runtime(spec, **options), sync_s=hpa_sync_s,
+                              start_s=replica_start_s, **options)
+                        if spec.autoscale is not None else Runtime(spec, **options))
         self.ctx = SimContext(spec, self.runtime, seed)
         self.dialect = builder(spec.server.dialect)(self.ctx)
-        self.runtime.observer = self.dialect.observer
+        set_observer(self.runtime, self.dialect.observer)
         if api_key is not None and self.dialect.guard is None:
             raise ValueError(f"{spec.server.name} has no authentication, so an API key cannot be enforced; "
                              "serve it without one (keep it in-cluster, as the stack's exposure rules require)")
@@ -60,7 +70,13 @@ class SimulatedEndpoint:
         app = web.Application(client_max_size=64 * 2**20, middlewares=middlewares)
         app.add_routes(routes)
         app.router.add_get(SIM_STATS_PATH, self._stats)
+        if isinstance(self.runtime, Fleet):
+            app.router.add_get(deployment_path(self.spec.namespace, service_name(self.spec)), self._deployment)
         return app
+
+    async def _deployment(self, request: web.Request) -> web.Response:
+        assert isinstance(self.runtime, Fleet)
+        return web.json_response(self.runtime.deployment(self.spec.namespace, service_name(self.spec)))
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(self.stats(), dumps=lambda o: json.dumps(o, indent=1))
@@ -96,6 +112,8 @@ class SimulatedEndpoint:
         return web.Response(text=self.dialect.render_metrics(), content_type="text/plain", charset="utf-8")
 
     async def stop(self) -> None:
+        if isinstance(self.runtime, Fleet):
+            await self.runtime.aclose()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

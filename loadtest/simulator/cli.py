@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 
+from stacks.autoscale import HPA_SYNC_S
 from stacks.errors import SpecErrors
 from stacks.loader import load_stack_file, resolve_stack_arg
 from stacks.spec import StackSpec
@@ -29,6 +30,7 @@ from .app import SimulatedEndpoint
 from .efficiency import EfficiencyError
 from .engine import EngineError
 from .faults import FaultSpecError, parse_faults
+from .fleet import DEFAULT_START_S
 from .predict import Workload, predict
 
 
@@ -52,6 +54,10 @@ def _parser(serve_prog: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--faults", default=None,
                    help="e.g. error_rate=0.05,statuses=429+500+503,disconnect_rate=0.01,slow_start=5,"
                         "stall_rate=0.001,stall_s=2")
+    s.add_argument("--hpa-sync-s", type=float, default=HPA_SYNC_S,
+                   help="an autoscaled stack: seconds between the emulated HPA's syncs (Kubernetes: 15)")
+    s.add_argument("--replica-start-s", type=float, default=DEFAULT_START_S,
+                   help="an autoscaled stack: seconds a new replica takes to become ready")
     s.add_argument("--static-batch", action="store_true",
                    help="static batching (the guide's batch comparison) instead of continuous batching")
     s.add_argument("--static-wait", type=float, default=0.05,
@@ -111,7 +117,8 @@ async def _serve(args: argparse.Namespace, spec: StackSpec) -> int:
     port = spec.server.http_port if args.port is None else args.port
     ep = SimulatedEndpoint(spec, host=args.host, port=port, metrics_port=args.metrics_port, seed=args.seed,
                            static_batch=args.static_batch, faults=faults, static_wait_s=args.static_wait,
-                           api_key=_api_key(args, spec))
+                           api_key=_api_key(args, spec), hpa_sync_s=args.hpa_sync_s,
+                           replica_start_s=args.replica_start_s)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -88,7 +88,9 @@ def test_the_account_may_create_results_and_read_its_own_job_only():
     assert bucket["publicAccessPrevention"] == "enforced" and bucket["uniformBucketLevelAccess"] is True
     role = _one(run, "kubernetes:rbac.authorization.k8s.io/v1:Role", "loadgen-role")
     assert role["rules"] == [{"apiGroups": ["batch"], "resources": ["jobs"], "resourceNames": ["loadgen-r1"],
-                              "verbs": ["get"]}]
+                              "verbs": ["get"]},
+                             {"apiGroups": ["apps"], "resources": ["deployments"],  # the stack autoscales
+                              "resourceNames": ["vllm-llama-3-1-8b"], "verbs": ["get"]}]
     # nothing else in the project is granted to it
     grants = [r for r in run.resources if "IAMMember" in r.type
               and plaintext(r.inputs).get("member") == f"serviceAccount:{email}"]

@@ -65,7 +65,7 @@ def pool(run: ProgramRun) -> dict[str, Any]:
 
 
 def deployment(run: ProgramRun) -> dict[str, Any]:
-    return plaintext(run.one(DEPLOYMENT).inputs)
+    return plaintext(run.one(DEPLOYMENT, "model_server").inputs)
 
 
 def pod(run: ProgramRun) -> dict[str, Any]:
@@ -125,7 +125,11 @@ def test_accelerator_limit_equals_tensor_parallel(run: ProgramRun) -> None:
             assert c["resources"]["limits"]["nvidia.com/gpu"] == str(spec.tensor_parallel)
     else:
         assert server["resources"]["limits"]["google.com/tpu"] == str(spec.chips_per_node)
-    assert deployment(run)["spec"]["replicas"] == spec.replicas
+    if spec.autoscale is None:
+        assert deployment(run)["spec"]["replicas"] == spec.replicas
+    else:  # the autoscaler owns the count; the pool can grow to hold its maximum
+        assert "replicas" not in deployment(run)["spec"]
+        assert spec.autoscale.max_replicas * spec.tensor_parallel <= spec.chips_per_node * spec.node_count
     assert spec.replicas * spec.tensor_parallel <= spec.chips_per_node * spec.node_count
 
 
@@ -196,7 +200,7 @@ def test_probes_service_and_pod_monitoring_use_real_ports(run: ProgramRun) -> No
     assert server["readinessProbe"]["httpGet"]["path"] == spec.server.health_path
     assert server["startupProbe"]["periodSeconds"] * server["startupProbe"]["failureThreshold"] \
         >= spec.startup_budget_s
-    svc = plaintext(run.one(SERVICE).inputs)["spec"]
+    svc = plaintext(run.one(SERVICE, "model_server").inputs)["spec"]
     for sp in svc["ports"]:
         assert sp["targetPort"] in ports
     assert svc["selector"].items() <= deployment(run)["spec"]["template"]["metadata"]["labels"].items()
@@ -209,7 +213,7 @@ def test_probes_service_and_pod_monitoring_use_real_ports(run: ProgramRun) -> No
 
 
 def test_rollout_timeouts_exceed_provider_default(run: ProgramRun) -> None:
-    dep = run.one(DEPLOYMENT)
+    dep = run.one(DEPLOYMENT, "model_server")
     assert dep.custom_timeouts["create"] == f"{run.spec.rollout_timeout_s}s"
     assert run.spec.rollout_timeout_s > 600  # the provider's default is 10 minutes
 
@@ -241,7 +245,7 @@ def test_no_plaintext_secret_in_inputs_or_outputs(run: ProgramRun) -> None:
 
 def test_external_exposure_only_with_allowlist(run: ProgramRun) -> None:
     spec = run.spec
-    svc = plaintext(run.one(SERVICE).inputs)
+    svc = plaintext(run.one(SERVICE, "model_server").inputs)
     annotations = svc["metadata"].get("annotations") or {}
     if svc["spec"]["type"] == "LoadBalancer" and annotations.get("networking.gke.io/load-balancer-type") != "Internal":
         assert svc["spec"]["loadBalancerSourceRanges"] == list(spec.allowlist) and spec.allowlist
@@ -305,10 +309,11 @@ def test_outputs_are_the_documented_contract(run: ProgramRun) -> None:
 
 
 def test_server_waits_for_its_secrets_and_jobs(run: ProgramRun) -> None:
-    dep = run.one(DEPLOYMENT)
+    dep = run.one(DEPLOYMENT, "model_server")
     needed = [r.urn for r in run.resources if r.type in ("kubernetes:core/v1:Secret", JOB,
                                                          "kubernetes:core/v1:ServiceAccount")
-              and "load_generator" not in r.urn]  # the load generator comes after the server
+              and "gke-llm-bench:model_server:" in r.urn]  # the server's own (the load generator and the
+    # autoscaler come after it)
     assert needed and set(needed) <= set(dep.dependencies)
 
 

@@ -192,7 +192,7 @@ def test_every_flag_a_translator_sets_is_a_managed_flag() -> None:
     for name, path in stack_files().items():
         run = run_stack_file(path, name)
         kind = run.spec.server.name
-        containers = plaintext(run.one(DEPLOYMENT).inputs)["spec"]["template"]["spec"]["containers"]
+        containers = plaintext(run.one(DEPLOYMENT, "model_server").inputs)["spec"]["template"]["spec"]["containers"]
         server = next(c for c in containers if c.get("args"))
         args = [a for a in server["args"] if isinstance(a, str)]
         flags = {flag_name(a) for a in args if a.startswith("--") or (kind == "jetstream" and "=" in a)}
@@ -206,7 +206,7 @@ def test_an_external_vllm_is_published_only_through_the_authenticating_proxy() -
 
     run = run_stack_file(stack_files()["llama2-7b-g2-external"], "llama2-7b-g2-external")
     assert run.spec.auth_proxy
-    pod = plaintext(run.one(DEPLOYMENT).inputs)["spec"]["template"]["spec"]
+    pod = plaintext(run.one(DEPLOYMENT, "model_server").inputs)["spec"]["template"]["spec"]
     proxy = next(c for c in pod["containers"] if c["name"] == "auth-proxy")
     assert proxy["image"] == auth_proxy.IMAGE
     assert proxy["env"][0]["valueFrom"]["secretKeyRef"]  # the key comes from the Secret, never a literal
@@ -244,7 +244,7 @@ def test_vllm_on_tpu_serves_like_vllm_and_is_keyed_like_vllm(tmp_path: Path) -> 
     external = write(tmp_path, {**tpu, "gke-llm-bench:exposure": {"mode": "external",
                                                                    "allowlist": ["203.0.113.0/24"]}}, name="ext")
     run = run_stack_file(external, "ext")
-    containers = run.one(DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
+    containers = run.one(DEPLOYMENT, "model_server").inputs["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["vllm", "auth-proxy"]  # /health and /metrics need the key too
     with pytest.raises(SpecErrors) as info:
         spec_of(tmp_path, {**tpu, "gke-llm-bench:precision": "fp8"})
