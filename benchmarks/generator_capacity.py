@@ -106,6 +106,18 @@ def start_python_server(port: int, body: str) -> tuple[subprocess.Popen, str]:
     return proc, "aiohttp zero-latency server (nginx not installed)"
 
 
+def start_harness() -> tuple[subprocess.Popen, str, str]:
+    """nginx with the canned stream on a free port (the aiohttp server when nginx is missing):
+    the process, what it is, its URL."""
+    port = free_port()
+    body = canned_stream()
+    try:
+        proc, harness = start_nginx(port, body)
+    except FileNotFoundError:
+        proc, harness = start_python_server(port, body)
+    return proc, harness, f"http://127.0.0.1:{port}"
+
+
 def wait_up(url: str, proc: subprocess.Popen) -> None:
     for _ in range(100):
         if proc.poll() is not None:
@@ -207,13 +219,7 @@ def main() -> None:
                          "installing it there with python3.12 on first use")
     a = ap.parse_args()
     rates = [float(x) for x in a.rates.split(",")]
-    port = free_port()
-    body = canned_stream()
-    try:
-        proc, harness = start_nginx(port, body)
-    except FileNotFoundError:
-        proc, harness = start_python_server(port, body)
-    url = f"http://127.0.0.1:{port}"
+    proc, harness, url = start_harness()
     results = Path(tempfile.mkdtemp(prefix="lt-capacity-"))
     try:
         wait_up(url + "/health", proc)

@@ -29,6 +29,11 @@ SNAPSHOTS = ("run.json", "summary.json")
 STATE_FILE = ".mirror.json"
 
 
+def _is_local(fs: Any) -> bool:
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return bool({"file", "local"} & set(protocols))
+
+
 def _fs(url: str) -> tuple[Any, str]:
     fs, path = fsspec.core.url_to_fs(url)
     return fs, path.rstrip("/")
@@ -46,7 +51,8 @@ class Mirror:
 
     def _put(self, name: str, data: bytes) -> None:
         seq = self.state["seq"].get(name, 0)
-        self.fs.mkdirs(f"{self.dest}/{name}", exist_ok=True)
+        if _is_local(self.fs):  # object stores have no directories (and gcsfs would read a mkdir as "create a bucket")
+            self.fs.mkdirs(f"{self.dest}/{name}", exist_ok=True)
         with self.fs.open(f"{self.dest}/{name}/{seq:06d}", "wb") as f:
             f.write(data)
         self.state["seq"][name] = seq + 1
@@ -108,7 +114,7 @@ def pod_dirs(url: str) -> dict[int, str]:
     for entry in fs.ls(root, detail=False):
         name = entry.rstrip("/").rsplit("/", 1)[-1]
         if name.isdigit():
-            out[int(name)] = entry if protocol in ("file", "local") else f"{protocol}://{entry}"
+            out[int(name)] = entry if _is_local(fs) else f"{protocol}://{entry}"
     return out
 
 
