@@ -171,7 +171,7 @@ def merge(src: str, results_root: Path, partial: bool = False) -> Path:
                 stage_id=stage["id"], mode=stage["mode"], level=stage["level"], arrival=stage["arrival"],
                 records=records, start=start, end=end, slo=slo,
                 interrupted=any(st.get("interrupted") for st in pod_stages) or len(pod_stages) < len(shares),
-                server=base_stage.get("server"),
+                server=base_stage.get("serverMetrics"),
                 client={"pods": len(shares), "cpuPercent": round(sum(cpu) / len(cpu), 1) if cpu else None,
                         "httpClient": run0["tool"]["httpClient"]})
             writer.write_columns(REQUESTS_FILE, stage["id"], records)

@@ -79,6 +79,7 @@ def test_pods_merge_into_the_one_requested_schedule(sim, tmp_path):
         assert [r["scheduled"] - first for r in mine] == pytest.approx(expected, abs=3e-6)
         assert stage["requests"] == stage["completed"] == PER_LEVEL
         assert stage["outputTokens"] == 8 * PER_LEVEL
+        assert stage["serverMetrics"]["scrapes"] >= 1  # pod 0 scraped the server for every pod
     # stage 0 began at the shared start time, on pod 0's clock
     assert summary["stages"][0]["id"].startswith("0-rate")
     t0 = json.loads((bucket / "0" / "run.json" / "000000").read_text())["clockOrigin"]
@@ -91,6 +92,10 @@ def test_pods_merge_into_the_one_requested_schedule(sim, tmp_path):
                for p in audit["pods"])
     assert all(c["numbersContiguous"] and c["pods"] == PODS for c in audit["stages"])
     assert run0["pod"]["count"] == PODS and "pod" not in json.loads((run_dir / "run.json").read_text())
+    pod1 = json.loads((bucket / "1" / "run.json" / "000000").read_text())
+    assert pod1["endpoint"]["metricsUrl"] is None  # only pod 0 scrapes
+    scrapes = (run_dir / "server_metrics.jsonl").read_text().splitlines()
+    assert any(json.loads(x)["stage"] == summary["stages"][1]["id"] for x in scrapes)
     # analysis reads the merged run like any other
     frame, _ = stage_frame(load_runs([str(run_dir)]))
     assert sorted(frame["level"]) == [40.0, 80.0] and (frame["requests"] == PER_LEVEL).all()
