@@ -183,6 +183,10 @@ def config_from_args(a: argparse.Namespace) -> tuple[LoadConfig, int | None]:
         model_check=a.model_check, pods=a.pods, start_at=a.start_at, stage_gap=a.stage_gap,
     )
     if a.pods is not None:
+        if a.target == "sim" and not a.endpoint:
+            raise BadInput("--pods with --target sim: each pod would start a simulated endpoint of its own",
+                           "start one (python -m loadtest simulate --stack S --port 8000) and give every pod "
+                           "--endpoint http://127.0.0.1:8000 --dialect ... --model ...")
         cfg.pod_index = pods.pod_index(a.pod_index)
         cfg.model_check = False  # a share is not the stage the model would replay (the merge judges the whole)
     cfg.validate()

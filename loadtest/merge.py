@@ -140,7 +140,11 @@ def merge(src: str, results_root: Path, partial: bool = False) -> Path:
                     # two clocks each within e of true time are within e1 + e2 of each other
                     "clockOffsetBoundUs": sum(sorted(errors)[-2:]) if len(errors) >= 2 else None}
     meta["config"] = {**meta["config"], "podIndex": None}
-    writer = ResultsWriter(results_root, Path(str(run0["stack"])).name.removesuffix(".yaml"), run0["runId"])
+    try:
+        writer = ResultsWriter(results_root, Path(str(run0["stack"])).name.removesuffix(".yaml"), run0["runId"])
+    except FileExistsError as exc:
+        raise BadInput(f"{exc}: this run was merged before", "give another --results-dir, or remove that "
+                                                              "directory to merge again") from None
     try:
         writer.write_json("run.json", meta)
         slo = run0["config"].get("slo") or {}

@@ -117,6 +117,8 @@ def test_merge_refuses_missing_pods_and_merges_partial_on_request(sim, tmp_path)
     with pytest.raises(BadInput, match=r"pod\(s\) \[2\] of 3"):
         merge(str(bucket), tmp_path / "results")
     run_dir = merge(str(bucket), tmp_path / "partial", partial=True)
+    with pytest.raises(BadInput, match="merged before"):
+        merge(str(bucket), tmp_path / "partial", partial=True)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["partial"] is True and summary["stages"][0]["requests"] == 20
     assert any("pods [2] of 3" in w for w in summary["warnings"])
@@ -209,3 +211,9 @@ def test_pod_flags_refused_with_the_fix(capsys, monkeypatch, flags, message):
     code, _, err = run_cli(capsys, "run", "--stack", STACK, "--endpoint", "http://127.0.0.1:9", "--dialect", "openai",
                            "--model", "m", "--pods", "3", "--pod-index", "0", *flags)
     assert code == 2 and message in err and "fix:" in err
+
+
+def test_pods_refuse_a_simulator_each(capsys):
+    code, _, err = run_cli(capsys, "run", "--stack", STACK, "--target", "sim", "--mode", "rate", "--levels", "1",
+                           "--pods", "2", "--pod-index", "0", "--start-at", "job+1")
+    assert code == 2 and "simulated endpoint of its own" in err and "--endpoint" in err
