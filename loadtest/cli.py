@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("source", help="the run's prefix: gs://<bucket>/<run-id>, or a local directory of the same layout")
     m.add_argument("--results-dir", default="results", help="the merged run goes to <dir>/<stack>/<run-id>/")
     m.add_argument("--partial", action="store_true", help="merge even if some pods wrote nothing (they are listed)")
+    m.add_argument("--no-model-check", dest="model_check", action="store_false",
+                   help="do not replay the merged stages on the stack's performance model")
     u = sub.add_parser("upload", help="stream a run directory to a bucket as it is written (the pods' sidecar)",
                        formatter_class=DefaultsHelpFormatter)
     u.add_argument("root", help="the results root the load tester writes (--results-dir)")
@@ -311,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "merge":
             from .merge import merge
 
-            print(f"results: {merge(args.source, Path(args.results_dir), args.partial)}")
+            print(f"results: {merge(args.source, Path(args.results_dir), args.partial, args.model_check)}")
             return EXIT_OK
         if args.command == "upload":
             return cmd_upload(args)

@@ -10,6 +10,8 @@ any other, plus ``pods.json``: what each pod did.
 - Stages: each is summarized again from the union of the pods' records with the one summarizer
   (``aggregate.summarize_stage``) and the run's SLO; pod 0 scraped the server, so its server
   metrics stand for the stage. A request number seen twice means the shares overlapped: refused.
+  With the stack file at hand, each merged stage is replayed on the performance model
+  (``model_check``), which no pod could do with its share alone.
 - The audit, per pod: requests sent and measured, errors, dispatch delay p50/p99 (how late the pod
   sent against the shared schedule), how late it started stage 0, its clock's offset from pod 0's
   origin and its kernel's estimated clock error; per stage, whether the union of the pods' request
@@ -27,8 +29,10 @@ from .aggregate import stats, summarize_stage
 from .bench import RunState
 from .bucket import pod_dirs, read_pod
 from .errors import BadInput
+from .model_check import check_stage
 from .records import RequestRecord
-from .results import REQUESTS_FILE, ResultsWriter
+from .results import PREDICTED_FILE, REQUESTS_FILE, ResultsWriter
+from .targets import stack_spec as load_stack_spec
 
 AUDIT_FILE = "pods.json"
 
@@ -126,7 +130,9 @@ def _audit(share: PodShare, first_start: float | None) -> dict[str, Any]:
     }
 
 
-def merge(src: str, results_root: Path, partial: bool = False) -> Path:
+def merge(src: str, results_root: Path, partial: bool = False, model_check: bool = True) -> Path:
+    """The merged run's directory. ``model_check``: replay each merged stage on the stack's performance
+    model, as a single-process run does (the pods cannot: each holds only its share)."""
     shares = load_shares(src, partial)
     base = shares[0]
     run0 = base.run
@@ -148,6 +154,7 @@ def merge(src: str, results_root: Path, partial: bool = False) -> Path:
     try:
         writer.write_json("run.json", meta)
         slo = run0["config"].get("slo") or {}
+        spec = load_stack_spec(str(run0["stack"])) if model_check else None
         state = RunState(meta, workload=(base.summary or {}).get("workload"))
         missing = sorted(set(range(count)) - {s.index for s in shares})
         if missing:
@@ -178,6 +185,12 @@ def merge(src: str, results_root: Path, partial: bool = False) -> Path:
                 server=base_stage.get("serverMetrics"),
                 client={"pods": len(shares), "cpuPercent": round(sum(cpu) / len(cpu), 1) if cpu else None,
                         "httpClient": run0["tool"]["httpClient"]})
+            if model_check:
+                predicted = check_stage(spec, summary, records, modelled_target=bool(run0.get("modelled")), slo=slo,
+                                        max_concurrency=run0["config"].get("maxConcurrency"))
+                if predicted:
+                    writer.write_predicted(predicted)
+                    writer.write_columns(PREDICTED_FILE, stage["id"], predicted)
             writer.write_columns(REQUESTS_FILE, stage["id"], records)
             state.stages.append(summary)
             contiguous = bool(numbers) and numbers[-1] - numbers[0] + 1 == len(numbers)

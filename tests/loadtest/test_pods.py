@@ -80,6 +80,7 @@ def test_pods_merge_into_the_one_requested_schedule(sim, tmp_path):
         assert stage["requests"] == stage["completed"] == PER_LEVEL
         assert stage["outputTokens"] == 8 * PER_LEVEL
         assert stage["serverMetrics"]["scrapes"] >= 1  # pod 0 scraped the server for every pod
+        assert "predicted" in stage["model"]  # the merged stage is replayed on the performance model
     # stage 0 began at the shared start time, on pod 0's clock
     assert summary["stages"][0]["id"].startswith("0-rate")
     t0 = json.loads((bucket / "0" / "run.json" / "000000").read_text())["clockOrigin"]
