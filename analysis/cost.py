@@ -6,6 +6,12 @@ system pool (``stacks/catalog/cluster.yaml``; every stack is charged one, as it 
 carried in every run directory. ``pool`` prices the accelerators only (``usdPerHour``, the basis of
 the guide's own per-dollar charts); runs written before the all-in price existed fall back to it.
 
+An autoscaled stack (``server.autoscaling``) is priced by the replicas that actually served each
+stage: its pool grows and shrinks with them, so the accelerator part of the price is the per-replica
+$/h times the stage's mean ready replicas (recorded by the load tester from the Deployment), plus the
+cluster's own cost for the all-in basis. Without recorded replicas it falls back to the pool at its
+maximum, what a scaled-out hour costs.
+
 Per-dollar throughput is normalized the way the guide's chart is: a baseline stack = 1, others
 relative to it at the same model, workload, mode and load level. By default the baseline is, for
 each model, its first G2 stack (the guide sets G2 to 1); ``--baseline`` names one stack for all.
@@ -40,6 +46,7 @@ def add_cost(df: pd.DataFrame, baseline: str | None = None, price: str = "all-in
     if price not in PRICE_BASES:
         raise AnalysisError("--price", f'unknown price basis "{price}"', f"use one of: {', '.join(PRICE_BASES)}")
     df = df.copy()
+    _price_autoscaled_by_replicas(df)
     df["usd_per_hour_pool"] = df["usd_per_hour"]
     if price == "all-in":
         all_in = pd.to_numeric(df.get("usd_per_hour_all_in", pd.Series(np.nan, index=df.index)), errors="coerce")
@@ -69,6 +76,22 @@ def add_cost(df: pd.DataFrame, baseline: str | None = None, price: str = "all-in
     df["norm_per_usd"] = merged["output_tok_per_usd"] / merged["_ref_out"]
     df["norm_input_per_usd"] = merged["input_tok_per_usd"] / merged["_ref_in"]
     return df
+
+
+def _price_autoscaled_by_replicas(df: pd.DataFrame) -> None:
+    """Autoscaled stages with recorded replicas: the pool's price follows the replicas (in place)."""
+    nan = pd.Series(np.nan, index=df.index)
+    observed = pd.to_numeric(df.get("server_replicas_mean", nan), errors="coerce")
+    per_replica = pd.to_numeric(df.get("usd_per_replica_hour", nan), errors="coerce")
+    scaled = (per_replica * observed).where(observed > 0)
+    rows = scaled.notna()
+    if not rows.any():
+        return
+    pool = pd.to_numeric(df["usd_per_hour"], errors="coerce").astype(float)
+    all_in = pd.to_numeric(df.get("usd_per_hour_all_in", nan), errors="coerce").astype(float)
+    df["usd_per_hour_all_in"] = all_in.where(~rows, scaled + (all_in - pool).fillna(0.0))
+    df["usd_per_hour"] = pool.where(~rows, scaled)
+    df["replicas"] = pd.to_numeric(df.get("replicas", nan), errors="coerce").astype(float).where(~rows, observed)
 
 
 def baselines(df: pd.DataFrame, baseline: str | None) -> pd.Series:

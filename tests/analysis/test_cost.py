@@ -87,3 +87,17 @@ def test_all_in_price_adds_a_whole_cluster_and_is_the_default(tmp_path: Path) ->
     assert all_in["usd_per_hour_pool"] == pool["usd_per_hour"] == spec["cost"]["usdPerHour"]
     assert all_in["usd_per_m_output"] > pool["usd_per_m_output"]
 
+
+
+def test_an_autoscaled_stage_is_priced_by_the_replicas_that_served_it() -> None:
+    rows = pd.DataFrame({
+        "stack": ["fleet", "fleet", "fixed"], "source": "measured", "model": "m", "workload_label": "128→64",
+        "workload": "balanced", "mode": "rate", "level": [4.0, 8.0, 4.0], "output_tok_s": 1000.0,
+        "input_tok_s": 2000.0, "usd_per_hour": [4.0, 4.0, 1.0], "usd_per_hour_all_in": [4.5, 4.5, 1.5],
+        "usd_per_replica_hour": [1.0, 1.0, 1.0], "replicas": [1, 1, 1],
+        "server_replicas_mean": [1.5, 3.0, float("nan")], "machine_family": "g2"})
+    df = add_cost(rows).set_index("level", append=True)
+    # the pool part follows the mean ready replicas; the cluster's own 0.5 $/h stays
+    assert list(df["usd_per_hour"]) == pytest.approx([2.0, 3.5, 1.5])
+    assert list(df["usd_per_hour_pool"]) == pytest.approx([1.5, 3.0, 1.0])
+    assert df["usd_per_m_output"].iloc[0] == pytest.approx(2.0 / (1000 * 3600) * 1e6)
