@@ -1,11 +1,13 @@
 """``--lora-mix sql=0.5,chat=0.3,base=0.2``: traffic split across a server's LoRA adapters by weight.
 
 Each prompt of the workload is given an adapter (or the base model, ``base``) by a seeded weighted
-draw, so the same seed sends the same requests to the same adapters. An adapter is addressed as the
-OpenAI API addresses any model, by the request's ``model`` field (vLLM answers to each adapter's
-name, ``stacks/lora.py``); other wire protocols have no per-request adapter in this project and are
-refused. Before anything is sent, the names are checked against the server's own model list
-(``/v1/models``), so a typo fails with the names it serves instead of a run of 404s. Each request
+draw, so the same seed sends the same requests to the same adapters. An adapter is addressed as each
+protocol module says: vLLM's OpenAI API by the request's ``model`` (it answers to each adapter's
+name, ``stacks/lora.py``), TGI by ``parameters.adapter_id``; Triton and JetStream have no
+per-request adapter in this project and are refused. Before anything is sent, the names are checked
+against the server's own model list (vLLM's ``/v1/models``), so a typo fails with the names it serves
+instead of a run of 404s; TGI lists none and silently answers an unknown adapter from the base
+model, so there the names are checked against the stack's declared adapters. Each request
 record carries its ``adapter`` (null for the base model), and the analysis reports per adapter.
 """
 
@@ -25,7 +27,7 @@ from .setup_calls import call_with_retry
 from .targets import Target, auth_headers
 from .workloads import Workload
 
-_TERM = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*=\s*([0-9]*\.?[0-9]+)\s*$")
+_TERM = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._/-]*)\s*=\s*([0-9]*\.?[0-9]+)\s*$")
 FIX = "write e.g. --lora-mix sql=0.5,base=0.5 (adapter names as the stack declares them, weights adding up to 1)"
 
 
@@ -63,11 +65,22 @@ def assign(workload: Workload, mix: dict[str, float], seed: int) -> None:
 
 async def check_served(transport: Transport, target: Target, dialect: Dialect, mix: dict[str, float],
                        timeout: float) -> None:
-    """Every adapter of the mix must be a model the server lists; the dialect must address adapters."""
+    """Every adapter of the mix must be one the server serves: listed by the server where it lists
+    them (vLLM's models), else declared by the stack (TGI lists none, and would answer an unknown
+    adapter from the base model without a word). The dialect must address adapters per request."""
+    if not dialect.per_request_adapter:
+        raise BadInput(f"--lora-mix: the {dialect.name} protocol has no per-request LoRA adapter here",
+                       "serve the adapters with vLLM or TGI (server.lora) and test its API")
     path = dialect.models_path
     if path is None:
-        raise BadInput(f"--lora-mix: the {dialect.name} protocol has no per-request LoRA adapter here",
-                       "serve the adapters with vLLM (server.lora) and test its OpenAI API")
+        declared = (((target.outputs or {}).get("spec") or {}).get("server") or {}).get("lora")
+        if declared is not None:
+            names = [a["name"] for a in declared["adapters"]]
+            unknown = [n for n in mix if n != BASE and n not in names]
+            if unknown:
+                raise BadInput(f"--lora-mix: the stack serves no adapter {', '.join(unknown)} (its adapters: "
+                               f"{', '.join(names)}); {dialect.name} would answer it from the base model", FIX)
+        return
     headers = auth_headers(target.api_key)
     url = target.base_url.rstrip("/") + path
     status, raw = await call_with_retry(f"GET {path}", lambda: transport.get(url, headers), timeout)

@@ -7,6 +7,11 @@ preallocates, for each of those slots, the A and B matrices of every LoRA-able p
 ``--max-lora-rank`` (vLLM's ``LoRAConfig``; docs.vllm.ai "LoRA Adapters"). That preallocation is
 taken before the KV cache is sized, so it is counted here and the sizing subtracts it.
 
+TGI loads every adapter at startup (``--lora-adapters``) and selects one per request by
+``adapter_id``. It serves a Hub adapter under its repo id (``name=path`` only for a local path), so
+a TGI adapter from the Hub must be named by its source; all of them are resident (no slots: maxLoras
+is the adapter count), each at most ``maxRank``.
+
 One place gives these knobs their meaning: the translator spells them as flags, the sizing charges
 their memory, the simulated endpoint serves the adapter names and the performance model charges
 their FLOPs and reads (``loadtest/simulator/perf_model.py``).
@@ -26,7 +31,7 @@ from .errors import SpecError
 MAX_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 #: the load tester's name for requests to the base model in ``--lora-mix``
 BASE = "base"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")  # a Hub repo id is a name too (TGI serves it so)
 LORA_BYTES_PER_PARAM = 2  # adapters are held in the activation dtype (16-bit)
 
 
@@ -73,7 +78,7 @@ def resolve_lora(cfg: LoraConfig | None, server: ServerKind | None, served_name:
     errors: list[SpecError] = []
     if server is not None and not server.lora:
         errors.append(SpecError(key, f"{server.name} does not serve LoRA adapters in this project",
-                                "use server.kind vllm, or merge the adapter into the checkpoint (model.hfId)"))
+                                "use server.kind vllm or tgi, or merge the adapter into the checkpoint (model.hfId)"))
     if not cfg.adapters:
         errors.append(SpecError(f"{key}.adapters", "is empty", "list at least one {name, source}, or drop `lora`"))
     seen: set[str] = set()
@@ -81,7 +86,7 @@ def resolve_lora(cfg: LoraConfig | None, server: ServerKind | None, served_name:
         where = f"{key}.adapters[{i}].name"
         if not _NAME.match(a.name):
             errors.append(SpecError(where, f'"{a.name}" is not a usable model name',
-                                    "letters, digits, '.', '_' and '-', at most 64 characters"))
+                                    "letters, digits, '.', '_', '-' and '/', at most 128 characters"))
         elif a.name in seen:
             errors.append(SpecError(where, f'"{a.name}" is given twice', "give each adapter its own name"))
         elif a.name in (served_name, BASE):
@@ -94,6 +99,15 @@ def resolve_lora(cfg: LoraConfig | None, server: ServerKind | None, served_name:
     if cfg.max_rank not in MAX_RANKS:
         errors.append(SpecError(f"{key}.maxRank", f"{cfg.max_rank} is not a rank vLLM accepts",
                                 f"use one of {', '.join(map(str, MAX_RANKS))} (at least the adapters' own rank r)"))
+    if server is not None and server.name == "tgi":
+        for i, a in enumerate(cfg.adapters):
+            if not a.source.startswith("/") and a.name != a.source:
+                errors.append(SpecError(f"{key}.adapters[{i}].name", f'"{a.name}": TGI serves a Hub adapter under '
+                                        f'its repo id, "{a.source}"', f"name it {a.source} (or give a local path "
+                                        "as its source)"))
+        if cfg.max_loras is not None and cfg.max_loras != len(cfg.adapters):
+            errors.append(SpecError(f"{key}.maxLoras", "TGI keeps every adapter resident and mixes them freely",
+                                    "drop maxLoras for TGI"))
     max_loras = cfg.max_loras or len(cfg.adapters)
     if cfg.adapters and max_loras > len(cfg.adapters):
         errors.append(SpecError(f"{key}.maxLoras", f"{max_loras} slots for {len(cfg.adapters)} adapter(s)",

@@ -9,7 +9,8 @@ weight-only), ``--kv-cache-dtype`` (fp8_e4m3fn), ``--max-input-tokens`` < ``--ma
 batch; ``stacks/serving.py``). The launcher's own default port is 3000 and the image sets
 ``PORT=80``; ``--port`` pins the catalog's port so probes and the Service never depend on either.
 The API key is read from ``API_KEY``, the HF token from ``HF_TOKEN``; ``PREFIX_CACHING`` switches
-TGI 3's prefix cache.
+TGI 3's prefix cache. LoRA adapters (``stacks/lora.py``): ``--lora-adapters id,...`` (a local
+adapter as ``name=path``; huggingface.co/docs/text-generation-inference/conceptual/lora).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def args(srv: ServerArgs) -> list[str]:
         out += ["--dtype", DTYPE_FLAG[p]]
     if srv.kv_cache_dtype in KV_DTYPE_FLAG:
         out += ["--kv-cache-dtype", KV_DTYPE_FLAG[srv.kv_cache_dtype]]
+    if srv.lora is not None:  # resident adapters, each chosen per request by adapter_id
+        out += ["--lora-adapters", ",".join(a.source if a.name == a.source else f"{a.name}={a.source}"
+                                            for a in srv.lora.adapters)]
     return out + list(srv.extra_args)
 
 

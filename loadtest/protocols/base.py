@@ -108,8 +108,11 @@ class Dialect(ABC):
     name: str
     #: readiness path used when the stack outputs do not name one
     health_path: str = "/health"
-    #: where the server lists the models it answers to, LoRA adapters included; None: the protocol
-    #: addresses no adapter per request (``--lora-mix`` is refused)
+    #: the protocol addresses a LoRA adapter per request (``Prompt.adapter``); without it ``--lora-mix``
+    #: is refused
+    per_request_adapter: bool = False
+    #: where the server lists the models it answers to, LoRA adapters included; None: no such list
+    #: (the mix is then checked against the stack's declared adapters)
     models_path: str | None = None
 
     def __init__(self, model: str, api: str = "completions", ignore_eos: bool = True,

@@ -158,6 +158,7 @@ class OpenAIParser(StreamParser):
 class OpenAIDialect(Dialect):
     name = "openai"
     health_path = HEALTH_PATH
+    per_request_adapter = True
     models_path = MODELS_PATH  # vLLM lists its LoRA adapters there, each addressed by ``model``
 
     def request(self, prompt: Prompt) -> tuple[str, dict[str, Any]]:

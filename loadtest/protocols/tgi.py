@@ -111,12 +111,15 @@ class TGIParser(StreamParser):
 class TGIDialect(Dialect):
     name = "tgi"
     health_path = HEALTH_PATH
+    #: TGI picks a resident LoRA adapter by ``parameters.adapter_id`` (the Messages API: by ``model``);
+    #: it lists none, and answers an unknown one from the base model
+    per_request_adapter = True
 
     def request(self, prompt: Prompt) -> tuple[str, dict[str, Any]]:
         s = self.sampling.as_dict()
         if self.api == "chat":
             return CHAT_PATH, self.with_extra({
-                "model": self.model,
+                "model": prompt.adapter or self.model,
                 "messages": [{"role": "user", "content": prompt.text}],
                 "max_tokens": prompt.output_len,
                 "stream": True,
@@ -124,6 +127,8 @@ class TGIDialect(Dialect):
                 **s,
             })
         params: dict[str, Any] = {"max_new_tokens": prompt.output_len, "details": True}
+        if prompt.adapter is not None:
+            params["adapter_id"] = prompt.adapter
         if s:
             params.update(s)
             params["do_sample"] = True  # TGI samples only when asked; greedy otherwise

@@ -66,7 +66,40 @@ def test_a_protocol_without_per_request_adapters_is_refused(capsys, tmp_path, fi
     code, _, err = run_cli(capsys, "run", *endpoint_args(f"{fixture_url}/ok/1", dialect="triton"), "--mode", "batch",
                            "--levels", "1", "--requests-per-level", "1", "--lora-mix", "sql=1",
                            "--results-dir", str(tmp_path))
-    assert code == 2 and "--lora-mix" in err and "vLLM" in err
+    assert code == 2 and "--lora-mix" in err and "vLLM or TGI" in err
+
+
+def _tgi_lora_stack(tmp_path):
+    """A TGI stack serving one Hub adapter under its repo id, as a stack file the simulator can serve."""
+    import yaml
+
+    from tests.stack_configs import BASE, merge
+
+    doc = merge(BASE, {"gke-llm-bench:server": {"kind": "tgi", "lora": {"adapters": [
+        {"name": "yard1/llama-2-7b-sql-lora-test", "source": "yard1/llama-2-7b-sql-lora-test"}]}}})
+    path = tmp_path / "Pulumi.tgi-lora.yaml"
+    path.write_text(yaml.safe_dump({"config": doc}))
+    return str(path)
+
+
+def test_tgi_is_asked_for_its_adapter_by_id(capsys, tmp_path):
+    stack = _tgi_lora_stack(tmp_path)
+    code, out, err = run_cli(capsys, "run", "--stack", stack, "--target", "sim", "--mode", "batch", "--levels", "2",
+                             "--requests-per-level", "12", "--output-len", "4", "--input-len", "32", "--lora-mix",
+                             "yard1/llama-2-7b-sql-lora-test=0.5,base=0.5", "--results-dir", str(tmp_path / "r"),
+                             "--no-progress")
+    assert code == 0, err
+    _, records = load_run(results_dir_from(out))
+    assert all(r["error"] is None for r in records) and len(records) == 12
+    assert {r["adapter"] for r in records} == {"yard1/llama-2-7b-sql-lora-test", None}
+
+
+def test_tgi_adapters_are_checked_against_the_stack_as_tgi_would_not_refuse_one(capsys, tmp_path):
+    stack = _tgi_lora_stack(tmp_path)
+    code, _, err = run_cli(capsys, "run", "--stack", stack, "--target", "sim", "--mode", "batch", "--levels", "1",
+                           "--requests-per-level", "1", "--lora-mix", "sql=1", "--results-dir", str(tmp_path / "r"),
+                           "--no-progress")
+    assert code == 2 and "serves no adapter sql" in err and "base model" in err
 
 
 def test_worker_processes_keep_each_requests_adapter(capsys, tmp_path):

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from components.servers.base import ServerArgs
+from components.servers.tgi import args as tgi_args
 from components.servers.vllm import args
 from loadtest.simulator.app import SimulatedEndpoint
 from loadtest.simulator.engine import Engine, Sequence
@@ -19,6 +20,7 @@ from stacks.lora import params_per_rank
 from tests.stack_configs import BASE, merge
 
 SQL = {"name": "sql", "source": "yard1/llama-2-7b-sql-lora-test"}
+TGI_SQL = {"name": "yard1/llama-2-7b-sql-lora-test", "source": "yard1/llama-2-7b-sql-lora-test"}  # TGI: the repo id
 
 
 def spec(lora: dict | None, **server):
@@ -51,7 +53,10 @@ def test_vllm_is_started_with_the_adapters():
 
 
 @pytest.mark.parametrize("lora, server, key, fix", [
-    ({"adapters": [SQL]}, {"kind": "tgi"}, "server.lora", "vllm"),
+    ({"adapters": [SQL]}, {"kind": "triton-trtllm"}, "server.lora", "vllm or tgi"),
+    ({"adapters": [SQL]}, {"kind": "tgi"}, "adapters[0].name", "name it yard1/llama-2-7b-sql-lora-test"),
+    ({"adapters": [TGI_SQL, {"name": "c", "source": "/a/c"}], "maxLoras": 1}, {"kind": "tgi"}, "server.lora.maxLoras",
+     "drop maxLoras"),
     ({"adapters": []}, {}, "server.lora.adapters", "at least one"),
     ({"adapters": [SQL, SQL]}, {}, "adapters[1].name", "its own name"),
     ({"adapters": [{"name": "base", "source": "x/y"}]}, {}, "adapters[0].name", "what it does"),
@@ -63,6 +68,16 @@ def test_vllm_is_started_with_the_adapters():
 def test_bad_lora_config_names_the_key_and_the_fix(lora, server, key, fix):
     found = errors(lora, **server)
     assert any(key in e and fix in e for e in found), found
+
+
+def test_tgi_loads_every_adapter_at_startup():
+    local = {"name": "chat", "source": "/data/adapters/chat"}
+    s = spec({"adapters": [TGI_SQL, local]}, kind="tgi")
+    a = tgi_args(ServerArgs.from_spec(s))
+    # a Hub adapter by its repo id, a local one as name=path (TGI's LORA_ADAPTERS grammar)
+    assert a[a.index("--lora-adapters") + 1] == "yard1/llama-2-7b-sql-lora-test,chat=/data/adapters/chat"
+    assert s.lora is not None and s.lora.max_loras == 2  # all resident
+    assert "--lora-adapters" not in tgi_args(ServerArgs.from_spec(spec(None, kind="tgi")))
 
 
 def test_the_committed_lora_stack_is_valid():
@@ -120,3 +135,18 @@ def test_the_simulated_server_answers_as_each_adapter():
     assert models[1]["parent"] == s.served_name and models[1]["root"] == SQL["source"]
     assert done["model"] == "sql" and done["usage"]["completion_tokens"] == 3
     assert unknown == 404
+
+
+def test_the_simulated_tgi_answers_an_unknown_adapter_from_the_base_model():
+    s = spec({"adapters": [TGI_SQL]}, kind="tgi")
+
+    async def go():
+        async with SimulatedEndpoint(s, port=0) as ep, aiohttp.ClientSession() as http:
+            statuses = []
+            for adapter in (TGI_SQL["name"], "not-loaded"):
+                body = {"inputs": "a b", "parameters": {"max_new_tokens": 3, "adapter_id": adapter}}
+                async with http.post(ep.url + "/generate", json=body) as r:
+                    statuses.append((r.status, (await r.json())["generated_text"] != ""))
+            return statuses
+
+    assert asyncio.run(go()) == [(200, True), (200, True)]  # TGI does not refuse it (its issue 2505)

@@ -182,6 +182,8 @@ def build(ctx: SimContext) -> Dialect:
             return error(422, refusal)
         details = bool(params.get("details", False))
         stream = GenerateStream(ctx, streaming, details)
+        # a resident LoRA adapter by its id; an unknown id is answered by the base model, as TGI does
+        adapter = params.get("adapter_id") if params.get("adapter_id") in ctx.adapters else None
 
         def respond(seq: Sequence, reason: str) -> web.Response:
             out = tgi.generate_answer("".join(stream.parts), reason, seq.generated, seq.prompt_len, details)
@@ -189,7 +191,7 @@ def build(ctx: SimContext) -> Dialect:
                                      headers={"x-generated-tokens": str(seq.generated),
                                               "x-prompt-tokens": str(seq.prompt_len)})
 
-        return await serve(request, ctx, stream, prompt_len, max_new, respond)
+        return await serve(request, ctx, stream, prompt_len, max_new, respond, adapter=adapter)
 
     admission = tgi_limits(ctx.spec).max_concurrent_requests
     in_flight = [0]
@@ -242,6 +244,7 @@ def build(ctx: SimContext) -> Dialect:
         streaming = bool(body.get("stream", False))
         include_usage = streaming and bool((body.get("stream_options") or {}).get("include_usage", False))
         stream = OpenAIStream(ctx, streaming, chat, include_usage)
+        adapter = body.get("model") if body.get("model") in ctx.adapters else None  # TGI: `model` names the adapter
 
         def respond(seq: Sequence, reason: str) -> web.Response:
             text = "".join(stream.parts)
@@ -253,7 +256,7 @@ def build(ctx: SimContext) -> Dialect:
                 "model": ctx.model, "system_fingerprint": FINGERPRINT, "choices": [choice],
                 "usage": oa.usage(seq.prompt_len, seq.generated)})
 
-        return await serve(request, ctx, stream, prompt_len, max_new, respond)
+        return await serve(request, ctx, stream, prompt_len, max_new, respond, adapter=adapter)
 
     chat = with_body(lambda request, body: openai_body(request, body, chat=True))
     completions = with_body(lambda request, body: openai_body(request, body, chat=False))
