@@ -93,6 +93,21 @@ def cmd_list(console: Console) -> int:
     return EXIT_INVALID if failures else 0
 
 
+def _extras(s: StackSpec) -> list[str]:
+    """What a stack declares beside its server: the autoscaler and the in-cluster load generator."""
+    out = []
+    if s.autoscale is not None:
+        a = s.autoscale
+        out.append(f"autoscales {a.min_replicas}-{a.max_replicas} replicas on {a.metric} (target {a.target:g} per "
+                   f"replica); $/h above is the pool at its maximum, {s.node_count} node(s)")
+    if s.loadgen is not None:
+        g = s.loadgen
+        nodes = g.nodes_per_zone * g.zones
+        out.append(f"load generator: {g.pods} pods, {g.pods_per_node} per {g.machine_type} on {nodes} node(s), "
+                   f"${g.usd_per_hour:.2f}/h while it exists (not in the stack's $/h); results {g.results_url}")
+    return out
+
+
 def cmd_check(console: Console, args: Sequence[str], require_secrets: bool) -> int:
     specs, clusters, failures = _load_all(args, require_secrets)
     table = Table(title="sizing (the guide's rules 1-3)")
@@ -116,6 +131,9 @@ def cmd_check(console: Console, args: Sequence[str], require_secrets: bool) -> i
     if specs:
         console.print(table)
     _print_clusters(console, clusters, specs)
+    for s in specs:
+        for line in _extras(s):
+            console.print(f"{s.name}: {line}", highlight=False)
     for s in specs:
         for warning in s.warnings:
             console.print(f"[yellow]warning[/yellow] {s.name}: {warning}", highlight=False)

@@ -72,3 +72,11 @@ def test_check_unknown_stack_name_and_mixed_batch(capsys, tmp_path):
 def test_deploy_check_requires_the_hf_token():
     result = run_cli("check", "--deploy", "llama2-7b-g2")
     assert result.returncode == 2 and "pulumi config set --secret hfToken" in result.stdout
+
+
+def test_check_says_what_a_stack_declares_beside_its_server(capsys):
+    assert main(["check", "llama3-8b-g2-fleet"]) == 0
+    out = capsys.readouterr().out
+    assert "autoscales 1-4 replicas on vllm:num_requests_waiting (target 8 per replica)" in out
+    # 4 pods of 2 vCPU + uploader: 3 per n2-standard-8, 2 nodes at $0.388472/h
+    assert "load generator: 4 pods, 3 per n2-standard-8 on 2 node(s), $0.78/h" in out
