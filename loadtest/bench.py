@@ -196,9 +196,9 @@ async def probe_tokenizer(transport: Transport, target: Target, dialect: Dialect
 def replica_source(target: Target, warnings: list[str]) -> tuple[KubeApi, str] | None:
     """Where an autoscaled server's replica counts can be read, or None (with a warning when they
     matter but cannot be read)."""
-    outputs = target.outputs or {}
-    if not (outputs.get("spec") or {}).get("server", {}).get("autoscaling"):
+    if not target.autoscaled:
         return None
+    outputs = target.outputs or {}
     api = KubeApi.locate(target.kube_api)
     if api is None or not outputs.get("deployment"):
         warnings.append("the server autoscales but its replicas are not recorded: give --kube-api "
@@ -269,6 +269,7 @@ async def execute(cfg: LoadConfig, target: Target, writer: ResultsWriter, state:
                               headers=auth_headers(target.api_key), deployment=deployment)
             if await scraper.scrape_once() is None:
                 state.warnings.append(f"server metrics unavailable ({scraper.last_error}); continuing without them")
+                await scraper.stop()  # closes its Kubernetes API client too
                 scraper = None
             else:
                 scraper.start()

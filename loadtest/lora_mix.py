@@ -73,7 +73,7 @@ async def check_served(transport: Transport, target: Target, dialect: Dialect, m
                        "serve the adapters with vLLM or TGI (server.lora) and test its API")
     path = dialect.models_path
     if path is None:
-        declared = (((target.outputs or {}).get("spec") or {}).get("server") or {}).get("lora")
+        declared = ((target.spec or {}).get("server") or {}).get("lora")
         if declared is not None:
             names = [a["name"] for a in declared["adapters"]]
             unknown = [n for n in mix if n != BASE and n not in names]

@@ -57,6 +57,11 @@ class Target:
     def spec(self) -> dict[str, Any] | None:
         return (self.outputs or {}).get("spec")
 
+    @property
+    def autoscaled(self) -> bool:
+        """The stack scales its server with an HPA (its replicas are worth recording)."""
+        return bool(((self.spec or {}).get("server") or {}).get("autoscaling"))
+
     def close(self) -> None:
         if self.process is not None:
             stop_process(self.process)
@@ -292,9 +297,9 @@ def sim_target(stack: str, metrics_url: str | None, startup_timeout: float = 60.
     outputs = dict(outputs, localUrl=base_url, endpoint=base_url, externalEndpoint=None)
     health = outputs.get("healthPath") or DIALECTS[outputs["dialect"]].health_path
     target = Target("sim", base_url, outputs["dialect"], outputs["servedModel"], health,
-                    metrics_url or default_metrics, outputs, api_key, proc,
-                    # the simulated endpoint serves its emulated Deployment where the Kubernetes API would
-                    kube_api=base_url if (outputs.get("spec") or {}).get("server", {}).get("autoscaling") else None)
+                    metrics_url or default_metrics, outputs, api_key, proc)
+    if target.autoscaled:  # the simulated endpoint serves its emulated Deployment where the Kubernetes API would
+        target.kube_api = base_url
     deadline = time.monotonic() + startup_timeout
     while True:
         if proc.poll() is not None:

@@ -50,18 +50,13 @@ class Workload:
             raise BadInput("the workload has no prompts", "check --dataset filters and lengths")
         self._next = 0
 
-    def take(self) -> Prompt:
-        p = self.prompts[self._next % len(self.prompts)]
-        self._next += 1
-        return p
-
     def peek(self, ahead: int) -> Prompt:
         """The prompt ``ahead`` places after the next one: a stage's request g gets ``peek(g)``,
         whichever process or pod sends it, so every share of a stage agrees on it."""
         return self.prompts[(self._next + ahead) % len(self.prompts)]
 
     def rotated(self) -> list[Prompt]:
-        """The prompts in the order ``take`` would hand them out from now on (for worker processes)."""
+        """The prompts in the order ``peek`` hands them out from now on (for worker processes)."""
         k = self._next % len(self.prompts)
         return self.prompts[k:] + self.prompts[:k]
 

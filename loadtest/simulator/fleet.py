@@ -110,7 +110,7 @@ class Fleet(Runtime):
         for r in [r for r in self.extra if id(r) in self.draining and r.engine.num_running + r.engine.num_waiting == 0]:
             self.extra.remove(r)
             self.draining.discard(id(r))
-        ready = [r for r in self.replicas if self.is_ready(r) and id(r) not in self.draining]
+        ready = self.serving()
         current = len([r for r in self.replicas if id(r) not in self.draining])
         if ready:
             value = sum(self.metric(r.engine) for r in ready) / len(ready)
@@ -132,7 +132,7 @@ class Fleet(Runtime):
         self.timeline.append((round(now, 3), desired, self.ready_count()))
 
     def ready_count(self) -> int:
-        return sum(1 for r in self.replicas if self.is_ready(r) and id(r) not in self.draining)
+        return len(self.serving())
 
     async def _hpa_loop(self) -> None:
         while True:

@@ -33,11 +33,12 @@ def test_the_hpa_rule_by_hand():
     assert s.desired(3, 0.0) == 1  # clamped to min
 
 
-def _spec(server: dict | None = None, accelerator: dict | None = None, cluster: dict | None = None):
+def _spec(**sections: dict):
+    """The committed stack with whole sections replaced (``server`` is merged: its autoscaling stays)."""
     flat = dict(read_stack_document(stack_files()[STACK]))
-    for key, change in (("server", server), ("accelerator", accelerator), ("cluster", cluster)):
-        if change is not None:
-            flat[f"gke-llm-bench:{key}"] = {**flat[f"gke-llm-bench:{key}"], **change}
+    for key, section in sections.items():
+        merged = {**flat[f"gke-llm-bench:{key}"], **section} if key == "server" else section
+        flat[f"gke-llm-bench:{key}"] = merged
     return spec_from_config(flat, STACK)
 
 
@@ -48,24 +49,22 @@ def test_the_committed_stack_autoscales_one_to_four():
     assert spec.summary()["server"]["autoscaling"]["series"] == "vllm:num_requests_waiting"
 
 
-@pytest.mark.parametrize(("change", "key", "words"), [
-    ({"accelerator": {"autoscaling": {"min": 1, "max": 2}}}, "server.autoscaling.maxReplicas", "grows to 2"),
-    ({"accelerator": {"autoscaling": None, "nodeCount": 4}}, "accelerator.autoscaling", "fixed size"),
+G2 = "g2-standard-8"
+
+
+@pytest.mark.parametrize(("sections", "key", "words"), [
+    ({"accelerator": {"machineType": G2, "autoscaling": {"min": 1, "max": 2}}}, "server.autoscaling.maxReplicas",
+     "grows to 2"),
+    ({"accelerator": {"machineType": G2, "nodeCount": 4}}, "accelerator.autoscaling", "fixed size"),
     ({"server": {"replicas": 2}}, "server.replicas", "beside `autoscaling`"),
     ({"server": {"autoscaling": {"minReplicas": 3, "maxReplicas": 2, "target": 8}}},
      "server.autoscaling.minReplicas", "> maxReplicas"),
-    ({"cluster": {"managedPrometheus": False}}, "server.autoscaling", "Managed Prometheus"),
+    ({"cluster": {"deletionProtection": False, "managedPrometheus": False}}, "server.autoscaling",
+     "Managed Prometheus"),
 ])
-def test_autoscaling_rules_name_the_key_and_the_fix(change, key, words):
-    accelerator = change.get("accelerator")
-    if accelerator is not None and accelerator.get("autoscaling") is None and "nodeCount" in accelerator:
-        flat = dict(read_stack_document(stack_files()[STACK]))
-        flat["gke-llm-bench:accelerator"] = {"machineType": "g2-standard-8", "nodeCount": 4}
-        with pytest.raises(SpecErrors) as exc:
-            spec_from_config(flat, STACK)
-    else:
-        with pytest.raises(SpecErrors) as exc:
-            _spec(change.get("server"), accelerator, change.get("cluster"))
+def test_autoscaling_rules_name_the_key_and_the_fix(sections, key, words):
+    with pytest.raises(SpecErrors) as exc:
+        _spec(**sections)
     text = exc.value.render()
     assert f"gke-llm-bench:{key}" in text and words in text and "fix" in text.lower()
 
