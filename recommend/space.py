@@ -28,7 +28,7 @@ from .query import Query
 
 #: weight precisions searched. fp16 is bf16's twin and gptq awq's (same bytes, same kernels in the model):
 #: only the first of each pair is tried
-SEARCHED_PRECISIONS = ("bf16", "fp8", "int8", "awq")
+SEARCHED_PRECISIONS = ("bf16", "fp8", "int8", "awq", "mxfp4", "nvfp4")
 DEFAULT_CONTEXT = 4096  # maxModelLen of a candidate whose workload is shorter
 
 
@@ -98,7 +98,14 @@ def _shapes(q: Query, catalog: Catalog) -> tuple[list[tuple[MachineType, str]], 
     rejected: list[Rejection] = []
     for (_chip, _count), machines in sorted(groups.items()):
         if q.spot:
-            eligible = [(m, "spot") for m in machines]
+            eligible = [(m, "spot") for m in machines if m.spot_usd_h is not None]
+            if not eligible:
+                m = min(machines, key=lambda x: x.on_demand_usd_h)
+                rejected.append(Rejection(
+                    f"{m.name} ({m.count}x {m.chip.name})",
+                    f"the catalog has no sourced spot price for {m.name} (fix: drop --spot to compare it on demand)",
+                    m.on_demand_usd_h, "provisioning"))
+                continue
         else:
             eligible = [(m, "on-demand") for m in machines if m.on_demand]
             eligible += [(m, "flex-start") for m in machines if not m.on_demand and q.flex_start]
@@ -109,8 +116,14 @@ def _shapes(q: Query, catalog: Catalog) -> tuple[list[tuple[MachineType, str]], 
                 f"{m.name} is sold only as spot or flex-start capacity (fix: drop --no-flex-start, or add --spot)",
                 m.on_demand_usd_h, "provisioning"))
             continue
-        out.append(min(eligible, key=lambda e: (e[0].spot_usd_h if q.spot else e[0].on_demand_usd_h, e[0].name)))
+        out.append(min(eligible, key=lambda e: (_price(e[0], e[1]), e[0].name)))
     return out, rejected
+
+
+def _price(machine: MachineType, provisioning: str) -> float:
+    """$/h of the shape as provisioned (``_shapes`` admits spot only where a spot price is known)."""
+    spot = machine.spot_usd_h if provisioning == "spot" else None
+    return spot if spot is not None else machine.on_demand_usd_h
 
 
 def _zone(q: Query, catalog: Catalog, machine: MachineType) -> str | None:
@@ -161,7 +174,7 @@ def enumerate_candidates(q: Query) -> tuple[list[Candidate], list[Rejection]]:
     candidates: list[Candidate] = []
     servers = [s for s in catalog.servers.values() if not q.servers or s.name in q.servers]
     for machine, provisioning in shapes:
-        price = machine.spot_usd_h if provisioning == "spot" else machine.on_demand_usd_h
+        price = _price(machine, provisioning)
         for server in servers:
             if server.accelerator != machine.kind:
                 continue

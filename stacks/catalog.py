@@ -39,8 +39,19 @@ class Chip:
         return self.usable_mib * 2**20
 
     def peak_tflops(self, compute_dtype: str) -> float:
-        """Dense peak for the dtype the tensor cores run in; falls back to 16-bit."""
+        """Dense peak for the dtype the tensor cores run in; falls back to 16-bit (a format the
+        tensor cores lack is dequantized to 16 bits by the server's weight-only kernels)."""
         return self.tflops.get(compute_dtype) or self.tflops.get("bf16") or self.tflops["fp16"]
+
+    def capability_at_least(self, minimum: str) -> bool:
+        """CUDA compute capability >= ``minimum`` ("8.9"); a chip without one (a TPU) never is."""
+        if self.compute_capability is None:
+            return False
+        return _capability(self.compute_capability) >= _capability(minimum)
+
+
+def _capability(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,7 @@ class MachineType:
     vcpu: int
     memory_gb: float
     on_demand_usd_h: float
-    spot_usd_h: float
+    spot_usd_h: float | None  # None: no sourced spot price (set `gke-llm-bench:cost.spotPerHour`)
     local_ssd: int = 0
     on_demand: bool = True  # False: GCE sells this shape only as spot / flex-start
     topology: str | None = None  # TPU slice topology, e.g. "2x2"
@@ -87,6 +98,8 @@ class ModelArch:
     experts: int | None = None  # mixture-of-experts: experts per layer ...
     experts_per_token: int | None = None  # ... and how many each token is routed to
     quantized: dict[str, str] = field(default_factory=dict)
+    sliding_window: int | None = None  # tokens a sliding-window attention layer attends to ...
+    sliding_layers: int = 0  # ... and how many of the KV layers are such layers
     notes: str = ""
 
     @property
@@ -99,15 +112,13 @@ class ModelArch:
             return 0
         return round((self.params - self.active_params) * e / (e - k))
 
-    def params_read(self, tokens: int) -> float:
-        """Weights one engine step reads for ``tokens`` routed tokens: every dense weight, and the
-        experts at least one token picks. With k of E experts per token, chosen evenly, an expert
-        is missed by all of them with probability (1 - k/E)^tokens."""
-        experts = self.expert_params
-        if not experts or not self.experts or not self.experts_per_token:
-            return float(self.params)
-        touched = 1.0 - (1.0 - self.experts_per_token / self.experts) ** max(tokens, 1)
-        return self.params - experts + experts * touched
+    def experts_touched(self, tokens: int) -> float:
+        """The share of the experts at least one of ``tokens`` routed tokens picks (1 for a dense
+        model). With k of E experts per token, chosen evenly, an expert is missed by all of them
+        with probability (1 - k/E)^tokens."""
+        if not self.expert_params or not self.experts or not self.experts_per_token:
+            return 1.0
+        return 1.0 - (1.0 - self.experts_per_token / self.experts) ** max(tokens, 1)
 
     @property
     def kv_layers(self) -> int:
@@ -134,10 +145,11 @@ class ServerKind:
     precisions: tuple[str, ...]
     kv_cache_dtypes: tuple[str, ...]
     families: tuple[str, ...]
-    fp8_needs_hw_fp8: bool
     max_batch_flag: str
     grpc_port: int | None = None
     lora: bool = False  # serves LoRA adapters per request (stacks/lora.py)
+    # precision -> the lowest CUDA compute capability the server's kernels for it need
+    min_compute_capability: dict[str, str] = field(default_factory=dict)
     extra_images: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
@@ -201,7 +213,7 @@ def load_catalog() -> Catalog:
             vcpu=raw["vcpu"],
             memory_gb=raw["memory_gb"],
             on_demand_usd_h=raw["on_demand_usd_h"],
-            spot_usd_h=raw["spot_usd_h"],
+            spot_usd_h=raw.get("spot_usd_h"),
             local_ssd=raw.get("local_ssd", 0),
             on_demand=raw.get("on_demand", True),
             source=raw.get("source", ""),
@@ -234,6 +246,7 @@ def load_catalog() -> Catalog:
             precisions=tuple(raw.pop("precisions")),
             kv_cache_dtypes=tuple(raw.pop("kv_cache_dtypes")),
             families=tuple(raw.pop("families")),
+            min_compute_capability={k: str(v) for k, v in (raw.pop("min_compute_capability", None) or {}).items()},
             **raw,
         )
     cluster = _read("cluster.yaml")

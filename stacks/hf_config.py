@@ -28,7 +28,9 @@ from .catalog import ModelArch
 #: config.json ``model_type`` -> the catalog's family (the server support matrix keys on it)
 FAMILIES = {"gemma3_text": "gemma3", "gpt_oss": "gpt_oss"}
 #: ``quantization_config.quant_method`` -> the precision (``stacks/precision.py``) the checkpoint is in
-QUANT_METHODS = {"fp8": "fp8", "awq": "awq", "gptq": "gptq"}
+QUANT_METHODS = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "mxfp4": "mxfp4"}
+#: NVIDIA ModelOpt checkpoints say ``quant_method: modelopt`` and name the format in ``quant_algo``
+MODELOPT_ALGOS = {"FP8": "fp8", "NVFP4": "nvfp4"}
 
 
 class ConfigFileError(ValueError):
@@ -104,16 +106,47 @@ def read_architecture(doc: Any, hf_id: str = "config.json", *, gated: bool = Fal
         params = embeddings + hidden + layers * (attention + norms + expert)
         active = None
 
-    quant = doc.get("quantization_config")
-    quantization = None
-    if isinstance(quant, dict) and quant.get("quant_method"):
-        method = str(quant["quant_method"])
-        if method not in QUANT_METHODS:
-            raise ConfigFileError("quantization_config.quant_method",
-                                  f'"{method}" is not modelled (modelled: {", ".join(QUANT_METHODS)})')
-        quantization = QUANT_METHODS[method]
+    window, sliding = _sliding_window(text, layers)
     model = ModelArch(alias=hf_id.split("/")[-1].lower(), hf_id=hf_id, family=FAMILIES.get(model_type, model_type),
                       params=params, active_params=active, layers=layers, hidden=hidden, heads=heads,
                       kv_heads=kv_heads, head_dim=head_dim, ffn=ffn, vocab=vocab, max_context=max_context,
-                      experts=experts if moe else None, experts_per_token=per_token if moe else None, gated=gated)
-    return HfArchitecture(model, quantization)
+                      experts=experts if moe else None, experts_per_token=per_token if moe else None, gated=gated,
+                      sliding_window=window, sliding_layers=sliding)
+    return HfArchitecture(model, _quantization(doc.get("quantization_config")))
+
+
+def _quantization(quant: Any) -> str | None:
+    """The precision a pre-quantized checkpoint is stored in, from ``quantization_config``."""
+    if not (isinstance(quant, dict) and quant.get("quant_method")):
+        return None
+    method = str(quant["quant_method"])
+    if method == "modelopt":
+        algo = str(quant.get("quant_algo", ""))
+        if algo not in MODELOPT_ALGOS:
+            raise ConfigFileError("quantization_config.quant_algo",
+                                  f'"{algo}" is not modelled (modelled: {", ".join(MODELOPT_ALGOS)})')
+        return MODELOPT_ALGOS[algo]
+    if method not in QUANT_METHODS:
+        raise ConfigFileError("quantization_config.quant_method",
+                              f'"{method}" is not modelled (modelled: {", ".join([*QUANT_METHODS, "modelopt"])})')
+    return QUANT_METHODS[method]
+
+
+def _sliding_window(text: dict[str, Any], layers: int) -> tuple[int | None, int]:
+    """The sliding window and how many layers use it. ``layer_types`` says it per layer (gpt-oss,
+    Gemma 3); older Gemma 3 configs give ``sliding_window_pattern`` (every n-th layer is global).
+    A ``sliding_window`` alone is not trusted: Qwen configs carry one with ``use_sliding_window: false``."""
+    window = text.get("sliding_window")
+    if not window or text.get("use_sliding_window") is False:
+        return None, 0
+    window = _int(text, "sliding_window")
+    kinds = text.get("layer_types")
+    if isinstance(kinds, list):
+        if len(kinds) != layers:
+            raise ConfigFileError("layer_types", f"lists {len(kinds)} layers, not num_hidden_layers ({layers})")
+        sliding = sum(1 for kind in kinds if kind == "sliding_attention")
+    elif text.get("sliding_window_pattern"):
+        sliding = layers - layers // _int(text, "sliding_window_pattern")
+    else:
+        return None, 0
+    return (window, sliding) if sliding else (None, 0)

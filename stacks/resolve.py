@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import replace
 
 from .autoscale import resolve_autoscale
-from .catalog import Catalog, MachineType, ModelArch, ServerKind, load_catalog
+from .catalog import Catalog, Chip, MachineType, ModelArch, ServerKind, load_catalog
 from .cluster_spec import ClusterSpec, zones_used
 from .config import ClusterConfig, ClusterStackConfig, StackConfig
 from .errors import SpecError, SpecErrors, did_you_mean, one_of
@@ -27,7 +27,7 @@ from .names import CLUSTER_NAME, NAMESPACE, ResourceNames, cluster_name
 from .precision import KV_CACHE_BYTES, PRECISIONS, Precision
 from .secret_values import looks_like_secret
 from .serving import MANAGED_FLAGS, MAXTEXT_RECIPES, SECRET_FLAGS, MaxTextModel, flag_name
-from .sizing import Alternative, cheapest_fits, default_tp, fits, size, tp_divides
+from .sizing import Alternative, cheapest_fits, default_tp, fits, size, tp_divides, weight_bytes
 from .spec import DEFAULT_BATCHED_TOKENS, DEFAULT_MAX_MODEL_LEN_CAP, StackSpec, config_key
 
 #: (server kind, the model name it serves whatever the checkpoint)
@@ -181,7 +181,8 @@ class _Resolver:
             self.error(config_key("precision.weights"),
                        f"{m.hf_id} is a {hf.quantization} checkpoint (config.json quantization_config), not "
                        f"{self.c.precision.weights}", f"set precision.weights: {hf.quantization}")
-        return replace(hf.model, notes=f"architecture read from {m.config_file}")
+        quantized = {hf.quantization: m.hf_id} if hf.quantization else {}
+        return replace(hf.model, quantized=quantized, notes=f"architecture read from {m.config_file}")
 
     def precision(self) -> Precision | None:
         w = self.c.precision.weights
@@ -349,19 +350,8 @@ class _Resolver:
                 f"{server.name} does not run {model.family} models ({model.hf_id})",
                 f"use {', '.join(runs_it) or 'another model'}",
             )
-        if (
-            server
-            and precision
-            and machine
-            and precision.name == "fp8"
-            and not machine.chip.fp8
-            and server.fp8_needs_hw_fp8
-        ):
-            self.error(
-                config_key("precision.weights"),
-                f"{server.name} needs FP8 tensor cores; {machine.chip.name} has none",
-                "use bf16/int8/awq, or an L4 / H100 / H200",
-            )
+        if server and precision and machine and machine.kind == "gpu":
+            self._precision_runs_on(server, precision, machine.chip)
         if machine and precision and precision.name == "bf16" and not machine.chip.bf16:
             self.error(config_key("precision.weights"), f"{machine.chip.name} has no bfloat16", "use fp16")
 
@@ -404,6 +394,7 @@ class _Resolver:
             pool_autoscales=autoscaling is not None, shared_cluster=bool(c.cluster.from_stack),
             managed_prometheus=c.cluster.managed_prometheus)
         self.errors += autoscale_errors
+        price, price_source = self._price(machine) if machine else (0.0, "")
 
         if self.errors:
             raise SpecErrors(source, self.errors)
@@ -432,12 +423,12 @@ class _Resolver:
                     )
                 ],
             )
-        if precision.bits < 8:
+        native = model is not None and model.quantized.get(precision.name) == model.hf_id
+        if precision.bits < 8 and not native:  # a model released in the format was trained for it (gpt-oss)
             self.warnings.append(
                 f"{precision.name} is {precision.bits}-bit: evaluate the model's accuracy before "
                 "serving it (the guide's recommendation 1)"
             )
-        price, price_source = self._price(machine)
         self._system_price(cluster)
         return StackSpec(
             name=name,
@@ -547,11 +538,23 @@ class _Resolver:
             return a.autoscaling.max, (a.autoscaling.min, a.autoscaling.max)
         return a.node_count or 1, None
 
+    def _precision_runs_on(self, server: ServerKind, precision: Precision, chip: Chip) -> None:
+        """The server x precision x GPU-generation rule (``servers.yaml`` min_compute_capability)."""
+        minimum = server.min_compute_capability.get(precision.name)
+        if minimum is None or chip.capability_at_least(minimum):
+            return
+        able = sorted({c.name for c in self.cat.chips.values() if c.kind == "gpu" and c.capability_at_least(minimum)})
+        self.error(config_key("precision.weights"),
+                   f"{server.name} serves {precision.name} on compute capability {minimum} and newer; "
+                   f"{chip.name} is {chip.compute_capability}",
+                   f"use another precision ({', '.join(p for p in server.precisions if p != precision.name)}), "
+                   f"or a GPU that runs it: {', '.join(able)}")
+
     def _checkpoint(self, model: ModelArch | None, precision: Precision | None) -> str | None:
         if model is None or precision is None:
             return None
         explicit = self.c.model.hf_id if self.c.model.name else None
-        if precision.name in ("awq", "gptq"):
+        if precision.pre_quantized:
             checkpoint = explicit or model.quantized.get(precision.name)
             if checkpoint is None:
                 self.error(
@@ -604,7 +607,7 @@ class _Resolver:
         return tp
 
     def _does_not_fit(self, model: ModelArch, precision: Precision, machine: MachineType, tp: int) -> None:
-        need_gb = model.params * precision.bytes_per_param / 1e9
+        need_gb = weight_bytes(model, precision) / 1e9
         limit = self.weights_limit * tp * machine.chip.memory_gb
         server = self.cat.servers.get(self.c.server.kind)
         precisions = list(server.precisions) if server else list(PRECISIONS)
@@ -727,7 +730,13 @@ class _Resolver:
         override = cost.spot_per_hour if spot else cost.on_demand_per_hour
         if override is not None:
             return override, f"{config_key('cost')} (stack override)"
-        return (machine.spot_usd_h if spot else machine.on_demand_usd_h), machine.source
+        if spot and machine.spot_usd_h is None:
+            self.error(config_key("cost.spotPerHour"), f"the catalog has no sourced spot price for {machine.name}",
+                       f"set it to your region's spot $/h for {machine.name} (on demand: "
+                       f"${machine.on_demand_usd_h:g}/h), or drop accelerator.spot")
+            return 0.0, ""
+        return (machine.spot_usd_h if spot and machine.spot_usd_h is not None else machine.on_demand_usd_h), \
+            machine.source
 
 
 def resolve(

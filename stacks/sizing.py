@@ -25,8 +25,17 @@ KV_BLOCK_TOKENS = 16  # vLLM's default paged-attention block size
 
 
 def weight_bytes(model: ModelArch, precision: Precision) -> float:
-    """The guide's rule: parameters x bytes per parameter."""
-    return model.params * precision.bytes_per_param
+    """The guide's rule: parameters x bytes per parameter. A format that quantizes a mixture of
+    experts' experts only (mxfp4 in gpt-oss) keeps the rest at 16 bits."""
+    experts = model.expert_params if precision.experts_only else 0
+    return experts * precision.bytes_per_param + (model.params - experts) * (
+        2 if experts else precision.bytes_per_param)
+
+
+def expert_weight_bytes(model: ModelArch, precision: Precision) -> float:
+    """The part of ``weight_bytes`` that sits in the experts (0 for a dense model): what a step
+    reads only for the experts its tokens are routed to."""
+    return model.expert_params * precision.bytes_per_param
 
 
 def fits(model: ModelArch, precision: Precision, chip: Chip, tp: int, limit: float = WEIGHT_SHARE_LIMIT) -> bool:
@@ -239,6 +248,8 @@ def cheapest_fits(
             if tp is None:
                 continue
             price = machine.spot_usd_h if spot else machine.on_demand_usd_h
+            if price is None:  # no sourced spot price: not a suggestion we can rank
+                continue
             out.append(Alternative(machine.name, machine.chip.name, name, tp, price, spot))
     out.sort(key=lambda a: (a.usd_per_hour, -PRECISIONS[a.precision].bits))
     seen, unique = set(), []

@@ -162,13 +162,15 @@ class StackSpec:
     # -- deployment decisions the components translate (they never choose these themselves) ---------
     @property
     def checkpoint_gb(self) -> float:
-        """Size of what the server downloads: 16-bit weights, except pre-quantized 4-bit checkpoints.
+        """Size of what the server downloads: 16-bit weights, except pre-quantized checkpoints
+        (awq, gptq, mxfp4, nvfp4), which download what the GPU holds.
 
         fp8 / int8 are quantized by the server at load time from the 16-bit checkpoint, so the
         download is the 16-bit size even though the GPU holds half of it.
         """
-        bytes_per_param = self.precision.bytes_per_param if self.precision.name in ("awq", "gptq") else 2
-        return self.model.params * bytes_per_param / 1e9
+        if self.precision.pre_quantized:
+            return self.sizing.weight_bytes / 1e9
+        return self.model.params * 2 / 1e9
 
     @property
     def model_cache_gb(self) -> int:

@@ -26,8 +26,8 @@ from .base import (
     shm_mount,
 )
 
-# int8 has no flag: vLLM serves int8 (W8A8) only from a pre-quantized checkpoint (`model.hfId`) and
-# reads the method from the checkpoint's quantization config.
+# int8, mxfp4 and nvfp4 have no flag: vLLM serves them only from a pre-quantized checkpoint (the
+# catalog's `quantized`, or `model.hfId`) and reads the method from its quantization config.
 QUANTIZATION_FLAG = {"fp8": "fp8", "awq": "awq_marlin", "gptq": "gptq_marlin"}
 DTYPE_FLAG = {"bf16": "bfloat16", "fp16": "float16"}
 

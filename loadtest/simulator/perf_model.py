@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stacks.lora import LORA_BYTES_PER_PARAM, params_per_rank
+from stacks.sizing import expert_weight_bytes
 from stacks.spec import StackSpec
 
 from .efficiency import Efficiency, efficiency, profile_for
@@ -58,7 +59,11 @@ class PerfModel:
         self.weight_bytes = spec.sizing.weight_bytes
         # a mixture of experts reads only the experts a step's tokens are routed to
         self._moe = m if m.expert_params else None
+        self._expert_bytes = expert_weight_bytes(m, spec.precision)
         self.kv_bytes_per_token = spec.sizing.kv_bytes_per_token  # the sizing's number, replication included
+        # sliding-window layers attend to (and read the KV of) the last ``window`` positions only
+        self._window = m.sliding_window if m.sliding_layers else None
+        self._sliding_share = m.sliding_layers / m.kv_layers if self._window else 0.0
         self.flops_per_s = tp * chip.peak_tflops(spec.precision.compute_dtype) * 1e12 * self.eff.mfu
         self.bytes_per_s = tp * chip.bandwidth_gbps * 1e9 * self.eff.mbu
         # attention: QK^T and AV, 2 FLOPs per multiply-add, per layer, over all query heads
@@ -87,11 +92,10 @@ class PerfModel:
         kv_read_tokens: sum over sequences of cached tokens read by attention
         lora_tokens, lora_adapters: the tokens that run through a LoRA adapter, and the adapters read
         """
-        flops = (2.0 * self.active_params * new_tokens + self.attn_flops_per_pair * attn_pairs
-                 + self._lora_flops_per_token * lora_tokens)
+        attn_flops, kv_bytes = self._attention(new_tokens, seqs, attn_pairs, kv_read_tokens)
+        flops = 2.0 * self.active_params * new_tokens + attn_flops + self._lora_flops_per_token * lora_tokens
         compute = flops / self.flops_per_s
-        bytes_moved = (self.weights_read(new_tokens) + self.kv_bytes_per_token * (kv_read_tokens + new_tokens)
-                       + self._lora_bytes_per_adapter * lora_adapters)
+        bytes_moved = self.weights_read(new_tokens) + kv_bytes + self._lora_bytes_per_adapter * lora_adapters
         memory = bytes_moved / self.bytes_per_s
         comm = self._comm_fixed + self._comm_per_token * new_tokens if self.tp > 1 else 0.0
         overhead = self.eff.step_overhead_s + self.eff.per_seq_overhead_s * seqs
@@ -101,20 +105,34 @@ class PerfModel:
                      lora_tokens: int = 0, lora_adapters: int = 0) -> float:
         """``step(...).seconds`` without building the record (the engine's hot path). ``lora_tokens``:
         the step's tokens that run through a LoRA adapter; ``lora_adapters``: distinct adapters read."""
-        compute = (2.0 * self.active_params * new_tokens + self.attn_flops_per_pair * attn_pairs
+        attn_flops, kv = self._attention(new_tokens, seqs, attn_pairs, kv_read_tokens)
+        compute = (2.0 * self.active_params * new_tokens + attn_flops
                    + self._lora_flops_per_token * lora_tokens) / self.flops_per_s
-        kv = self.kv_bytes_per_token * (kv_read_tokens + new_tokens)
         memory = (self.weights_read(new_tokens) + kv + self._lora_bytes_per_adapter * lora_adapters) / self.bytes_per_s
         comm = self._comm_fixed + self._comm_per_token * new_tokens if self.tp > 1 else 0.0
         return (max(compute, memory) + comm + self.eff.step_overhead_s
                 + self.eff.per_seq_overhead_s * seqs)
 
+    def _attention(self, new_tokens: int, seqs: int, attn_pairs: float, kv_read_tokens: float) -> tuple[float, float]:
+        """Attention FLOPs and KV bytes read for one step. A sliding-window layer attends to at most
+        ``window`` positions per query and reads at most ``window`` cached tokens per sequence; the
+        step's sums are capped as a whole (exact when every sequence is shorter, or every one longer,
+        than the window)."""
+        kv_tokens = kv_read_tokens + new_tokens
+        if self._window is None:
+            return self.attn_flops_per_pair * attn_pairs, self.kv_bytes_per_token * kv_tokens
+        s = self._sliding_share
+        pairs = (1 - s) * attn_pairs + s * min(attn_pairs, new_tokens * self._window)
+        tokens = (1 - s) * kv_tokens + s * min(kv_tokens, seqs * self._window + new_tokens)
+        return self.attn_flops_per_pair * pairs, self.kv_bytes_per_token * tokens
+
     def weights_read(self, new_tokens: int) -> float:
         """Bytes of weights one step reads: all of them for a dense model; for a mixture of experts
-        the dense part and the experts its ``new_tokens`` tokens are routed to (``ModelArch.params_read``)."""
+        the dense part and the experts its ``new_tokens`` tokens are routed to
+        (``ModelArch.experts_touched``), each part at its own bytes per parameter."""
         if self._moe is None:
             return self.weight_bytes
-        return self.weight_bytes * self._moe.params_read(new_tokens) / self._moe.params
+        return self.weight_bytes - self._expert_bytes * (1.0 - self._moe.experts_touched(new_tokens))
 
     @property
     def request_overhead_s(self) -> float:

@@ -50,7 +50,9 @@ def test_the_language_model_of_a_multimodal_config() -> None:
     ({"num_hidden_layers": None}, "num_hidden_layers"),
     ({"num_key_value_heads": 5}, "num_key_value_heads"),
     ({"hidden_size": "4096"}, "hidden_size"),
-    ({"quantization_config": {"quant_method": "mxfp4"}}, "quantization_config.quant_method"),
+    ({"quantization_config": {"quant_method": "bitsandbytes"}}, "quantization_config.quant_method"),
+    ({"quantization_config": {"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}}, "quantization_config.quant_algo"),
+    ({"layer_types": ["full_attention"], "sliding_window": 4096}, "layer_types"),
     ({"model_type": None}, "model_type"),
 ])
 def test_a_bad_config_names_the_json_key(change: dict, key: str) -> None:
@@ -150,3 +152,59 @@ def test_the_2026_stacks_size_as_computed_by_hand() -> None:
     assert a3x2.model.kv_bytes_per_token(2) == 2 * 80 * 8 * 128 * 2 == 327_680
     moe = spec("qwen3-moe-a3")  # 30,532,110,336 parameters, every expert resident, in FP8
     assert moe.sizing.weight_bytes == 30_532_110_336 and moe.model.kv_bytes_per_token(2) == 2 * 48 * 4 * 128 * 2
+
+
+STACK_MODELS = Path(__file__).resolve().parents[2] / "stacks" / "models"
+
+
+@pytest.mark.parametrize(("alias", "total", "active"), [("gpt-oss-20b", 21e9, 3.6e9), ("gpt-oss-120b", 117e9, 5.1e9)])
+def test_gpt_oss_from_its_config_is_the_catalog_and_the_model_card(alias: str, total: float, active: float) -> None:
+    read = read_architecture(json.loads((STACK_MODELS / f"{alias}.config.json").read_text()), f"openai/{alias}")
+    m = load_catalog().models[alias]
+    assert read.quantization == "mxfp4" and m.quantized["mxfp4"] == m.hf_id
+    fields = ("params", "active_params", "experts", "experts_per_token", "layers", "sliding_window", "sliding_layers")
+    assert [getattr(read.model, f) for f in fields] == [getattr(m, f) for f in fields]
+    assert m.params == pytest.approx(total, rel=0.01)
+    # the card's active count leaves out the input embedding (a lookup, not a matmul)
+    assert m.active_params - m.vocab * m.hidden == pytest.approx(active, rel=0.01)
+    assert (m.sliding_window, m.sliding_layers) == (128, m.layers // 2)
+
+
+def test_the_gpt_oss_stacks_size_as_computed_by_hand() -> None:
+    from stacks.loader import stack_files
+
+    specs = {n: load_stack_file(stack_files()[n], n) for n in ("gpt-oss-120b-a3", "gpt-oss-120b-a4", "gpt-oss-120b-g4")}
+    # MXFP4 holds the experts only: 114,661,785,600 expert parameters x 4.25 bits (E2M1 + an E8M0
+    # scale per 32) + the other 2,127,263,040 (attention, router, embeddings, head) x 2 bytes
+    weights = 114_661_785_600 * 17 // 32 + 2_127_263_040 * 2
+    assert weights == 65_168_599_680
+    for s in specs.values():
+        assert s.sizing.weight_bytes == weights and s.tensor_parallel == 1
+        assert s.checkpoint_gb == pytest.approx(weights / 1e9)  # the download is the MXFP4 checkpoint
+    assert specs["gpt-oss-120b-a3"].sizing.weight_share == pytest.approx(65.16859968 / 80)  # past 80 %: 0.85 set
+    assert specs["gpt-oss-120b-a4"].sizing.weight_share == pytest.approx(65.16859968 / 180)
+    assert specs["gpt-oss-120b-g4"].sizing.weight_share == pytest.approx(65.16859968 / 96)
+    # Blackwell runs MXFP4 on FP4 tensor cores; the H100 dequantizes to bf16
+    assert PerfModel(specs["gpt-oss-120b-a4"]).flops_per_s / PerfModel(specs["gpt-oss-120b-a4"]).eff.mfu == 9000e12
+    a3 = PerfModel(specs["gpt-oss-120b-a3"])
+    assert a3.flops_per_s / a3.eff.mfu == 989e12
+
+
+def test_a_sliding_window_layer_reads_at_most_its_window() -> None:
+    from stacks.loader import stack_files
+
+    perf = PerfModel(load_stack_file(stack_files()["gpt-oss-120b-g4"], "gpt-oss-120b-g4"))
+    per_token = perf.kv_bytes_per_token
+    # one sequence decoding with 4,096 cached tokens: the 18 full layers read 4,097 positions, the 18
+    # sliding ones 128 + 1
+    _, kv = perf._attention(new_tokens=1, seqs=1, attn_pairs=4096.5, kv_read_tokens=4096)
+    assert kv == pytest.approx(per_token * (0.5 * 4097 + 0.5 * 129))
+    # below the window nothing changes
+    _, short = perf._attention(new_tokens=1, seqs=1, attn_pairs=64.5, kv_read_tokens=64)
+    assert short == pytest.approx(per_token * 65)
+
+
+def test_a_modelopt_nvfp4_checkpoint_is_read_as_nvfp4() -> None:
+    doc = json.loads((MODELS / "llama-2-7b.config.json").read_text())
+    doc["quantization_config"] = {"quant_method": "modelopt", "quant_algo": "NVFP4"}
+    assert read_architecture(doc).quantization == "nvfp4"

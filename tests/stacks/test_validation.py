@@ -130,7 +130,9 @@ def test_quantization_the_server_does_not_support(stack_file):
             }
         )
     )
-    assert "FP8 tensor cores" in only(errors, "gke-llm-bench:precision.weights").message
+    e = only(errors, "gke-llm-bench:precision.weights")
+    assert "fp8 on compute capability 8.9 and newer; A100 40GB is 8.0" in e.message
+    assert "L4" in e.fix and "H100" in e.fix
 
 
 def test_encoder_decoder_model_on_vllm_is_rejected(stack_file):
@@ -176,7 +178,7 @@ def test_model_does_not_fit_lists_cheapest_alternatives(stack_file):
     assert e.fix.startswith("cheapest that fit: ")
     prices = [float(p.split("$")[1].split("/")[0]) for p in e.fix.split("; ")]
     assert prices == sorted(prices) and len(prices) >= 3
-    assert "g2-standard-96" in e.fix  # 8 x L4 holds it at fp8
+    assert "g2-standard-48 (4x L4, fp8, TP=4)" in e.fix  # 4 x L4 hold 69 GB of fp8 weights within 80 %
 
 
 def test_spot_with_specific_reservation(stack_file):
@@ -457,3 +459,32 @@ def test_jetstream_without_a_maxtext_recipe_is_refused_at_check(stack_file):
                "gke-llm-bench:model": {"name": "mistral-7b"}, "gke-llm-bench:server": {"kind": "jetstream"}}
     e = only(errors_for(stack_file(changes)), "gke-llm-bench:model.name")
     assert "no recipe" in e.message and "gemma-7b" in e.fix
+
+
+def test_fp4_formats_follow_the_gpu_generation(stack_file):
+    """nvfp4 needs FP4 tensor cores (Blackwell); mxfp4 runs on Ampere and newer (Marlin kernels)."""
+    base = {"gke-llm-bench:model": {"name": "gpt-oss-120b"},
+            "gke-llm-bench:server": {"kind": "vllm", "maxModelLen": 4096}}
+    errors = errors_for(stack_file({**base, "gke-llm-bench:accelerator": {"machineType": "a3-highgpu-1g",
+                                                                          "queuedProvisioning": True},
+                                    "gke-llm-bench:precision": "nvfp4",
+                                    "gke-llm-bench:sizing": {"weightsShareMax": 0.9}}))
+    e = next(e for e in errors if "compute capability" in e.message)
+    assert e.key == "gke-llm-bench:precision.weights"
+    assert "vllm serves nvfp4 on compute capability 10.0 and newer; H100 80GB is 9.0" in e.message
+    assert "B200" in e.fix and "RTX PRO 6000" in e.fix and "H100" not in e.fix.split("runs it:")[1]
+    # nvfp4 also needs a checkpoint stored in it: the catalog knows none for gpt-oss
+    assert "pre-quantized checkpoint" in str(errors)
+    spec = load_stack_file(stack_file({**base, "gke-llm-bench:accelerator": {"machineType": "g4-standard-48"},
+                                       "gke-llm-bench:precision": "mxfp4"}))
+    assert spec.precision.name == "mxfp4" and spec.checkpoint == "openai/gpt-oss-120b"
+
+
+def test_a_shape_without_a_spot_price_needs_the_stacks_price(stack_file):
+    base = {"gke-llm-bench:model": {"name": "gpt-oss-120b"}, "gke-llm-bench:precision": "mxfp4",
+            "gke-llm-bench:server": {"kind": "vllm", "maxModelLen": 4096},
+            "gke-llm-bench:accelerator": {"machineType": "g4-standard-48", "spot": True}}
+    e = only(errors_for(stack_file(base)), "gke-llm-bench:cost.spotPerHour")
+    assert "no sourced spot price for g4-standard-48" in e.message and "$4.5001/h" in e.fix
+    spec = load_stack_file(stack_file({**base, "gke-llm-bench:cost": {"spotPerHour": 1.9}}))
+    assert spec.usd_per_hour == 1.9
