@@ -10,6 +10,8 @@ of its written stack file confirms it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from stacks.loader import load_stack_file, stack_files
 from stacks.spec import StackSpec
 
@@ -46,6 +48,19 @@ def recommend_vs_measured(answers: list[Answer], slo: Slo, lengths: tuple[int, i
         text = (f"{model}, {label} tokens, SLO {slo}: `stacks recommend` picks {pick.candidate.label} at "
                 f"${pick.usd_per_m_output:.3f}/M output tokens (predicted, {int(pick.stage.level)} clients per "
                 f"replica, {pick.replicas} replica(s) per node; searched {result.candidates} setups)")
+        if not pick.band.validated:
+            # a pick on a chip nobody has measured a server on is a lead, not an answer: compare on measured ground
+            grounded = search(replace(q, validated_only=True))
+            if grounded.picks:
+                text += (f", {pick.band}; on measured ground (`--validated-only`) it picks "
+                         f"{grounded.picks[0].candidate.label} at ${grounded.picks[0].usd_per_m_output:.3f}/M")
+                pick = grounded.picks[0]
+                flag = " --validated-only"
+            else:
+                text += f", {pick.band}"
+                flag = ""
+        else:
+            flag = ""
         if measured is None or measured.stack not in files:
             lines.append(text + "; the demo measured no stack of this model that meets the SLO.")
             continue
@@ -59,6 +74,6 @@ def recommend_vs_measured(answers: list[Answer], slo: Slo, lengths: tuple[int, i
         else:
             text += (f"The pick is predicted at {ratio:.2f}x the measured price and differs in: {'; '.join(diff)} "
                      f"(confirm it: `python -m stacks recommend --model {model} --workload {lengths[0]}:{lengths[1]} "
-                     f"--slo {slo.text} --top 1 --write <dir>`, then load-test the file).")
+                     f"--slo {slo.text}{flag} --top 1 --write <dir>`, then load-test the file).")
         lines.append(text)
     return lines

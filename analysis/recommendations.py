@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from stacks.precision import PRECISIONS
+
 from .select import common_top, first, guide_pairs, ratio, sweep
 from .slo import Slo
 
@@ -99,7 +101,7 @@ def quantization(d: pd.DataFrame, source: str, slo: Slo) -> Verdict:
                 "$/M output tok": f"{a['usd_per_m_output']:.3f} → {b['usd_per_m_output']:.3f}",
                 "best batch under SLO": f"{_lvl(best_a)} → {_lvl(best_b)}",
             })
-    low_bits = sorted(set(d.loc[d["precision"].isin(["awq", "gptq", "int4"]), "stack"]))
+    low_bits = sorted(set(d.loc[d["precision"].map(lambda p: p in PRECISIONS and PRECISIONS[p].bits < 8), "stack"]))
     note = (f" Below 8 bits ({', '.join(low_bits)}): accuracy is not measured here; evaluate it first."
             if low_bits else " Accuracy is not measured by a load test; 8-bit formats usually lose little.")
     if not rows:

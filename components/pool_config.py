@@ -49,13 +49,14 @@ def base_node_config(spec: StackSpec, service_account: pulumi.Input[str]) -> dic
         "spot": spec.spot,
         "reservation_affinity": reservation_affinity(spec),
         "disk_size_gb": spec.boot_disk_gb,
-        "disk_type": "pd-balanced",
         "image_type": "COS_CONTAINERD",
         "gvnic": {"enabled": True},  # required by A3, faster networking everywhere
         "gcfs_config": {"enabled": True},  # image streaming: multi-GB server images start in seconds
         "workload_metadata_config": {"mode": "GKE_METADATA"},
         "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
     }
+    if spec.boot_disk_type:
+        config["disk_type"] = spec.boot_disk_type
     if spec.local_ssd_count:
         config["ephemeral_storage_local_ssd_config"] = {"local_ssd_count": spec.local_ssd_count}
     if spec.queued_provisioning:

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     traffic.add_argument("--concurrency", type=int, help="closed-loop clients to serve (all replicas together)")
     p.add_argument("--slo", default=DEFAULT_SLO, help=f"latency targets (default {DEFAULT_SLO})")
     p.add_argument("--server", help="only these server kinds, comma-separated (vllm, tgi, triton-trtllm, ...)")
-    p.add_argument("--precision", help="only these weight precisions, comma-separated (bf16, fp8, int8, awq)")
+    p.add_argument("--precision", help="only these weight precisions, comma-separated (bf16, fp8, int8, awq, mxfp4, "
+                                       "nvfp4)")
     p.add_argument("--project", default="my-gcp-project", help="gcp:project of the written stack files")
     p.add_argument("--region", default="us-central1", help="gcp:region (prices are the catalog's us-central1 list)")
     p.add_argument("--zone", help="gcp:zone (default: a zone the catalog lists for the accelerator, or <region>-a)")
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow weights above the guide's 80 %% of accelerator memory (up to 0.95)")
     p.add_argument("--max-replicas", type=int, default=64, help="the most replicas a pick may use (default 64)")
     p.add_argument("--top", type=int, default=5, help="how many picks (default 5)")
+    p.add_argument("--validated-only", action="store_true",
+                   help="only setups whose engine and chip have a published measurement behind the model's error "
+                        "band (leaves out chips nobody has measured a server on yet, e.g. the B200)")
     p.add_argument("--write", metavar="DIR", type=Path, help="write the picks as Pulumi.<stack>.yaml files here")
     p.add_argument("--explain", action="store_true", help="also list cheaper setups that were not chosen, and why")
     return p
@@ -95,7 +99,7 @@ def query_from_args(args: argparse.Namespace) -> Query:
                  precisions=precisions, project=gcp.get("project", args.project), region=gcp.get("region", args.region)
                  if args.region == "us-central1" else args.region, zone=args.zone or gcp.get("zone"),
                  spot=args.spot, flex_start=not args.no_flex_start, weights_share_max=args.weights_share_max,
-                 max_replicas=args.max_replicas, top=args.top,
+                 max_replicas=args.max_replicas, top=args.top, validated_only=args.validated_only,
                  baseline=(model.starting_stack, model.config) if model.starting_stack and model.config else None)
 
 

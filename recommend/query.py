@@ -62,6 +62,7 @@ class Query:
     weights_share_max: float = 0.8  # the guide's 80 %; the user may allow more (sizing.weightsShareMax)
     max_replicas: int = 64
     top: int = 5
+    validated_only: bool = False  # only setups whose engine x chip has a published measurement behind its band
     baseline: tuple[str, dict[str, Any]] | None = None  # the stack the query started from: (name, flat config)
 
     @property

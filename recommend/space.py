@@ -15,13 +15,17 @@ never rank higher.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stacks.catalog import Catalog, MachineType, load_catalog
 from stacks.config import PROJECT
 from stacks.errors import SpecErrors
+from stacks.hf_config import read_architecture
 from stacks.loader import spec_from_config
+from stacks.precision import PRECISIONS
 from stacks.spec import StackSpec
 
 from .query import Query
@@ -71,7 +75,7 @@ class Rejection:
     label: str
     reason: str
     usd_per_hour: float  # what the shape would cost: rejections are listed cheapest first
-    kind: str  # "memory" | "provisioning" | "precision" | "server" | "slo" | "location" | "other"
+    kind: str  # "memory" | "provisioning" | "precision" | "server" | "slo" | "location" | "unvalidated" | "other"
 
 
 def _kind(key: str, message: str) -> str:
@@ -167,10 +171,27 @@ def stack_config(q: Query, machine: MachineType, provisioning: str, server: str,
     return flat
 
 
+def _stored_precisions(q: Query, catalog: Catalog) -> set[str] | None:
+    """The pre-quantized formats a checkpoint of the model exists in (the catalog's ``quantized``, or
+    the config file's ``quantization_config``); None when the query names its own checkpoint.
+    Formats with no checkpoint are not searched: each would only be refused for the want of one."""
+    m = q.model
+    if m.get("configFile"):
+        hf = read_architecture(json.loads(Path(m["configFile"]).read_text()), str(m.get("hfId", "")))
+        return {hf.quantization} if hf.quantization else set()
+    if m.get("name") and m.get("hfId"):
+        return None
+    model = catalog.models.get(str(m.get("name", ""))) or catalog.model_by_hf_id(str(m.get("hfId", "")))
+    return set(model.quantized) if model else set()
+
+
 def enumerate_candidates(q: Query) -> tuple[list[Candidate], list[Rejection]]:
     """Every deployable setup for the query, and the reasons the others are not."""
     catalog = load_catalog()
     shapes, rejected = _shapes(q, catalog)
+    stored = _stored_precisions(q, catalog)
+    precisions = [p for p in SEARCHED_PRECISIONS
+                  if not PRECISIONS[p].pre_quantized or stored is None or p in stored or p in q.precisions]
     candidates: list[Candidate] = []
     servers = [s for s in catalog.servers.values() if not q.servers or s.name in q.servers]
     for machine, provisioning in shapes:
@@ -178,7 +199,7 @@ def enumerate_candidates(q: Query) -> tuple[list[Candidate], list[Rejection]]:
         for server in servers:
             if server.accelerator != machine.kind:
                 continue
-            for precision in SEARCHED_PRECISIONS:
+            for precision in precisions:
                 if precision not in server.precisions or (q.precisions and precision not in q.precisions):
                     continue
                 for kv in ("auto", *(["fp8"] if "fp8" in server.kv_cache_dtypes else [])):

@@ -67,6 +67,7 @@ class MachineType:
     spot_usd_h: float | None  # None: no sourced spot price (set `gke-llm-bench:cost.spotPerHour`)
     local_ssd: int = 0
     on_demand: bool = True  # False: GCE sells this shape only as spot / flex-start
+    boot_disk: str | None = "pd-balanced"  # node boot disk type; None: GKE's default for the shape
     topology: str | None = None  # TPU slice topology, e.g. "2x2"
     source: str = ""
 
@@ -121,6 +122,20 @@ class ModelArch:
         return 1.0 - (1.0 - self.experts_per_token / self.experts) ** max(tokens, 1)
 
     @property
+    def native_formats(self) -> tuple[str, ...]:
+        """Pre-quantized formats the model's own repository is published in (gpt-oss: mxfp4). Such a
+        repository holds no 16-bit weights: every other precision needs a checkpoint of its own."""
+        return tuple(sorted(p for p, repo in self.quantized.items() if repo == self.hf_id))
+
+    def has_weights_for(self, precision: str, pre_quantized: bool) -> bool:
+        """Whether a known checkpoint serves ``precision``: one stored in it, or 16-bit weights the
+        server quantizes at load time."""
+        native = self.native_formats
+        if native:
+            return precision in native
+        return precision in self.quantized if pre_quantized else True
+
+    @property
     def kv_layers(self) -> int:
         """Layers that keep a KV cache (the decoder's, for an encoder-decoder)."""
         return self.decoder_layers or self.layers
@@ -150,6 +165,8 @@ class ServerKind:
     lora: bool = False  # serves LoRA adapters per request (stacks/lora.py)
     # precision -> the lowest CUDA compute capability the server's kernels for it need
     min_compute_capability: dict[str, str] = field(default_factory=dict)
+    # the newest GPU generation the pinned image's kernels are known to run on (None: no limit)
+    max_compute_capability: str | None = None
     extra_images: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
@@ -216,6 +233,7 @@ def load_catalog() -> Catalog:
             spot_usd_h=raw.get("spot_usd_h"),
             local_ssd=raw.get("local_ssd", 0),
             on_demand=raw.get("on_demand", True),
+            boot_disk=raw.get("boot_disk", "pd-balanced"),
             source=raw.get("source", ""),
         )
     for name, raw in _read("tpus.yaml").items():

@@ -539,7 +539,15 @@ class _Resolver:
         return a.node_count or 1, None
 
     def _precision_runs_on(self, server: ServerKind, precision: Precision, chip: Chip) -> None:
-        """The server x precision x GPU-generation rule (``servers.yaml`` min_compute_capability)."""
+        """The server x precision x GPU-generation rules (``servers.yaml`` min_ / max_compute_capability)."""
+        newest = server.max_compute_capability
+        if newest and chip.capability_at_least(newest) and chip.compute_capability != newest:
+            runs = [n for n, k in self.cat.servers.items() if k.accelerator == "gpu" and not k.max_compute_capability]
+            self.error(config_key("server.kind"),
+                       f"{server.name}'s image ({server.image}) is not known to run on {chip.name} (compute "
+                       f"capability {chip.compute_capability}; it is pinned for {newest} and older)",
+                       f"use {', '.join(runs)}, or a GPU of compute capability {newest} or older")
+            return
         minimum = server.min_compute_capability.get(precision.name)
         if minimum is None or chip.capability_at_least(minimum):
             return
@@ -554,6 +562,15 @@ class _Resolver:
         if model is None or precision is None:
             return None
         explicit = self.c.model.hf_id if self.c.model.name else None
+        native = model.native_formats
+        if native and precision.name not in native and not explicit and not self.c.model.config_file:
+            # (a config file's own format was checked against the precision where it was read)
+            # the model's own repository holds no 16-bit weights to serve or quantize (gpt-oss: MXFP4)
+            self.error(config_key("precision.weights"),
+                       f"{model.hf_id} is published in {' / '.join(native)} only, not {precision.name}",
+                       f"set precision.weights: {native[0]}, or name a {precision.name} checkpoint in "
+                       f"`model.hfId` beside `model.name`")
+            return None
         if precision.pre_quantized:
             checkpoint = explicit or model.quantized.get(precision.name)
             if checkpoint is None:

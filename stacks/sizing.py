@@ -242,6 +242,8 @@ def cheapest_fits(
             continue
         for name in precisions:
             precision = PRECISIONS[name]
+            if not model.has_weights_for(name, precision.pre_quantized):
+                continue  # no checkpoint to serve it from
             if name == "fp8" and not machine.chip.fp8:
                 continue
             tp = _tp_for_machine(model, precision, machine)

@@ -188,6 +188,11 @@ class StackSpec:
         return self.machine.local_ssd
 
     @property
+    def boot_disk_type(self) -> str | None:
+        """The node boot disk's type (the catalog's, per machine shape); None leaves it to GKE."""
+        return self.machine.boot_disk
+
+    @property
     def boot_disk_gb(self) -> int:
         """Node boot disk: images (~30 GB for the server images) plus the model cache when no local SSD."""
         base = 200

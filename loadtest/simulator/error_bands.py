@@ -12,7 +12,9 @@ in ``data/serving-errors.json`` (a test recomputes it, so it cannot go stale):
 
 A band is the median and the largest |error| of the held-out points of the profile on that chip
 when there are at least ``MIN_POINTS`` of them, else of the profile on any chip. A profile with no
-held-out point has no band: its predictions are unvalidated, and say so.
+held-out point has no band: its predictions are unvalidated, and say so. So has a chip no published
+serving measurement was taken on (fitted or held out, any engine: the B200, the RTX PRO 6000 and
+the H200 today): another chip's band says nothing about a datasheet nobody has checked.
 """
 
 from __future__ import annotations
@@ -58,8 +60,18 @@ def _held_out(path: Path = ERRORS_FILE) -> tuple[dict[str, Any], ...]:
     return tuple(r for r in json.loads(path.read_text())["points"] if not r["fitted"])
 
 
+@functools.cache
+def _measured_chips(path: Path = ERRORS_FILE) -> frozenset[str]:
+    """Chips with at least one published serving measurement, fitted or held out."""
+    if not path.is_file():
+        return frozenset()
+    return frozenset(str(r["chip"]) for r in json.loads(path.read_text())["points"] if r.get("chip"))
+
+
 def error_band(profile: str, chip: str, path: Path = ERRORS_FILE) -> ErrorBand:
     """The band for predictions of ``profile`` (an efficiency profile, ``efficiency.profile_for``) on ``chip``."""
+    if chip not in _measured_chips(path):
+        return ErrorBand(profile, chip, None, None, 0, f"no published serving measurement on {chip}")
     rows = [r for r in _held_out(path) if r["profile"] == profile]
     on_chip = [r for r in rows if r.get("chip") == chip]
     if len(on_chip) >= MIN_POINTS:

@@ -96,6 +96,9 @@ def test_driver_installation_and_accelerator(run: ProgramRun) -> None:
     assert nc["serviceAccount"].startswith("nodes-")  # the least-privilege account, not the default one
     if spec.local_ssd_count:
         assert nc["ephemeralStorageLocalSsdConfig"]["localSsdCount"] == spec.local_ssd_count
+    # the catalog's boot disk type per shape; the 2026 shapes leave it to GKE
+    assert nc.get("diskType") == spec.machine.boot_disk
+    assert (spec.machine.boot_disk is None) is (spec.machine.name.startswith(("a3-ultragpu", "a4-", "g4-")))
 
 
 def test_taint_toleration_and_node_selector_agree(run: ProgramRun) -> None:

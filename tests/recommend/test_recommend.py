@@ -252,3 +252,21 @@ def test_error_bands_file_is_current():
     band = error_band("vllm", "nvidia-l4")
     assert band.validated and band.n >= 2 and 0 < band.median <= band.worst
     assert not error_band("no-such-profile", "nvidia-l4").validated
+
+
+def test_a_chip_nobody_has_measured_gets_no_band_and_validated_only_leaves_it_out():
+    band = error_band("vllm", "nvidia-b200")
+    assert not band.validated and band.basis == "no published serving measurement on nvidia-b200"
+    assert error_band("vllm", "nvidia-h100-80gb").validated  # measured: its band stands
+    result = search(query("llama-2-70b", ((128, 64),), "ttft_p99=2s,tpot_p50=100ms", validated_only=True, top=2))
+    assert result.picks and all(p.band.validated for p in result.picks)
+    left_out = [r for r in result.rejections if r.kind == "unvalidated"]
+    assert any("a4-highgpu-8g" in r.label and "nvidia-b200" in r.reason for r in left_out)
+    assert all("--validated-only" in r.reason for r in left_out)
+
+
+def test_formats_the_model_has_no_checkpoint_in_are_not_searched():
+    candidates, _ = enumerate_candidates(query("gpt-oss-20b", ((128, 64),), "ttft_p99=2s"))
+    assert candidates and {c.spec.precision.name for c in candidates} == {"mxfp4"}  # published in MXFP4 only
+    candidates, _ = enumerate_candidates(query("llama-2-7b", ((128, 64),), "ttft_p99=2s"))
+    assert not {"mxfp4", "nvfp4"} & {c.spec.precision.name for c in candidates}

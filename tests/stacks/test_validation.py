@@ -473,8 +473,8 @@ def test_fp4_formats_follow_the_gpu_generation(stack_file):
     assert e.key == "gke-llm-bench:precision.weights"
     assert "vllm serves nvfp4 on compute capability 10.0 and newer; H100 80GB is 9.0" in e.message
     assert "B200" in e.fix and "RTX PRO 6000" in e.fix and "H100" not in e.fix.split("runs it:")[1]
-    # nvfp4 also needs a checkpoint stored in it: the catalog knows none for gpt-oss
-    assert "pre-quantized checkpoint" in str(errors)
+    # nvfp4 also needs a checkpoint stored in it: gpt-oss is published in mxfp4 only
+    assert "published in mxfp4 only, not nvfp4" in str(errors)
     spec = load_stack_file(stack_file({**base, "gke-llm-bench:accelerator": {"machineType": "g4-standard-48"},
                                        "gke-llm-bench:precision": "mxfp4"}))
     assert spec.precision.name == "mxfp4" and spec.checkpoint == "openai/gpt-oss-120b"
@@ -488,3 +488,25 @@ def test_a_shape_without_a_spot_price_needs_the_stacks_price(stack_file):
     assert "no sourced spot price for g4-standard-48" in e.message and "$4.5001/h" in e.fix
     spec = load_stack_file(stack_file({**base, "gke-llm-bench:cost": {"spotPerHour": 1.9}}))
     assert spec.usd_per_hour == 1.9
+
+
+def test_an_image_pinned_before_blackwell_is_refused_on_it(stack_file):
+    errors = errors_for(stack_file({"gke-llm-bench:accelerator": {"machineType": "g4-standard-48"},
+                                    "gke-llm-bench:server": {"kind": "tgi"}}))
+    e = only(errors, "gke-llm-bench:server.kind")
+    assert "not known to run on RTX PRO 6000 (compute capability 12.0" in e.message and "use vllm" in e.fix
+
+
+def test_a_model_published_in_one_format_is_served_in_it(stack_file):
+    """gpt-oss's repositories hold MXFP4 weights only: there is nothing 16-bit to serve or quantize."""
+    base = {"gke-llm-bench:accelerator": {"machineType": "g4-standard-48"},
+            "gke-llm-bench:server": {"kind": "vllm", "maxModelLen": 4096}}
+    e = only(errors_for(stack_file({**base, "gke-llm-bench:model": {"name": "gpt-oss-120b"},
+                                    "gke-llm-bench:precision": "fp8"})), "gke-llm-bench:precision.weights")
+    assert "openai/gpt-oss-120b is published in mxfp4 only, not fp8" in e.message
+    assert e.fix.startswith("set precision.weights: mxfp4")
+    spec = load_stack_file(stack_file({**base, "gke-llm-bench:precision": "fp8",
+                                       "gke-llm-bench:accelerator": {"machineType": "a4-highgpu-8g"},
+                                       "gke-llm-bench:model": {"name": "gpt-oss-120b",
+                                                               "hfId": "my-org/gpt-oss-120b-fp8"}}))
+    assert spec.checkpoint == "my-org/gpt-oss-120b-fp8"
