@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import socket
+import struct
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
@@ -146,6 +149,59 @@ class HttpxTransport(Transport):
 
 
 # -- aiohttp -------------------------------------------------------------------------------------
+#: Linux's SO_TIMESTAMPNS (asm-generic/socket.h); Python's socket module does not name it
+SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
+_TIMESPEC = struct.Struct("qq")  # struct timespec on 64-bit Linux: tv_sec, tv_nsec
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class _ReceiveTime:
+    """The kernel's receive time of the bytes the last ``recv`` returned, on ``perf_counter``'s
+    timeline (None when the kernel gave none). One per process: asyncio calls ``recv`` and the
+    protocol's ``data_received`` back to back, with nothing in between, so the append that follows
+    a read is always that read's."""
+
+    time: float | None = None
+
+
+class KernelStampedSocket(socket.socket):
+    """A TCP socket whose reads carry the time the kernel received the bytes (``SO_TIMESTAMPNS``).
+
+    An event loop busy with other streams reads a socket late: when a batched engine emits a token
+    for hundreds of streams in the same millisecond, the streams read last in that burst would be
+    stamped milliseconds late by any clock taken in user space. The kernel stamps each packet as it
+    lands in the socket's queue, before the loop is involved, so the recorded arrival is the
+    arrival. The stamp is CLOCK_REALTIME; it is moved onto ``perf_counter``'s timeline by the two
+    clocks' difference read at the same moment (their rates differ by NTP's slew, parts per million).
+    For TCP the kernel reports the newest packet a read returns, so pieces that queued up together
+    share the last one's time, no earlier than before. ``asyncio``'s socket transport reads with
+    ``recv``; this override reads with ``recvmsg`` to get the stamp, and is otherwise the same call.
+    """
+
+    __slots__ = ()
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data, ancillary, _, _ = self.recvmsg(bufsize, _ANCILLARY_SIZE, flags)
+        _ReceiveTime.time = None
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+                sec, nsec = _TIMESPEC.unpack_from(payload)
+                _ReceiveTime.time = sec + nsec * 1e-9 - time.time() + time.perf_counter()
+        return data
+
+
+def kernel_stamped_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """aiohttp's ``socket_factory``: a socket that asks the kernel to stamp what it receives (a plain
+    socket where the platform cannot: its pieces are stamped when read, as before)."""
+    family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
+    if SO_TIMESTAMPNS is None or not _ANCILLARY_SIZE:
+        return socket.socket(family=family, type=type_, proto=proto)
+    sock = KernelStampedSocket(family=family, type=type_, proto=proto)
+    with contextlib.suppress(OSError):  # if refused, no stamps come back: pieces get the time they are read
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    return sock
+
+
 class _StampedDeque(collections.deque):
     """aiohttp's response buffer, stamping each piece with its arrival time as it is appended.
 
@@ -153,7 +209,8 @@ class _StampedDeque(collections.deque):
     callback, the moment the socket is read; our coroutine resumes later, after the event loop has
     run every other ready callback. Under a burst (a batched engine emits one token for hundreds of
     streams at once) that wait grows with the burst: stamping at append time keeps it out of the
-    measurement. ``popped`` collects (time, size) of the pieces a read consumed.
+    measurement, and the kernel's receive time (``KernelStampedSocket``), where there is one, keeps
+    out the wait for the read itself. ``popped`` collects (time, size) of the pieces a read consumed.
     """
 
     def __init__(self, items: Any = ()) -> None:
@@ -163,7 +220,8 @@ class _StampedDeque(collections.deque):
 
     def append(self, data: bytes) -> None:
         super().append(data)
-        self.times.append(time.perf_counter())
+        received = _ReceiveTime.time
+        self.times.append(received if received is not None else time.perf_counter())
 
     def appendleft(self, data: bytes) -> None:
         super().appendleft(data)
@@ -230,7 +288,8 @@ class AiohttpTransport(Transport):
         import aiohttp
 
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None, force_close=False)
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None, force_close=False,
+                                             socket_factory=kernel_stamped_socket)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=False,
                                                   auto_decompress=False)
         return self._session
