@@ -182,12 +182,24 @@ class KernelStampedSocket(socket.socket):
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data, ancillary, _, _ = self.recvmsg(bufsize, _ANCILLARY_SIZE, flags)
-        _ReceiveTime.time = None
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-                sec, nsec = _TIMESPEC.unpack_from(payload)
-                _ReceiveTime.time = sec + nsec * 1e-9 - time.time() + time.perf_counter()
+        _ReceiveTime.time = _stamp(ancillary)
         return data
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        """The buffered-protocol read path (``recv_into``), stamped the same way."""
+        view = memoryview(buffer)
+        n, ancillary, _, _ = self.recvmsg_into([view[:nbytes] if nbytes else view], _ANCILLARY_SIZE, flags)
+        _ReceiveTime.time = _stamp(ancillary)
+        return n
+
+
+def _stamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The kernel's SO_TIMESTAMPNS stamp in a read's ancillary data, on ``perf_counter``'s timeline."""
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(payload)
+            return sec + nsec * 1e-9 - time.time() + time.perf_counter()
+    return None
 
 
 def kernel_stamped_socket(addr_info: tuple[Any, ...]) -> socket.socket:

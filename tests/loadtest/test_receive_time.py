@@ -33,6 +33,12 @@ def test_a_read_carries_the_time_the_bytes_arrived_not_the_time_they_were_read()
         # the kernel stamped the bytes when they landed, after the send began (within the clock
         # conversion's microsecond) and before the read
         assert stamp is not None and before_send - 1e-3 <= stamp <= before_read
+        server.sendall(b"data: [DONE]\n\n")
+        time.sleep(0.01)
+        buffer = bytearray(64)
+        n = client.recv_into(buffer)  # the buffered-protocol path is stamped too
+        assert bytes(buffer[:n]) == b"data: [DONE]\n\n" and _ReceiveTime.time is not None
+        assert stamp < _ReceiveTime.time <= time.perf_counter()
         server.close()
         assert client.recv(65536) == b""
     finally:
