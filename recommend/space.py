@@ -103,22 +103,15 @@ def _shapes(q: Query, catalog: Catalog) -> tuple[list[tuple[MachineType, str]], 
     for (_chip, _count), machines in sorted(groups.items()):
         if q.spot:
             eligible = [(m, "spot") for m in machines if m.spot_usd_h is not None]
-            if not eligible:
-                m = min(machines, key=lambda x: x.on_demand_usd_h)
-                rejected.append(Rejection(
-                    f"{m.name} ({m.count}x {m.chip.name})",
-                    f"the catalog has no sourced spot price for {m.name} (fix: drop --spot to compare it on demand)",
-                    m.on_demand_usd_h, "provisioning"))
-                continue
+            why = "the catalog has no sourced spot price for {} (fix: drop --spot to compare it on demand)"
         else:
             eligible = [(m, "on-demand") for m in machines if m.on_demand]
             eligible += [(m, "flex-start") for m in machines if not m.on_demand and q.flex_start]
+            why = "{} is sold only as spot or flex-start capacity (fix: drop --no-flex-start, or add --spot)"
         if not eligible:
             m = min(machines, key=lambda x: x.on_demand_usd_h)
-            rejected.append(Rejection(
-                f"{m.name} ({m.count}x {m.chip.name})",
-                f"{m.name} is sold only as spot or flex-start capacity (fix: drop --no-flex-start, or add --spot)",
-                m.on_demand_usd_h, "provisioning"))
+            rejected.append(Rejection(f"{m.name} ({m.count}x {m.chip.name})", why.format(m.name), m.on_demand_usd_h,
+                                      "provisioning"))
             continue
         out.append(min(eligible, key=lambda e: (_price(e[0], e[1]), e[0].name)))
     return out, rejected

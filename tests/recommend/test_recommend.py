@@ -270,3 +270,11 @@ def test_formats_the_model_has_no_checkpoint_in_are_not_searched():
     assert candidates and {c.spec.precision.name for c in candidates} == {"mxfp4"}  # published in MXFP4 only
     candidates, _ = enumerate_candidates(query("llama-2-7b", ((128, 64),), "ttft_p99=2s"))
     assert not {"mxfp4", "nvfp4"} & {c.spec.precision.name for c in candidates}
+
+
+def test_spot_leaves_out_shapes_without_a_spot_price_and_says_why():
+    candidates, rejected = enumerate_candidates(query("llama-2-7b", ((128, 64),), "ttft_p99=2s", spot=True))
+    assert candidates and all(c.provisioning == "spot" for c in candidates)
+    assert not any(c.spec.machine.name.startswith(("a4-", "g4-")) for c in candidates)
+    why = {r.label.split(" ")[0]: r.reason for r in rejected if r.kind == "provisioning"}
+    assert "no sourced spot price for a4-highgpu-8g" in why["a4-highgpu-8g"] and "drop --spot" in why["a4-highgpu-8g"]
