@@ -117,7 +117,8 @@ def test_config_file_errors_name_the_key_and_the_fix(stack_file, tmp_path: Path)
 #: the catalog's newer models against their model cards (total, active parameters)
 MODEL_CARDS = {"qwen3-8b": (8.2e9, None), "qwen3-32b": (32.8e9, None), "qwen3-30b-a3b": (30.5e9, 3.3e9),
                "qwen3-235b-a22b": (235e9, 22e9), "llama-3.3-70b": (70.6e9, None),
-               "deepseek-r1-distill-llama-70b": (70.6e9, None)}
+               "deepseek-r1-distill-llama-70b": (70.6e9, None), "gemma-3-4b": (4.3e9, None),
+               "gemma-3-12b": (12.2e9, None), "gemma-3-27b": (27.4e9, None)}
 
 
 @pytest.mark.parametrize("alias", sorted(MODEL_CARDS))
@@ -208,3 +209,21 @@ def test_a_modelopt_nvfp4_checkpoint_is_read_as_nvfp4() -> None:
     doc = json.loads((MODELS / "llama-2-7b.config.json").read_text())
     doc["quantization_config"] = {"quant_method": "modelopt", "quant_algo": "NVFP4"}
     assert read_architecture(doc).quantization == "nvfp4"
+
+
+@pytest.mark.parametrize("alias", ["gemma-3-4b", "gemma-3-12b", "gemma-3-27b"])
+def test_gemma_3_is_its_text_config_plus_the_vision_tower(alias: str) -> None:
+    """The catalog's Gemma 3 = the text model read from its config.json's text_config + the SigLIP
+    tower computed from vision_config (what vLLM loads for Gemma3ForConditionalGeneration)."""
+    m = load_catalog().models[alias]
+    text = {"model_type": "gemma3_text", "hidden_size": m.hidden, "num_attention_heads": m.heads,
+            "num_key_value_heads": m.kv_heads, "head_dim": m.head_dim, "intermediate_size": m.ffn,
+            "num_hidden_layers": m.layers, "max_position_embeddings": m.max_context, "vocab_size": m.vocab,
+            "sliding_window": 1024, "sliding_window_pattern": 6}
+    read = read_architecture({"model_type": "gemma3", "text_config": text}, m.hf_id).model
+    h, ffn, layers, patch, image = 1152, 4304, 27, 14, 896  # vision_config
+    vision = (layers * (4 * h * h + 4 * h + 2 * h * ffn + h + ffn + 4 * h) + patch * patch * 3 * h + h
+              + (image // patch) ** 2 * h + 2 * h + h * m.hidden + m.hidden)
+    assert m.params == read.params + vision
+    assert (m.sliding_window, m.sliding_layers) == (read.sliding_window, read.sliding_layers) == (
+        1024, m.layers - m.layers // 6)
