@@ -119,13 +119,53 @@ class OpenAIParser(StreamParser):
         return self.feed_many([data])
 
     def feed_many(self, events: list[str]) -> int:
-        payloads = [e for e in events if e != "[DONE]" and e.strip() != "[DONE]"]
+        """The events of one read, counted in one pass: one ``json.loads`` for all of them, and
+        plain content chunks (no usage, no error) counted inline; anything else goes through
+        ``_one``. A read of many events (a busy server, or a whole short answer at once) then costs
+        little more than its parse."""
+        payloads = events[:-1] if events[-1] == "[DONE]" else events
         if len(payloads) != len(events):
             self.done = True
-        objs = self.load_many(payloads)
-        if objs is not None:
-            return sum(self._one(obj) for obj in objs)
-        return sum(self._one(self.load(p)) for p in payloads)  # one by one: earlier events count
+        joined = ",".join(payloads)
+        if "[DONE]" in joined:  # a marker padded with spaces, or not last: filter event by event
+            kept = [e for e in payloads if e.strip() != "[DONE]"]
+            if len(kept) != len(payloads):
+                self.done = True
+            payloads, joined = kept, ",".join(kept)
+        if not payloads:
+            return 0
+        try:
+            objs = json.loads("[" + joined + "]")
+        except ValueError:
+            objs = None
+        if objs is None or len(objs) != len(payloads):
+            # one by one: the events before a bad one still count, and the error names it
+            return sum(self._one(self.load(p)) for p in payloads)
+        return self._count(objs)
+
+    def _count(self, objs: list[Any]) -> int:
+        """Content tokens in parsed chunks; ``chunk_tokens`` is kept current before anything can raise."""
+        chat = self.chat
+        total = n = 0
+        for obj in objs:
+            choices: Any = obj.get("choices") if obj.__class__ is dict else None
+            if choices.__class__ is not list or "usage" in obj or "error" in obj:
+                self.chunk_tokens += n  # counted before ``_one`` can raise
+                total, n = total + n, 0
+                total += self._one(obj)
+                continue
+            for choice in choices:
+                if chat:
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    if content is None or (content == "" and "role" in delta and not choice.get("token_ids")):
+                        continue  # role announcement or a finish-only chunk: no token
+                elif choice.get("text") is None:
+                    continue
+                ids = choice.get("token_ids")
+                n += len(ids) if ids.__class__ is list else 1
+        self.chunk_tokens += n
+        return total + n
 
     def _one(self, obj: Any) -> int:
         if not isinstance(obj, dict):
@@ -140,19 +180,7 @@ class OpenAIParser(StreamParser):
             if usage_.get("prompt_tokens") is not None:
                 self.input_tokens = int(usage_["prompt_tokens"])
             self.token_source = "usage"
-        n = 0
-        for choice in choices or ():
-            if self.chat:
-                delta = choice.get("delta") or {}
-                content = delta.get("content")
-                if content is None or (content == "" and "role" in delta and not choice.get("token_ids")):
-                    continue  # role announcement or a finish-only chunk: no token
-            elif "text" not in choice or choice.get("text") is None:
-                continue
-            ids = choice.get("token_ids")
-            n += len(ids) if isinstance(ids, list) else 1
-        self.chunk_tokens += n
-        return n
+        return self._count([{"choices": choices}]) if isinstance(choices, list) else 0
 
 
 class OpenAIDialect(Dialect):

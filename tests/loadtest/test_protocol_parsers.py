@@ -34,6 +34,22 @@ def test_sse_framer_joins_multiline_data_and_ignores_comments():
     assert f.close() == ["c"]
 
 
+@pytest.mark.parametrize("read", [
+    b'data: {"a":1}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n',  # vLLM
+    b'data:{"a":1}\n\ndata:{"t":"data: x"}\n\n',  # TGI's router (no space), "data: " inside a payload
+    b'data: {"a":1}\n\ndata:{"b":2}\n\n',  # the two spellings mixed
+    b'data:  {"a":1}\n\ndata: \n\n',  # a second space is the value's; an empty payload
+    b': keepalive\n\ndata: {"a":1}\n\n',  # a comment
+    b'event: x\ndata: {"a":1}\n\n',  # another field
+    b'data: a\ndata: b\n\ndata: c\n\n',  # multi-line data
+    b'data: {"t":"\xff"}\n\n',  # not UTF-8
+])
+def test_sse_whole_read_shortcut_agrees_with_the_line_parser(read: bytes):
+    """A read of whole events takes a one-split shortcut when it is only one-line data events; it
+    must give exactly what the general line-by-line path gives, and decline every other shape."""
+    assert SSEFramer().feed(read) == SSEFramer()._lines(read)
+
+
 def test_openai_completions_counts_chunks_and_takes_usage():
     raw = sse({"choices": [{"text": "a"}]}, {"choices": [{"text": ""}]}, {"choices": [{"text": "c"}]},
               {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}, b"[DONE]")
@@ -55,6 +71,43 @@ def test_openai_chat_role_chunk_is_not_content():
               b"[DONE]")
     _, counts = feed_all("openai", raw, api="chat")
     assert counts == [0, 1, 0, 0]
+
+
+@pytest.mark.parametrize("api, objs", [
+    ("completions", [{"choices": [{"text": "a"}]}, {"choices": [{"text": None}]}, {"choices": [{"text": ""}]},
+                     {"choices": [{"text": "b"}], "usage": None},
+                     {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}]),
+    ("completions", [{"choices": [{"text": "ab", "token_ids": [5, 6]}, {"index": 1, "text": "c"}]},
+                     {"choices": [{"text": "d", "token_ids": [7]}]}]),
+    ("chat", [{"choices": [{"delta": {"role": "assistant", "content": ""}}]},
+              {"choices": [{"delta": {"content": "x"}}]},
+              {"choices": [{"delta": {"content": "", "role": "assistant"}, "token_ids": [3]}]},
+              {"choices": [{"delta": {}, "finish_reason": "length"}]}]),
+])
+def test_openai_one_read_counts_what_event_by_event_counts(api: str, objs: list):
+    """All of a stream in one read (``feed_many``, one parse) and one event at a time agree."""
+    raw = sse(*objs, b"[DONE]")
+    whole = make_dialect("openai", "m", api).parser(P)
+    n = whole.feed_many(SSEFramer().feed(raw))
+    single, counts = feed_all("openai", raw, api=api)
+    assert n == sum(counts) == whole.chunk_tokens == single.chunk_tokens
+    assert (whole.output_tokens, whole.input_tokens, whole.done) == (single.output_tokens, single.input_tokens, True)
+
+
+def test_openai_bad_event_in_a_read_keeps_the_tokens_before_it():
+    parser = make_dialect("openai", "m").parser(P)
+    events = SSEFramer().feed(sse({"choices": [{"text": "a"}]}, {"choices": [{"text": "b"}]}, b"[1]",
+                                  {"choices": [{"text": "c"}]}))
+    with pytest.raises(ProtocolError) as e:
+        parser.feed_many(events)
+    assert e.value.kind == "invalid_json" and parser.chunk_tokens == 2
+
+
+def test_openai_done_marker_padded_or_not_last():
+    parser = make_dialect("openai", "m").parser(P)
+    assert parser.feed_many([json.dumps({"choices": [{"text": "a"}]}), " [DONE] "]) == 1 and parser.done
+    parser = make_dialect("openai", "m").parser(P)
+    assert parser.feed_many(["[DONE]", json.dumps({"choices": [{"text": "a"}]})]) == 1 and parser.done
 
 
 def test_openai_missing_done_is_truncated():
