@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import http.cookiejar
 import socket
 import struct
 import sys
@@ -75,6 +76,15 @@ class Transport(ABC):
     async def aclose(self) -> None: ...
 
 
+def no_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar that accepts and sends nothing: every request goes out as a new client's would.
+
+    A load balancer with cookie-based session affinity (GKE's Gateway and Ingress offer it) would
+    otherwise pin every request after the first answer to the replica that gave it, and a fleet
+    would be measured as one replica. Side requests (health, metrics) need no cookies either."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
 # -- httpx ---------------------------------------------------------------------------------------
 class _HttpxResponse(Response):
     def __init__(self, resp: Any):
@@ -104,6 +114,7 @@ class HttpxTransport(Transport):
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=None),
             trust_env=False,
+            cookies=no_cookies(),
         )
 
     @contextlib.asynccontextmanager
@@ -263,27 +274,40 @@ class _AiohttpResponse(Response):
             async for item in super().timed_chunks():
                 yield item
             return
-        async for data in self.chunks():
+        while data := await self._read():  # no iterator layer between us and aiohttp's buffer
             pieces, stamped.popped = stamped.popped, []
-            if sum(n for _, n in pieces) != len(data) or not pieces:
+            if len(pieces) == 1 and pieces[0][1] == len(data):
+                yield pieces[0][0], data  # the common read: one piece
+            elif sum(n for _, n in pieces) != len(data) or not pieces:
                 yield time.perf_counter(), data  # a partial-piece read: no exact split
-                continue
-            offset = 0
-            for t, n in pieces:
-                yield t, data[offset:offset + n]
-                offset += n
+            else:
+                offset = 0
+                for t, n in pieces:
+                    yield t, data[offset:offset + n]
+                    offset += n
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        import aiohttp
+        while data := await self._read():
+            yield data
 
+    async def _read(self) -> bytes:
+        """What the body has received since the last read (b"" at its end), errors mapped."""
         try:
-            async for data in self._resp.content.iter_any():
-                yield data
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise TransportError("stalled", f"no data for the read timeout: {exc}") from None
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
-                aiohttp.ClientConnectionError) as exc:
-            raise TransportError("reset", str(exc) or type(exc).__name__) from None
+            return await self._resp.content.readany()
+        except Exception as exc:
+            raise _read_error(exc) from None
+
+
+def _read_error(exc: Exception) -> Exception:
+    """aiohttp's error while reading a body, as our error class (anything else unchanged)."""
+    import aiohttp
+
+    if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
+        return TransportError("stalled", f"no data for the read timeout: {exc}")
+    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                        aiohttp.ClientConnectionError)):
+        return TransportError("reset", str(exc) or type(exc).__name__)
+    return exc
 
 
 class AiohttpTransport(Transport):
@@ -302,8 +326,9 @@ class AiohttpTransport(Transport):
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=None, force_close=False,
                                              socket_factory=kernel_stamped_socket)
+            # no cookie jar, as no_cookies() for httpx
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=False,
-                                                  auto_decompress=False)
+                                                  auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     @contextlib.asynccontextmanager
