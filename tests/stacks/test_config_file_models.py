@@ -118,7 +118,8 @@ def test_config_file_errors_name_the_key_and_the_fix(stack_file, tmp_path: Path)
 MODEL_CARDS = {"qwen3-8b": (8.2e9, None), "qwen3-32b": (32.8e9, None), "qwen3-30b-a3b": (30.5e9, 3.3e9),
                "qwen3-235b-a22b": (235e9, 22e9), "llama-3.3-70b": (70.6e9, None),
                "deepseek-r1-distill-llama-70b": (70.6e9, None), "gemma-3-4b": (4.3e9, None),
-               "gemma-3-12b": (12.2e9, None), "gemma-3-27b": (27.4e9, None)}
+               "gemma-3-12b": (12.2e9, None), "gemma-3-27b": (27.4e9, None),
+               "mistral-small-3.1-24b": (24.0e9, None)}
 
 
 @pytest.mark.parametrize("alias", sorted(MODEL_CARDS))
@@ -227,3 +228,23 @@ def test_gemma_3_is_its_text_config_plus_the_vision_tower(alias: str) -> None:
     assert m.params == read.params + vision
     assert (m.sliding_window, m.sliding_layers) == (read.sliding_window, read.sliding_layers) == (
         1024, m.layers - m.layers // 6)
+
+
+def test_mistral_small_3_1_is_its_text_config_plus_the_pixtral_tower() -> None:
+    """The catalog's Mistral Small 3.1 = the text model read from text_config (untied embeddings) +
+    the Pixtral vision tower and the projector computed from vision_config (what vLLM loads for
+    Mistral3ForConditionalGeneration)."""
+    m = load_catalog().models["mistral-small-3.1-24b"]
+    text = {"model_type": "mistral", "hidden_size": m.hidden, "num_attention_heads": m.heads,
+            "num_key_value_heads": m.kv_heads, "head_dim": m.head_dim, "intermediate_size": m.ffn,
+            "num_hidden_layers": m.layers, "max_position_embeddings": m.max_context, "vocab_size": m.vocab,
+            "sliding_window": None}
+    read = read_architecture({"model_type": "mistral3", "text_config": text, "tie_word_embeddings": False},
+                             m.hf_id).model
+    assert read.params == 23_572_403_200 and read.family == m.family == "mistral3"
+    h, ffn, layers, patch, merge = 1024, 4096, 24, 14, 2  # vision_config, spatial_merge_size
+    tower = patch * patch * 3 * h + h + layers * (4 * h * h + 3 * h * ffn + 2 * h)  # conv, ln_pre, layers
+    projector = h + merge * merge * h * h + h * m.hidden + m.hidden * m.hidden  # norm, patch merger, 2 linears
+    assert tower + projector == 438_958_080
+    assert m.params == read.params + tower + projector
+    assert read.sliding_window is None
