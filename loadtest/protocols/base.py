@@ -69,22 +69,6 @@ class StreamParser(ABC):
         """Consume the events that arrived in one read (they share one arrival time)."""
         return sum(self.feed(e) for e in events)
 
-    def load_many(self, payloads: list[str]) -> list[Any] | None:
-        """Parse several JSON payloads with one C-level ``json.loads`` (a JSON array of them).
-
-        At high request rates one read often holds many events; parsing them as one array costs
-        one call instead of one per event. Returns None when a payload is not exactly one JSON
-        value (the array breaks, or its length differs): the caller then parses one by one, so the
-        events before the bad one still count and the error names the bad payload.
-        """
-        if len(payloads) > 1:
-            try:
-                objs = json.loads("[" + ",".join(payloads) + "]")
-            except ValueError:
-                return None
-            return objs if len(objs) == len(payloads) else None
-        return None
-
     def finish(self) -> None:
         """Called when the body ended cleanly; raise ``ProtocolError('truncated')`` if incomplete."""
         if not self.done:

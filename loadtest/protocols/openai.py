@@ -123,6 +123,8 @@ class OpenAIParser(StreamParser):
         plain content chunks (no usage, no error) counted inline; anything else goes through
         ``_one``. A read of many events (a busy server, or a whole short answer at once) then costs
         little more than its parse."""
+        if not events:
+            return 0
         payloads = events[:-1] if events[-1] == "[DONE]" else events
         if len(payloads) != len(events):
             self.done = True
