@@ -48,19 +48,15 @@ def recommend_vs_measured(answers: list[Answer], slo: Slo, lengths: tuple[int, i
         text = (f"{model}, {label} tokens, SLO {slo}: `stacks recommend` picks {pick.candidate.label} at "
                 f"${pick.usd_per_m_output:.3f}/M output tokens (predicted, {int(pick.stage.level)} clients per "
                 f"replica, {pick.replicas} replica(s) per node; searched {result.candidates} setups)")
+        flag = ""
         if not pick.band.validated:
             # a pick on a chip nobody has measured a server on is a lead, not an answer: compare on measured ground
+            text += f", {pick.band}"
             grounded = search(replace(q, validated_only=True))
             if grounded.picks:
-                text += (f", {pick.band}; on measured ground (`--validated-only`) it picks "
-                         f"{grounded.picks[0].candidate.label} at ${grounded.picks[0].usd_per_m_output:.3f}/M")
-                pick = grounded.picks[0]
-                flag = " --validated-only"
-            else:
-                text += f", {pick.band}"
-                flag = ""
-        else:
-            flag = ""
+                pick, flag = grounded.picks[0], " --validated-only"
+                text += (f"; on measured ground (`--validated-only`) it picks {pick.candidate.label} at "
+                         f"${pick.usd_per_m_output:.3f}/M")
         if measured is None or measured.stack not in files:
             lines.append(text + "; the demo measured no stack of this model that meets the SLO.")
             continue

@@ -228,11 +228,11 @@ class Search:
         q = self.q
         candidates, rejections = enumerate_candidates(q)
         if q.validated_only:
-            unvalidated = [c for c in candidates if not _band(c).validated]
-            rejections = [*rejections, *(Rejection(c.label, f"predictions unvalidated: {_band(c).basis} (fix: drop "
+            bands = [(c, _band(c)) for c in candidates]
+            rejections = [*rejections, *(Rejection(c.label, f"predictions unvalidated: {band.basis} (fix: drop "
                                                    "--validated-only)", c.spec.usd_per_node_hour, "unvalidated")
-                                         for c in unvalidated)]
-            candidates = [c for c in candidates if _band(c).validated]
+                                         for c, band in bands if not band.validated)]
+            candidates = [c for c, band in bands if band.validated]
         result = Result(q, [], list(rejections), len(candidates), 0, 0)
         viable: list[tuple[float, Candidate]] = []
         closest: tuple[Candidate, Stage, float] | None = None

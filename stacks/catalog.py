@@ -170,6 +170,20 @@ class ServerKind:
     extra_images: dict[str, str] = field(default_factory=dict)
     source: str = ""
 
+    def too_new(self, chip: Chip) -> bool:
+        """The pinned image is not known to run on the chip's GPU generation (newer than
+        ``max_compute_capability``)."""
+        newest = self.max_compute_capability
+        return newest is not None and chip.capability_at_least(newest) and chip.compute_capability != newest
+
+    def runs(self, precision: str, chip: Chip) -> bool:
+        """The server x precision x GPU-generation rule: the image runs on the chip and has kernels
+        for ``precision`` there (``min_compute_capability``). Where a TPU server is asked, True."""
+        if chip.kind != "gpu":
+            return True
+        minimum = self.min_compute_capability.get(precision)
+        return not self.too_new(chip) and (minimum is None or chip.capability_at_least(minimum))
+
 
 @dataclass(frozen=True)
 class Regions:

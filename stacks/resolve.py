@@ -541,16 +541,16 @@ class _Resolver:
     def _precision_runs_on(self, server: ServerKind, precision: Precision, chip: Chip) -> None:
         """The server x precision x GPU-generation rules (``servers.yaml`` min_ / max_compute_capability)."""
         newest = server.max_compute_capability
-        if newest and chip.capability_at_least(newest) and chip.compute_capability != newest:
+        if server.too_new(chip):
             runs = [n for n, k in self.cat.servers.items() if k.accelerator == "gpu" and not k.max_compute_capability]
             self.error(config_key("server.kind"),
                        f"{server.name}'s image ({server.image}) is not known to run on {chip.name} (compute "
                        f"capability {chip.compute_capability}; it is pinned for {newest} and older)",
                        f"use {', '.join(runs)}, or a GPU of compute capability {newest} or older")
             return
-        minimum = server.min_compute_capability.get(precision.name)
-        if minimum is None or chip.capability_at_least(minimum):
+        if server.runs(precision.name, chip):
             return
+        minimum = server.min_compute_capability[precision.name]
         able = sorted({c.name for c in self.cat.chips.values() if c.kind == "gpu" and c.capability_at_least(minimum)})
         self.error(config_key("precision.weights"),
                    f"{server.name} serves {precision.name} on compute capability {minimum} and newer; "
@@ -629,7 +629,7 @@ class _Resolver:
         server = self.cat.servers.get(self.c.server.kind)
         precisions = list(server.precisions) if server else list(PRECISIONS)
         alternatives: list[Alternative] = cheapest_fits(
-            self.cat, model, precisions, accelerator_kind=machine.kind, spot=self.c.accelerator.spot
+            self.cat, model, precisions, accelerator_kind=machine.kind, spot=self.c.accelerator.spot, server=server
         )
         fix = (
             "cheapest that fit: " + "; ".join(map(str, alternatives)) if alternatives else "no catalog machine fits it"
@@ -747,13 +747,14 @@ class _Resolver:
         override = cost.spot_per_hour if spot else cost.on_demand_per_hour
         if override is not None:
             return override, f"{config_key('cost')} (stack override)"
-        if spot and machine.spot_usd_h is None:
+        if not spot:
+            return machine.on_demand_usd_h, machine.source
+        if machine.spot_usd_h is None:
             self.error(config_key("cost.spotPerHour"), f"the catalog has no sourced spot price for {machine.name}",
                        f"set it to your region's spot $/h for {machine.name} (on demand: "
                        f"${machine.on_demand_usd_h:g}/h), or drop accelerator.spot")
             return 0.0, ""
-        return (machine.spot_usd_h if spot and machine.spot_usd_h is not None else machine.on_demand_usd_h), \
-            machine.source
+        return machine.spot_usd_h, machine.source
 
 
 def resolve(

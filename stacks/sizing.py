@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .catalog import Catalog, Chip, MachineType, ModelArch
+from .catalog import Catalog, Chip, MachineType, ModelArch, ServerKind
 from .precision import KV_CACHE_BYTES, PRECISIONS, Precision
 
 GB = 10**9
@@ -234,8 +234,10 @@ def cheapest_fits(
     accelerator_kind: str,
     spot: bool,
     limit: int = 5,
+    server: ServerKind | None = None,
 ) -> list[Alternative]:
-    """The cheapest machine types (and precisions) on which ``model`` fits, for a "did not fit" error."""
+    """The cheapest machine types (and precisions) on which ``model`` fits, for a "did not fit" error;
+    with ``server``, only where that server runs the precision on the chip (``ServerKind.runs``)."""
     out = []
     for machine in catalog.machines.values():
         if machine.kind != accelerator_kind or (not spot and not machine.on_demand):
@@ -244,7 +246,7 @@ def cheapest_fits(
             precision = PRECISIONS[name]
             if not model.has_weights_for(name, precision.pre_quantized):
                 continue  # no checkpoint to serve it from
-            if name == "fp8" and not machine.chip.fp8:
+            if server is not None and not server.runs(name, machine.chip):
                 continue
             tp = _tp_for_machine(model, precision, machine)
             if tp is None:

@@ -80,6 +80,9 @@ def test_demo_runs_the_real_pipeline_on_one_stack(tmp_path: Path) -> None:
     assert ledger["complete"] is True and ledger["failed"] == {} and len(ledger["runs"]) == 4
     assert "## Model check: measured against predicted" in report
     assert "## Offline plans" in report
+    # the recommendation on a chip with no published measurement is followed by one on measured ground
+    picks = report.split("## What `stacks recommend` would deploy", 1)[1]
+    assert "unvalidated" in picks and "on measured ground (`--validated-only`) it picks" in picks
     assert (out / "plans" / "llama2-7b-a3.json").is_file() or "SKIPPED" in p.stdout
 
 

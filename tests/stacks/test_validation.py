@@ -497,6 +497,20 @@ def test_an_image_pinned_before_blackwell_is_refused_on_it(stack_file):
     assert "not known to run on RTX PRO 6000 (compute capability 12.0" in e.message and "use vllm" in e.fix
 
 
+def test_cheapest_that_fit_keeps_to_what_the_server_runs(stack_file):
+    """The "did not fit" suggestions obey the same server x precision x GPU-generation rule as the
+    stack itself: TGI's pinned image is refused on Blackwell and has no FP8 kernels before Ada, so
+    neither is suggested for it; vLLM gets both."""
+    def fix(kind: str) -> str:
+        return only(errors_for(stack_file({"gke-llm-bench:model": {"name": "llama-2-70b"},
+                                           "gke-llm-bench:server": {"kind": kind}})),
+                    "gke-llm-bench:accelerator.machineType").fix
+
+    tgi, vllm = fix("tgi"), fix("vllm")
+    assert "RTX PRO 6000" not in tgi and "A100 80GB, awq, TP=1" in tgi
+    assert "g4-standard-48 (1x RTX PRO 6000, fp8, TP=1)" in vllm
+
+
 def test_a_model_published_in_one_format_is_served_in_it(stack_file):
     """gpt-oss's repositories hold MXFP4 weights only: there is nothing 16-bit to serve or quantize."""
     base = {"gke-llm-bench:accelerator": {"machineType": "g4-standard-48"},
